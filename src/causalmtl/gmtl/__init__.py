@@ -1,0 +1,1 @@
+"""causalmtl.gmtl"""
