@@ -113,7 +113,7 @@ def check_alpha(alpha: Any, name: str = "alpha") -> np.ndarray:
         raise ValueError(f"{name} must be a number or a non-empty 1-D sequence, got shape {arr.shape}")
     bad = ~np.isfinite(arr) | (arr < 0) | (arr > 1)
     if bad.any():
-        raise ValueError(f"{name} must lie in [0, 1], got {arr[bad][0]!r}")
+        raise ValueError(f"{name} must lie in [0, 1], got {float(arr[bad][0])!r}")
     return arr
 
 

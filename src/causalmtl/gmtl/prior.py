@@ -1,0 +1,242 @@
+"""The joint label prior p(y_1, …, y_T) of GMTL (Makino et al. 2022, §3.2).
+
+The maximum-likelihood estimate counts the fully-labelled rows of each joint class and
+divides by their number; additive smoothing adds a pseudocount ε > 0 to *every* joint cell
+before normalising, so that unseen combinations keep a non-zero probability and
+``log p(y)`` in the GMTL objective (Eq. 6) stays finite. Rows with any missing label (``-1``)
+are excluded, as the paper prescribes ("the counting approach only works with the subset of
+examples for which all targets are present").
+
+Exact zeros
+-----------
+A prior fitted with ``pseudocount=0`` (or built with :meth:`JointPrior.from_probs` from a
+table with zeros) may hold cells with probability 0. Such a prior is valid as a description
+of the data, but GMTL's ``−α log p(y)`` is ``+inf`` there. :func:`causalmtl.gmtl.decode`
+therefore **refuses** (``ValueError``) a prior with zero cells whenever the prior term is
+used (α > 0 or a target prior q), naming the number of zero cells and the first one; at
+α = 0 the prior is not used and no error is raised. :attr:`JointPrior.has_zeros` tells in
+advance.
+
+File format
+-----------
+:meth:`JointPrior.save` writes a NumPy ``.npz`` archive with the keys
+
+``format``       the string ``"causalmtl.JointPrior/1"``
+``n_classes``    int64 ``(T,)``
+``probs``        float64 array of shape ``n_classes`` (sums to 1)
+``counts``       float64 array of shape ``n_classes`` (raw counts before smoothing), or an
+                 empty array when the prior was not fitted from labels
+``pseudocount``  float64 scalar
+``n_fitted``     int64 scalar, the number of fully-labelled rows counted
+
+and :meth:`JointPrior.load` reads it back (``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._validation import as_numpy, check_labels, check_n_classes, check_probability_vector
+
+FORMAT = "causalmtl.JointPrior/1"
+
+
+@dataclass(frozen=True, eq=False)
+class JointPrior:
+    """A joint distribution over the labels of T categorical tasks.
+
+    Build it with :meth:`fit`, :meth:`from_counts` or :meth:`from_probs`, not directly.
+
+    Attributes
+    ----------
+    n_classes : tuple of int
+        Classes per task, ``(C_1, …, C_T)``.
+    probs : ndarray of shape ``n_classes``
+        The joint probabilities; the joint index of ``(y_1, …, y_T)`` is C-order
+        (``numpy.ravel_multi_index``).
+    counts : ndarray of shape ``n_classes`` or None
+        Raw counts before smoothing (None when built from probabilities).
+    pseudocount : float
+        The ε added to every cell before normalising.
+    n_fitted : int
+        Number of fully-labelled rows that were counted (0 when built from probabilities).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from causalmtl.gmtl import JointPrior
+    >>> labels = np.array([[0, 0], [0, 0], [1, 1], [1, -1]])
+    >>> prior = JointPrior.fit(labels, n_classes=(2, 2), pseudocount=1.0)
+    >>> prior.n_fitted          # the row with a missing label is excluded
+    3
+    >>> prior.probs             # (counts + 1) / (3 + 4)
+    array([[0.42857143, 0.14285714],
+           [0.14285714, 0.28571429]])
+    """
+
+    n_classes: tuple[int, ...]
+    probs: np.ndarray
+    counts: np.ndarray | None = None
+    pseudocount: float = 0.0
+    n_fitted: int = 0
+
+    # --- construction ----------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls, labels: Any, n_classes: Sequence[int], pseudocount: float = 1.0
+    ) -> JointPrior:
+        """Estimate the joint prior by counting fully-labelled rows, with additive smoothing.
+
+        Parameters
+        ----------
+        labels : int array ``(N, T)``, ``-1`` where a label is missing
+        n_classes : classes per task
+        pseudocount : ε ≥ 0 added to every joint cell before normalising (§3.2)
+
+        Raises
+        ------
+        ValueError
+            On labels outside ``[-1, C_t)``, a wrong number of tasks, a negative
+            pseudocount, or when no row is fully labelled and ``pseudocount == 0``.
+        """
+        n_classes = check_n_classes(n_classes)
+        lab = check_labels(labels, n_classes)
+        full = (lab >= 0).all(axis=1)
+        flat = np.ravel_multi_index(lab[full].T, n_classes)
+        counts = np.bincount(flat, minlength=int(np.prod(n_classes))).astype(np.float64)
+        return cls.from_counts(counts.reshape(n_classes), pseudocount=pseudocount)
+
+    @classmethod
+    def from_counts(cls, counts: Any, pseudocount: float = 0.0) -> JointPrior:
+        """Build a prior from a table of counts of shape ``n_classes`` (plus smoothing)."""
+        c = np.asarray(as_numpy(counts), dtype=np.float64)
+        if c.ndim < 1 or c.size == 0:
+            raise ValueError(f"counts must be a non-empty table of shape n_classes, got shape {c.shape}")
+        n_classes = check_n_classes(c.shape, name="counts.shape")
+        if not np.all(np.isfinite(c)) or (c < 0).any():
+            raise ValueError("counts must be finite and non-negative")
+        eps = float(pseudocount)
+        if not np.isfinite(eps) or eps < 0:
+            raise ValueError(f"pseudocount must be a finite number >= 0, got {pseudocount!r}")
+        total = c.sum() + eps * c.size
+        if total <= 0:
+            raise ValueError(
+                "cannot normalise: no fully-labelled row was counted and pseudocount is 0; "
+                "give labelled rows or a pseudocount > 0"
+            )
+        probs = (c + eps) / total
+        return cls(n_classes=n_classes, probs=probs, counts=c, pseudocount=eps,
+                   n_fitted=int(round(c.sum())))
+
+    @classmethod
+    def from_probs(cls, probs: Any, atol: float = 1e-6) -> JointPrior:
+        """Wrap a joint probability table of shape ``n_classes`` (must sum to 1 within ``atol``)."""
+        p = np.asarray(as_numpy(probs), dtype=np.float64)
+        if p.ndim < 1 or p.size == 0:
+            raise ValueError(f"probs must be a non-empty table of shape n_classes, got shape {p.shape}")
+        n_classes = check_n_classes(p.shape, name="probs.shape")
+        p = check_probability_vector(p, "probs", atol=atol)
+        return cls(n_classes=n_classes, probs=p / p.sum())
+
+    @classmethod
+    def uniform(cls, n_classes: Sequence[int]) -> JointPrior:
+        """The uniform prior (GMTL at α = 1 is decoding against it, §3.1)."""
+        n_classes = check_n_classes(n_classes)
+        return cls(n_classes=n_classes, probs=np.full(n_classes, 1.0 / np.prod(n_classes)))
+
+    # --- views -----------------------------------------------------------------------
+    @property
+    def n_tasks(self) -> int:
+        return len(self.n_classes)
+
+    @property
+    def size(self) -> int:
+        """Number of joint classes K = Π_t C_t."""
+        return int(self.probs.size)
+
+    @property
+    def log_prob(self) -> np.ndarray:
+        """``log p(y)`` as an array of shape ``n_classes`` (``-inf`` at exact zeros)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.probs)
+
+    @property
+    def has_zeros(self) -> bool:
+        """True when some joint cell has probability exactly 0 (see the module docstring)."""
+        return bool((self.probs == 0).any())
+
+    def marginal(self, task: int) -> np.ndarray:
+        """The marginal ``p(y_task)``, shape ``(C_task,)``."""
+        if not 0 <= int(task) < self.n_tasks:
+            raise ValueError(f"task must be in [0, {self.n_tasks}), got {task!r}")
+        axes = tuple(a for a in range(self.n_tasks) if a != int(task))
+        return self.probs.sum(axis=axes)
+
+    def marginals(self) -> list[np.ndarray]:
+        """Every task's marginal, a list of T arrays."""
+        return [self.marginal(t) for t in range(self.n_tasks)]
+
+    def marginalize(self, keep: Sequence[int]) -> JointPrior:
+        """The prior over the tasks in ``keep`` (in that order), summing out the others."""
+        keep = [int(k) for k in keep]
+        if not keep or len(set(keep)) != len(keep) or not all(0 <= k < self.n_tasks for k in keep):
+            raise ValueError(f"keep must be distinct task indices in [0, {self.n_tasks}), got {keep}")
+        drop = tuple(a for a in range(self.n_tasks) if a not in keep)
+        p = self.probs.sum(axis=drop)
+        order = np.argsort(np.argsort(keep))  # axes of p are in increasing task order
+        p = np.transpose(p, axes=tuple(order))
+        return JointPrior(n_classes=tuple(self.n_classes[k] for k in keep), probs=p)
+
+    def __repr__(self) -> str:
+        return (
+            f"JointPrior(n_classes={self.n_classes}, pseudocount={self.pseudocount}, "
+            f"n_fitted={self.n_fitted}, zeros={int((self.probs == 0).sum())})"
+        )
+
+    # --- persistence -----------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the prior to ``path`` in the documented ``.npz`` format (module docstring)."""
+        np.savez(
+            path,
+            format=np.array(FORMAT),
+            n_classes=np.asarray(self.n_classes, dtype=np.int64),
+            probs=self.probs,
+            counts=np.empty(0) if self.counts is None else self.counts,
+            pseudocount=np.float64(self.pseudocount),
+            n_fitted=np.int64(self.n_fitted),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> JointPrior:
+        """Read a prior written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as z:
+            fmt = str(z["format"]) if "format" in z else None
+            if fmt != FORMAT:
+                raise ValueError(f"{os.fspath(path)!r} is not a JointPrior file (format {fmt!r}, expected {FORMAT!r})")
+            n_classes = tuple(int(c) for c in z["n_classes"])
+            probs = z["probs"].astype(np.float64)
+            counts = z["counts"]
+            if probs.shape != n_classes:
+                raise ValueError(f"{os.fspath(path)!r}: probs shape {probs.shape} != n_classes {n_classes}")
+            return cls(
+                n_classes=n_classes,
+                probs=probs,
+                counts=None if counts.size == 0 else counts.astype(np.float64),
+                pseudocount=float(z["pseudocount"]),
+                n_fitted=int(z["n_fitted"]),
+            )
+
+
+def as_prior(prior: Any, name: str = "prior") -> JointPrior:
+    """Accept a :class:`JointPrior` or a probability table of shape ``n_classes``."""
+    if isinstance(prior, JointPrior):
+        return prior
+    try:
+        return JointPrior.from_probs(prior)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
