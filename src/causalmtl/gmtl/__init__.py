@@ -9,5 +9,15 @@ array([[0, 1]])
 
 from .decode import decode, independent_argmax, joint_log_posterior
 from .prior import JointPrior, as_prior
+from .select import AlphaSelection, main_task_accuracy, select_alpha
 
-__all__ = ["JointPrior", "as_prior", "decode", "independent_argmax", "joint_log_posterior"]
+__all__ = [
+    "AlphaSelection",
+    "JointPrior",
+    "as_prior",
+    "decode",
+    "independent_argmax",
+    "joint_log_posterior",
+    "main_task_accuracy",
+    "select_alpha",
+]
