@@ -1,5 +1,25 @@
 """Datasets on the shared :class:`MultiTaskDataset` contract."""
 
 from .base import DatasetSplits, MultiTaskDataset, Task, concatenate, index_inputs
+from .gaussian_toy import (
+    GaussianToy,
+    bivariate_bernoulli,
+    covariance_range,
+    decision_boundaries,
+    make_gaussian_toy,
+    plot_decision_boundaries,
+)
 
-__all__ = ["DatasetSplits", "MultiTaskDataset", "Task", "concatenate", "index_inputs"]
+__all__ = [
+    "DatasetSplits",
+    "GaussianToy",
+    "MultiTaskDataset",
+    "Task",
+    "bivariate_bernoulli",
+    "concatenate",
+    "covariance_range",
+    "decision_boundaries",
+    "index_inputs",
+    "make_gaussian_toy",
+    "plot_decision_boundaries",
+]
