@@ -3,13 +3,33 @@
 Implements GMTL (Makino, Geras & Cho, NeurIPS 2022) and MT-CRL (Hu et al., NeurIPS 2022),
 their baselines, the target-shift evaluation protocol and the papers' experiments.
 
+The GMTL essentials are available at the top level; sub-packages (``data``, ``shift``,
+``nn``, ``methods``, ``train``, ``metrics``, ``experiments``, ``report``) are imported on
+first use, so ``import causalmtl`` stays light.
+
 >>> import causalmtl as cm
 >>> cm.__version__
 '0.1.0'
+>>> prior = cm.JointPrior.from_probs([[0.4, 0.1], [0.1, 0.4]])
+>>> cm.decode([[[-0.1, -2.4]], [[-1.0, -0.46]]], prior, alpha=0.0, normalized=False).tolist()
+[[0, 1]]
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
+from .gmtl import JointPrior, decode, select_alpha
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_SUBPACKAGES = ("data", "experiments", "gmtl", "methods", "metrics", "nn", "report", "shift", "train")
+
+__all__ = ["JointPrior", "__version__", "decode", "select_alpha", *_SUBPACKAGES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'causalmtl' has no attribute {name!r}")
