@@ -9,6 +9,7 @@ from .gaussian_toy import (
     make_gaussian_toy,
     plot_decision_boundaries,
 )
+from .multi_sem import agreement_rates, make_multi_sem, random_rotation, sem_label_table
 
 __all__ = [
     "DatasetSplits",
@@ -22,4 +23,8 @@ __all__ = [
     "index_inputs",
     "make_gaussian_toy",
     "plot_decision_boundaries",
+    "agreement_rates",
+    "make_multi_sem",
+    "random_rotation",
+    "sem_label_table",
 ]
