@@ -1,1 +1,52 @@
-"""causalmtl.experiments"""
+"""causalmtl.experiments: named experiments, typed configs, the results database and sweeps.
+
+>>> from causalmtl.experiments import run_experiment   # doctest: +SKIP
+>>> run_experiment("quickstart", ["epochs=2"], seeds=2, out="runs")
+"""
+
+from . import hparams
+from .config import ConfigError, build_config, config_hash, parse_seeds, to_yaml, valid_keys
+from .registry import (
+    DEFAULT_EXPERIMENT,
+    Experiment,
+    MissingDataError,
+    RunContext,
+    RunResult,
+    RunSpec,
+    UnknownExperimentError,
+    all_experiments,
+    get,
+    names,
+    register,
+)
+from .runner import ConfigMismatchError, RunSummary, load_artefacts, resolve_config, run_experiment
+from .store import MetricRow, ResultStore, RunRow
+
+__all__ = [
+    "DEFAULT_EXPERIMENT",
+    "ConfigError",
+    "ConfigMismatchError",
+    "Experiment",
+    "MetricRow",
+    "MissingDataError",
+    "ResultStore",
+    "RunContext",
+    "RunResult",
+    "RunRow",
+    "RunSpec",
+    "RunSummary",
+    "UnknownExperimentError",
+    "all_experiments",
+    "build_config",
+    "config_hash",
+    "get",
+    "hparams",
+    "load_artefacts",
+    "names",
+    "parse_seeds",
+    "register",
+    "resolve_config",
+    "run_experiment",
+    "to_yaml",
+    "valid_keys",
+]

@@ -1,0 +1,108 @@
+"""Subcommands ``causalmtl run``, ``causalmtl list`` and ``causalmtl report``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="run an experiment (default: quickstart) and write its report",
+        description=(
+            "Run a named experiment into an output directory holding a results database; "
+            "finished runs are skipped, interrupted ones redone. `all` runs every experiment "
+            "(skipping those whose data files are absent)."
+        ),
+    )
+    run.add_argument("experiment", nargs="?", default=None,
+                     help="experiment name (see `causalmtl list`), or `all`; default: quickstart")
+    run.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
+                     metavar="KEY=VALUE", help="config overrides with dotted keys, e.g. --set epochs=3")
+    run.add_argument("--preset", default=None, help="a named size preset of the experiment (e.g. tiny)")
+    run.add_argument("--seeds", default="1", help="number of seeds N (0..N-1) or a list like 0,3,7 (default 1)")
+    run.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    run.add_argument("--out", default="runs", help="output directory (default ./runs)")
+    run.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
+    run.add_argument("--force", action="store_true",
+                     help="accept an output directory holding a different config of this experiment")
+    run.add_argument("--no-report", action="store_true", help="do not rebuild the report afterwards")
+    run.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+    run.set_defaults(func=_run)
+
+    lst = subparsers.add_parser("list", help="list experiments with their expected run time")
+    lst.set_defaults(func=_list)
+
+    rep = subparsers.add_parser("report", help="(re)build the HTML and Markdown report of a directory")
+    rep.add_argument("dir", nargs="?", default="runs", help="output directory (default ./runs)")
+    rep.set_defaults(func=_report)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import registry
+    from .config import to_yaml
+    from .runner import resolve_config, run_experiment
+
+    name = args.experiment or registry.DEFAULT_EXPERIMENT
+    names = registry.names() if name == "all" else [name]
+    status = 0
+    for exp_name in names:
+        exp = registry.get(exp_name)
+        if args.show_config:
+            print(f"# {exp_name}")
+            print(to_yaml(resolve_config(exp, args.overrides, args.preset)), end="")
+            continue
+        print(f"causalmtl run {exp_name}: {exp.description} (expected about "
+              f"{registry.format_seconds(exp.expected_seconds)} on 2 CPU cores per seed)", file=sys.stderr)
+        try:
+            summary = run_experiment(
+                exp_name, args.overrides, seeds=args.seeds, workers=args.workers, out=args.out,
+                device=args.device, force=args.force, preset=args.preset, progress=sys.stderr.isatty(),
+            )
+        except registry.MissingDataError as exc:
+            if len(names) == 1:
+                raise
+            print(f"causalmtl run: skipping {exp_name}: {exc}", file=sys.stderr)
+            continue
+        done = summary.counts.get("done", 0)
+        total = sum(summary.counts.values())
+        print(f"{exp_name}: {done}/{total} runs done in {args.out} "
+              f"({summary.seconds:.1f} s this call)", file=sys.stderr)
+        if summary.failed:
+            print(f"{exp_name}: {len(summary.failed)} run(s) failed: {', '.join(summary.failed[:5])}; "
+                  "rerun to retry (errors are in the database)", file=sys.stderr)
+            status = 1
+        if summary.interrupted:
+            print(f"{exp_name}: {summary.interrupted} run(s) were interrupted; rerun to complete them",
+                  file=sys.stderr)
+            status = 1
+    if not args.show_config and not args.no_report:
+        from ..report.build import build_report
+
+        paths = build_report(args.out)
+        print(f"report: {paths['html']} and {paths['markdown']}", file=sys.stderr)
+    return status
+
+
+def _list(args: argparse.Namespace) -> int:
+    from . import registry
+
+    rows = [(e.name, registry.format_seconds(e.expected_seconds), e.description) for e in registry.all_experiments()]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print(f"{'experiment':<{w0}}  {'time/seed':<{w1}}  description")
+    for n, t, d in rows:
+        star = " (default)" if n == registry.DEFAULT_EXPERIMENT else ""
+        print(f"{n:<{w0}}  {t:<{w1}}  {d}{star}")
+    print("\nexpected times are for the default config, one seed, 2 CPU cores")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ..report.build import build_report
+
+    paths = build_report(args.dir)
+    print(f"report: {paths['html']} and {paths['markdown']}")
+    return 0

@@ -1,0 +1,187 @@
+"""Typed experiment configs: dataclasses validated by OmegaConf structured configs.
+
+Every experiment declares its configuration as a dataclass. The command line overrides it with
+dotted keys (``--set model.width=64 methods=[stl,mtl]``) parsed by OmegaConf; an unknown key is
+an error that lists the valid keys, a value of the wrong type is an error that names the key,
+the value and the expected type. The resolved config is stored as YAML beside the results and
+identified by a hash of its canonical JSON form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A bad override: unknown key, wrong type or malformed ``key=value``."""
+
+
+def valid_keys(config: Any) -> list[str]:
+    """All dotted leaf keys of a config dataclass (instance or class), in declaration order."""
+    node = OmegaConf.structured(config)
+    out: list[str] = []
+
+    def walk(n: Any, prefix: str) -> None:
+        for k in n:
+            child = n._get_node(k)  # noqa: SLF001 - OmegaConf's node accessor
+            key = f"{prefix}{k}"
+            if isinstance(child, DictConfig) and child._is_missing() is False and not child._is_none():  # noqa: SLF001
+                walk(child, key + ".")
+            else:
+                out.append(key)
+
+    walk(node, "")
+    return out
+
+
+def _split_override(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must have the form key=value (e.g. epochs=3)")
+    key, value = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {item!r} has an empty key; expected key=value")
+    return key, value
+
+
+def build_config(
+    cls: type[T],
+    overrides: Sequence[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> T:
+    """Instantiate the config dataclass ``cls`` with ``base`` values, then dotted overrides.
+
+    Parameters
+    ----------
+    cls : a dataclass type whose defaults describe the experiment
+    overrides : ``key=value`` strings, values in OmegaConf/YAML syntax (``a.b=3``,
+        ``methods=[stl,mtl]``, ``name=null``)
+    base : a nested mapping applied before ``overrides`` (e.g. a named preset)
+
+    Raises
+    ------
+    ConfigError
+        On an unknown key (the message lists the valid keys) or a value of the wrong type.
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise ConfigError(f"cls must be a dataclass type, got {cls!r}")
+    schema = OmegaConf.structured(cls)
+    keys = valid_keys(cls)
+    layers: list[Any] = []
+    if base:
+        layers.append(OmegaConf.create(dict(base)))
+    pairs = [_split_override(o) for o in overrides]
+    for key, _ in pairs:
+        if key not in keys and not any(k.startswith(key + ".") for k in keys):
+            raise ConfigError(
+                f"unknown config key {key!r} for {cls.__name__}; valid keys are: {', '.join(keys)}"
+            )
+    if pairs:
+        layers.append(OmegaConf.from_dotlist([f"{k}={v}" for k, v in pairs]))
+    try:
+        merged = OmegaConf.merge(schema, *layers)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except ConfigKeyError as exc:
+        key = getattr(exc, "full_key", None) or str(exc)
+        raise ConfigError(
+            f"unknown config key {key!r} for {cls.__name__}; valid keys are: {', '.join(keys)}"
+        ) from None
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", "?")
+        msg = str(exc).splitlines()[0]
+        raise ConfigError(f"bad value for config key {key!r} of {cls.__name__}: {msg}") from None
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A plain nested dict (lists, not tuples) of a config dataclass instance."""
+    return OmegaConf.to_container(OmegaConf.structured(config), resolve=True)  # type: ignore[return-value]
+
+
+def to_yaml(config: Any) -> str:
+    """The config as YAML text (what is stored beside the results)."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def from_yaml(cls: type[T], text: str) -> T:
+    """Read a config written by :func:`to_yaml` back into ``cls`` (validated)."""
+    loaded = OmegaConf.create(text)
+    return build_config(cls, base=OmegaConf.to_container(loaded))  # type: ignore[arg-type]
+
+
+def config_hash(config: Any | Mapping[str, Any]) -> str:
+    """A 12-hex-digit hash of the config's canonical JSON form (sorted keys)."""
+    data = config if isinstance(config, Mapping) else to_dict(config)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences between two nested config dicts, one line per dotted key."""
+    a, b = flatten(old), flatten(new)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if key not in a:
+            lines.append(f"{key}: (absent) -> {b[key]!r}")
+        elif key not in b:
+            lines.append(f"{key}: {a[key]!r} -> (absent)")
+        elif a[key] != b[key]:
+            lines.append(f"{key}: {a[key]!r} -> {b[key]!r}")
+    return lines
+
+
+def parse_seeds(seeds: int | str | Iterable[int]) -> list[int]:
+    """``3`` → ``[0, 1, 2]``; ``"0,5,7"`` → ``[0, 5, 7]``; a list is checked and kept."""
+    if isinstance(seeds, bool):
+        raise ConfigError(f"seeds must be a positive int or a list of ints, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"seeds must be >= 1 (the number of seeds), got {seeds}")
+        return list(range(seeds))
+    if isinstance(seeds, str):
+        try:
+            if "," in seeds:
+                return parse_seeds([int(s) for s in seeds.split(",") if s.strip()])
+            return parse_seeds(int(seeds))
+        except ValueError as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"seeds must be N or a comma list like 0,1,2, got {seeds!r}") from None
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out) or min(out) < 0:
+        raise ConfigError(f"seeds must be distinct non-negative ints, got {out}")
+    return out
+
+
+__all__ = [
+    "ConfigError",
+    "build_config",
+    "config_hash",
+    "diff",
+    "flatten",
+    "from_yaml",
+    "parse_seeds",
+    "to_dict",
+    "to_yaml",
+    "valid_keys",
+]

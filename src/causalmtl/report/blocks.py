@@ -1,0 +1,263 @@
+"""Building blocks of the report and their HTML / Markdown rendering.
+
+An experiment's report function returns a list of blocks: :class:`Text` (Markdown-ish
+paragraphs), :class:`Table` (a pandas DataFrame), :class:`Figure` (PNG bytes, e.g. from
+:func:`figure_png`) and :class:`PaperComparison` (quantities with the paper's value beside
+ours and the difference). :func:`render_html` writes one self-contained page (figures
+embedded as base64 PNG); :func:`render_markdown` a summary whose figures are PNG files.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Text:
+    """A paragraph; ``**bold**`` and ``code`` backticks are rendered in HTML."""
+
+    text: str
+    kind: str = "p"  # "p" or "note" or "warning"
+
+
+@dataclass
+class Table:
+    """A table (pandas DataFrame); floats are formatted with ``digits`` decimals."""
+
+    frame: Any
+    caption: str = ""
+    digits: int = 3
+
+
+@dataclass
+class Figure:
+    """A PNG figure with a caption; ``name`` is its file name in the Markdown output."""
+
+    png: bytes
+    caption: str
+    name: str
+
+
+@dataclass
+class Comparison:
+    """One quantity: the paper's value, ours (mean ± std over seeds) and whether it reproduces."""
+
+    quantity: str
+    paper: float | str | None
+    ours: float | None
+    ours_std: float | None = None
+    n_seeds: int = 0
+    verdict: str = ""  # e.g. "reproduces", "does not reproduce", "qualitative"
+    fmt: str = "{:.3f}"
+
+    @property
+    def difference(self) -> float | None:
+        if isinstance(self.paper, (int, float)) and self.ours is not None and math.isfinite(self.ours):
+            return float(self.ours) - float(self.paper)
+        return None
+
+
+@dataclass
+class PaperComparison:
+    """Our numbers beside the paper's, with the difference (ours − paper)."""
+
+    rows: list[Comparison]
+    caption: str = ""
+    source: str = ""
+
+
+@dataclass
+class Section:
+    """One experiment's part of the report."""
+
+    title: str
+    anchor: str
+    blocks: list[Any] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def figure_png(fig: Any, dpi: int = 110) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def fmt_value(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, (float, np.floating)):
+        if not math.isfinite(float(v)):
+            return "–"
+        return f"{float(v):.{digits}f}"
+    return str(v)
+
+
+def mean_std(values: Sequence[float], digits: int = 3) -> str:
+    """``"0.912 ± 0.018"`` (sample std over seeds; no ± for one value)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return "–"
+    if v.size == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def _comparison_frame(block: PaperComparison) -> Any:
+    import pandas as pd
+
+    rows = []
+    for r in block.rows:
+        paper = r.paper if isinstance(r.paper, str) else (None if r.paper is None else r.fmt.format(r.paper))
+        if r.ours is None or not math.isfinite(r.ours):
+            ours = "not run"
+        else:
+            ours = r.fmt.format(r.ours)
+            if r.ours_std is not None and r.n_seeds > 1:
+                ours += " ± " + r.fmt.format(r.ours_std)
+        d = r.difference
+        rows.append({
+            "quantity": r.quantity,
+            "paper": paper if paper is not None else "–",
+            "ours": ours,
+            "ours − paper": "–" if d is None else ("+" if d >= 0 else "−") + r.fmt.format(abs(d)),
+            "seeds": r.n_seeds,
+            "verdict": r.verdict or "–",
+        })
+    return pd.DataFrame(rows)
+
+
+def _format_frame(frame: Any, digits: int) -> list[list[str]]:
+    return [[fmt_value(v, digits) for v in row] for row in frame.itertuples(index=False)]
+
+
+def _inline(text: str) -> str:
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    out = re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+    return out
+
+
+def _html_table(frame: Any, caption: str, digits: int) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+        for row in _format_frame(frame, digits)
+    )
+    cap = f"<caption>{_inline(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _md_table(frame: Any, caption: str, digits: int) -> str:
+    cols = [str(c) for c in frame.columns]
+    lines = []
+    if caption:
+        lines.append(f"*{caption}*\n")
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "|".join("---" for _ in cols) + "|")
+    for row in _format_frame(frame, digits):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    return "\n".join(lines)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #bbb}
+table{border-collapse:collapse;margin:1em 0;font-size:.92em}caption{text-align:left;font-style:italic;
+padding:.3em 0}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f0f0f0}
+td:first-child,th:first-child{text-align:left}figure{margin:1em 0}figcaption{font-size:.9em;color:#444}
+img{max-width:100%}.note{color:#555;font-size:.92em}.warning{background:#fff4e0;border-left:4px solid
+#e69500;padding:.4em .8em}code{background:#f4f4f4;padding:0 .2em}nav li{margin:.1em 0}
+"""
+
+
+def render_html(title: str, sections: Sequence[Section], preamble: Sequence[Any] = ()) -> str:
+    """One self-contained HTML page (figures embedded)."""
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    parts += [_html_block(b) for b in preamble]
+    if sections:
+        parts.append("<nav><ul>" + "".join(
+            f"<li><a href='#{s.anchor}'>{html.escape(s.title)}</a></li>" for s in sections
+        ) + "</ul></nav>")
+    for s in sections:
+        parts.append(f"<section id='{s.anchor}'><h2>{html.escape(s.title)}</h2>")
+        parts += [_html_block(b) for b in s.blocks]
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _html_block(b: Any) -> str:
+    if isinstance(b, Text):
+        cls = "" if b.kind == "p" else f" class='{b.kind}'"
+        return f"<p{cls}>{_inline(b.text)}</p>"
+    if isinstance(b, Table):
+        return _html_table(b.frame, b.caption, b.digits)
+    if isinstance(b, PaperComparison):
+        cap = b.caption + (f" (paper: {b.source})" if b.source else "")
+        return _html_table(_comparison_frame(b), cap, 3)
+    if isinstance(b, Figure):
+        data = base64.b64encode(b.png).decode()
+        return (f"<figure><img alt='{html.escape(b.caption)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
+    raise TypeError(f"unknown report block {type(b).__name__}")
+
+
+def render_markdown(
+    title: str, sections: Sequence[Section], figure_dir: str = "figures", preamble: Sequence[Any] = ()
+) -> tuple[str, dict[str, bytes]]:
+    """The Markdown summary and the figure files it links (``{relative path: png bytes}``)."""
+    lines = [f"# {title}", ""]
+    files: dict[str, bytes] = {}
+    blocks_by_section: list[tuple[str | None, Sequence[Any]]] = [(None, preamble)]
+    blocks_by_section += [(s.title, s.blocks) for s in sections]
+    for sec_title, blocks in blocks_by_section:
+        if sec_title is not None:
+            lines += [f"## {sec_title}", ""]
+        for b in blocks:
+            if isinstance(b, Text):
+                prefix = "> " if b.kind in ("note", "warning") else ""
+                lines += [prefix + b.text, ""]
+            elif isinstance(b, Table):
+                lines += [_md_table(b.frame, b.caption, b.digits), ""]
+            elif isinstance(b, PaperComparison):
+                cap = b.caption + (f" (paper: {b.source})" if b.source else "")
+                lines += [_md_table(_comparison_frame(b), cap, 3), ""]
+            elif isinstance(b, Figure):
+                path = f"{figure_dir}/{b.name}"
+                files[path] = b.png
+                lines += [f"![{b.caption}]({path})", "", f"*{b.caption}*", ""]
+    return "\n".join(lines), files
+
+
+__all__ = [
+    "Comparison",
+    "Figure",
+    "PaperComparison",
+    "Section",
+    "Table",
+    "Text",
+    "figure_png",
+    "fmt_value",
+    "mean_std",
+    "render_html",
+    "render_markdown",
+]
