@@ -1,0 +1,99 @@
+"""Evaluation of a multi-task model on a split: masked per-task losses and accuracies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..data.base import MultiTaskDataset
+from ..methods.batch import Batch
+from ..nn.base import MultiTaskModel
+
+__all__ = ["evaluate", "predict_log_probs"]
+
+
+@torch.no_grad()
+def _accumulate(
+    model: MultiTaskModel, data: Batch, batch_size: int, task_weights: Tensor | None
+) -> dict[str, Tensor]:
+    n = len(data)
+    t_count = len(model.tasks)
+    dev = data.y.device
+    loss_sum = torch.zeros(t_count, device=dev)
+    count = torch.zeros(t_count, device=dev)
+    correct = torch.zeros(t_count, device=dev)
+    for start in range(0, n, batch_size):
+        b = data.index(torch.arange(start, min(n, start + batch_size), device=dev))
+        out = model.forward_full(b.x)
+        obs = ~torch.isnan(b.y)
+        loss_sum += model.row_losses(out, b.y).sum(0)
+        count += obs.sum(0)
+        y0 = torch.nan_to_num(b.y, nan=-1.0)
+        for t, task in enumerate(model.tasks):
+            if task.kind == "classification":
+                pred = out.outputs[t].argmax(1).to(y0.dtype)
+                correct[t] += ((pred == y0[:, t]) & obs[:, t]).sum()
+    risk = loss_sum / count.clamp(min=1)
+    w = torch.ones(t_count, device=dev) if task_weights is None else task_weights.to(dev)
+    return {"risk": risk, "correct": correct, "count": count, "loss": (risk * w).sum()}
+
+
+def evaluate(
+    model: MultiTaskModel,
+    data: MultiTaskDataset | Batch,
+    batch_size: int = 1024,
+    device: torch.device | str | None = None,
+    task_weights: Sequence[float] | Tensor | None = None,
+) -> dict[str, float]:
+    """Masked mean loss per task (NLL or squared error), their weighted sum, and accuracies.
+
+    Returns ``{"loss": Σ_t w_t R_t, "loss/<task>": R_t, "acc/<task>": accuracy}`` (accuracy
+    for classification tasks only; over labelled rows; NaN when a task has no label).
+    The model is put in eval mode for the call and restored afterwards.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    batch = data if isinstance(data, Batch) else Batch.from_dataset(data, device=dev)
+    w = None if task_weights is None else torch.as_tensor(task_weights, dtype=torch.float32)
+    was = model.training
+    model.eval()
+    try:
+        acc = _accumulate(model, batch, batch_size, w)
+    finally:
+        model.train(was)
+    risk = acc["risk"].cpu().numpy()
+    count = acc["count"].cpu().numpy()
+    correct = acc["correct"].cpu().numpy()
+    out = {"loss": float(acc["loss"])}
+    for t, task in enumerate(model.tasks):
+        out[f"loss/{task.name}"] = float(risk[t]) if count[t] > 0 else float("nan")
+        if task.kind == "classification":
+            out[f"acc/{task.name}"] = float(correct[t] / count[t]) if count[t] > 0 else float("nan")
+    return out
+
+
+@torch.no_grad()
+def predict_log_probs(
+    model: MultiTaskModel,
+    data: MultiTaskDataset,
+    batch_size: int = 1024,
+    device: torch.device | str | None = None,
+) -> list[np.ndarray]:
+    """Per-task outputs of ``model`` on ``data`` as numpy arrays (e.g. for GMTL decoding)."""
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    batch = Batch.from_dataset(data, device=dev)
+    was = model.training
+    model.eval()
+    chunks: list[list[Tensor]] = [[] for _ in model.tasks]
+    try:
+        for start in range(0, len(batch), batch_size):
+            b = batch.index(torch.arange(start, min(len(batch), start + batch_size), device=dev))
+            for t, o in enumerate(model(b.x)):
+                chunks[t].append(o.float())
+    finally:
+        model.train(was)
+    return [torch.cat(c).cpu().numpy() for c in chunks]
