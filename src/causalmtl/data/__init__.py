@@ -1,6 +1,8 @@
 """Datasets on the shared :class:`MultiTaskDataset` contract."""
 
+from ._two_digit import biased_joint, split_label_pairs
 from .base import DatasetSplits, MultiTaskDataset, Task, concatenate, index_inputs
+from .digits import load_digit_images, make_multi_digits
 from .gaussian_toy import (
     GaussianToy,
     bivariate_bernoulli,
@@ -27,4 +29,8 @@ __all__ = [
     "make_multi_sem",
     "random_rotation",
     "sem_label_table",
+    "biased_joint",
+    "split_label_pairs",
+    "load_digit_images",
+    "make_multi_digits",
 ]
