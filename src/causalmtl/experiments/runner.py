@@ -202,6 +202,7 @@ def run_experiment(
     force: bool = False,
     preset: str | None = None,
     progress: bool = False,
+    start_method: str = "spawn",
 ) -> RunSummary:
     """Run (or resume) experiment ``name`` into ``out``; see the module docstring.
 
@@ -216,6 +217,8 @@ def run_experiment(
     force : accept an output directory that holds a different config for this experiment
     preset : a named preset of the experiment (e.g. ``"tiny"``) applied before ``overrides``
     progress : show progress bars (the CLI does; library callers usually do not)
+    start_method : how worker processes start (``"spawn"``, safe with torch threads; ``"fork"``
+        is faster and fine when this process has not run torch operations yet)
     """
     t0 = time.perf_counter()
     experiment = get(name)
@@ -249,7 +252,7 @@ def run_experiment(
                 store, out, experiment, config, chash, device, progress
             )
         else:
-            ctx = mp.get_context("spawn")
+            ctx = mp.get_context(start_method)
             threads = max(1, (os.cpu_count() or 1) // workers)
             procs = [
                 ctx.Process(
