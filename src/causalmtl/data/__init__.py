@@ -1,6 +1,8 @@
 """Datasets on the shared :class:`MultiTaskDataset` contract."""
 
+from ._sources import DATA_ENV, MissingDataError
 from ._two_digit import biased_joint, split_label_pairs
+from .attributes import PAPER_PAIRS, load_attributes
 from .base import DatasetSplits, MultiTaskDataset, Task, concatenate, index_inputs
 from .digits import load_digit_images, make_multi_digits
 from .gaussian_toy import (
@@ -11,7 +13,9 @@ from .gaussian_toy import (
     make_gaussian_toy,
     plot_decision_boundaries,
 )
+from .movielens import genre_mse, load_movielens, read_movielens
 from .multi_sem import agreement_rates, make_multi_sem, random_rotation, sem_label_table
+from .yeast import load_yeast
 
 __all__ = [
     "DatasetSplits",
@@ -33,4 +37,12 @@ __all__ = [
     "split_label_pairs",
     "load_digit_images",
     "make_multi_digits",
+    "DATA_ENV",
+    "MissingDataError",
+    "PAPER_PAIRS",
+    "genre_mse",
+    "load_attributes",
+    "load_movielens",
+    "load_yeast",
+    "read_movielens",
 ]
