@@ -2,12 +2,24 @@
 
 from .base import ENV_PROTOCOLS, EnvProtocol, GradientMethod, Method, cat_batches
 from .batch import Batch, targets_to_tensor, to_tensor_inputs
+from .dann import DANN, GradientReversal, dann_lambda, grad_reverse
 from .erm import ERM
 from .gradients import per_task_gradients, write_flat_grad
+from .gradvac import GradVac, gradvac_aggregate, parameter_groups
+from .irm import IRM, irm_penalty
+from .pcgrad import PCGrad, pcgrad_aggregate, random_task_orders
+from .vrex import VREx, vrex_penalty
+
+#: the baseline methods by name (MT-CRL registers itself in its own module)
+METHODS: dict[str, type[Method]] = {
+    "erm": ERM, "pcgrad": PCGrad, "gradvac": GradVac, "irm": IRM, "vrex": VREx, "dann": DANN,
+}
 
 __all__ = [
-    "ENV_PROTOCOLS", "EnvProtocol", "GradientMethod", "Method", "cat_batches",
+    "ENV_PROTOCOLS", "EnvProtocol", "GradientMethod", "Method", "cat_batches", "METHODS",
     "Batch", "targets_to_tensor", "to_tensor_inputs",
-    "ERM",
+    "ERM", "PCGrad", "GradVac", "IRM", "VREx", "DANN",
+    "pcgrad_aggregate", "random_task_orders", "gradvac_aggregate", "parameter_groups",
+    "irm_penalty", "vrex_penalty", "GradientReversal", "grad_reverse", "dann_lambda",
     "per_task_gradients", "write_flat_grad",
 ]

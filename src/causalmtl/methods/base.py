@@ -128,7 +128,8 @@ class Method(nn.Module):
                     f"got {list(task_weights)}"
                 )
         self.register_buffer("task_weights", w)
-        self.register_buffer("step_count", torch.zeros((), dtype=torch.long))
+        #: number of optimisation steps taken (saved with the state dict, as extra state)
+        self.steps = 0
         self.optimizer: torch.optim.Optimizer | None = None
         #: total number of optimisation steps planned (set by the trainer; schedules use it)
         self.total_steps: int | None = None
@@ -202,7 +203,7 @@ class Method(nn.Module):
         self.optimizer.zero_grad(set_to_none=True)
         logs = self.backward(batches)
         self.optimizer.step()
-        self.step_count += 1
+        self.steps += 1
         return logs
 
     def backward(self, batches: Sequence[Batch]) -> dict[str, Tensor]:
@@ -259,6 +260,13 @@ class Method(nn.Module):
 
     def forward(self, x: ModelInput) -> list[Tensor]:
         return self.model(x)
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """Non-tensor state saved in ``state_dict`` (subclasses extend the dict)."""
+        return {"steps": self.steps}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
 
     def config(self) -> dict[str, Any]:
         """A JSON-able description (method, hyperparameters, model) for checkpoint checks."""

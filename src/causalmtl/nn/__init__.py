@@ -11,14 +11,18 @@ from .base import (
     row_losses,
     seeded,
 )
+from .cross_stitch import CrossStitch, CrossStitchNetwork
 from .encoders import CNNEncoder, EmbeddingEncoder, MLPEncoder, encoder_out_dim
+from .fps import FPS
 from .heads import ClassificationHead, RegressionHead, make_head, make_heads
+from .mmoe import MMoE
 from .shared_trunk import SharedTrunk
+from .stl import NPS, STL
 
 __all__ = [
     "ModelInput", "ModelOutput", "MultiTaskModel", "batch_size_of", "check_tasks",
     "grouped_risks", "masked_task_losses", "row_losses", "seeded",
     "CNNEncoder", "EmbeddingEncoder", "MLPEncoder", "encoder_out_dim",
     "ClassificationHead", "RegressionHead", "make_head", "make_heads",
-    "SharedTrunk",
+    "SharedTrunk", "STL", "NPS", "CrossStitch", "CrossStitchNetwork", "MMoE", "FPS",
 ]

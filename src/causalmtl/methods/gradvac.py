@@ -1,0 +1,142 @@
+"""GradVac: gradient vaccine (Wang, Tsvetkov, Firat & Cao, ICLR 2021)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from ..nn.base import MultiTaskModel
+from .base import GradientMethod
+from .pcgrad import random_task_orders
+
+__all__ = ["GradVac", "gradvac_aggregate", "parameter_groups"]
+
+
+def parameter_groups(names_shapes: Sequence[tuple[str, int]], group: str) -> tuple[Tensor, int]:
+    """Group id of every scalar of the flattened shared parameters, and the number of groups.
+
+    ``group="whole"``: one group; ``"module"``: one per module (parameters sharing the name
+    prefix before the last dot, e.g. a Linear's weight and bias); ``"tensor"``: one per
+    parameter tensor.
+    """
+    if group not in ("whole", "module", "tensor"):
+        raise ValueError(f"group must be 'whole', 'module' or 'tensor', got {group!r}")
+    keys: list[str] = []
+    for name, _ in names_shapes:
+        keys.append("" if group == "whole" else name if group == "tensor" else name.rpartition(".")[0])
+    index: dict[str, int] = {}
+    ids = [index.setdefault(k, len(index)) for k in keys]
+    sizes = [n for _, n in names_shapes]
+    gid = torch.repeat_interleave(torch.tensor(ids, dtype=torch.long), torch.tensor(sizes, dtype=torch.long))
+    return gid, max(1, len(index))
+
+
+def gradvac_aggregate(
+    grads: Tensor,
+    orders: Tensor,
+    targets: Tensor,
+    group_ids: Tensor,
+    n_groups: int,
+    beta: float,
+    eps: float = 1e-8,
+) -> tuple[Tensor, Tensor]:
+    """The GradVac update and the new EMA cosine targets.
+
+    Wang et al. 2021, Algorithm 1 (per parameter group ``k``): for each task ``i``,
+    ``g_i' ← g_i``; for each other task ``j`` in random order, with
+    ``φ_ij = cos(g_i', g_j)`` and target ``φ̂_ij``: if ``φ_ij < φ̂_ij``,
+    ``g_i' ← g_i' + ‖g_i'‖ (φ̂_ij √(1−φ_ij²) − φ_ij √(1−φ̂_ij²)) / (‖g_j‖ √(1−φ̂_ij²)) · g_j``
+    (which sets the cosine to exactly ``φ̂_ij``); then ``φ̂_ij ← (1−β) φ̂_ij + β φ_ij``.
+    The update is ``Σ_i g_i'``. Vectorised over ``i`` and over groups; pure.
+
+    Parameters
+    ----------
+    grads : ``(T, P)`` per-task gradients of the shared parameters
+    orders : ``(T, T-1)`` visiting order of the other tasks for each task
+    targets : ``(T, T, K)`` current targets ``φ̂``
+    group_ids : ``(P,)`` group of every scalar, in ``[0, K)``
+    n_groups : K
+    beta : EMA rate in [0, 1]
+
+    Returns
+    -------
+    update : ``(P,)``
+    new_targets : ``(T, T, K)``
+    """
+    n_tasks = grads.shape[0]
+    pc = grads.clone()
+    new_targets = targets.clone()
+    if n_tasks < 2:
+        return pc.sum(0), new_targets
+    gid = group_ids.to(grads.device)
+    orders = orders.to(grads.device)
+    rows = torch.arange(n_tasks, device=grads.device)
+
+    def seg(v: Tensor) -> Tensor:  # (T, P) -> (T, K) per-group sums
+        return v.new_zeros(n_tasks, n_groups).index_add_(1, gid, v)
+
+    gj_sq_all = seg(grads * grads)
+    for r in range(n_tasks - 1):
+        j = orders[:, r]
+        gj = grads[j]
+        dot = seg(pc * gj)
+        norm_i = seg(pc * pc).sqrt()
+        norm_j = gj_sq_all[j].sqrt()
+        phi = dot / (norm_i * norm_j + eps)
+        target = new_targets[rows, j].to(phi.dtype)
+        root_t = (1 - target * target).clamp(min=0).sqrt()
+        root_p = (1 - phi * phi).clamp(min=0).sqrt()
+        w = norm_i * (target * root_p - phi * root_t) / (norm_j * root_t + eps)
+        w = torch.where(phi < target, w, torch.zeros_like(w))
+        pc = pc + w[:, gid] * gj
+        new_targets[rows, j] = ((1 - beta) * target + beta * phi).to(new_targets.dtype)
+    return pc.sum(0), new_targets
+
+
+class GradVac(GradientMethod):
+    """Gradient vaccine (Wang et al., ICLR 2021, Algorithm 1).
+
+    Like PCGrad but with adaptive, per-pair cosine targets ``φ̂_ij`` (an EMA of the observed
+    cosines with rate β, starting at 0) instead of the fixed target 0: whenever the observed
+    similarity falls below the target, ``g_i`` is moved towards ``g_j`` so that their cosine
+    equals the target. Targets are kept per parameter group (``group="whole" | "module" |
+    "tensor"``), stored as the buffer ``targets`` ``(T, T, K)``.
+    """
+
+    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
+        **GradientMethod.HPARAMS,
+        "beta": (0.01, "EMA rate β of the cosine targets, in [0, 1]"),
+        "group": ("whole", "parameter groups with their own targets: 'whole', 'module' or 'tensor'"),
+        "seed": (0, "seed of the random task order"),
+    }
+    citation: ClassVar[str] = ("Wang et al., Gradient Vaccine: Investigating and Improving Multi-task "
+                               "Optimization in Massively Multilingual Models, ICLR 2021")
+
+    def __init__(self, model: MultiTaskModel, task_weights: Sequence[float] | None = None, **hparams: Any) -> None:
+        super().__init__(model, task_weights, **hparams)
+        beta = float(self.hparams["beta"])
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {self.hparams['beta']!r}")
+        self.beta = beta
+        shared = [(n, p.numel()) for n, p in model.named_shared_parameters() if p.requires_grad]
+        gid, k = parameter_groups(shared, str(self.hparams["group"]))
+        self.n_groups = k
+        self.register_buffer("group_ids", gid, persistent=False)
+        self.register_buffer("targets", torch.zeros(model.n_tasks, model.n_tasks, k))
+        self.generator = torch.Generator().manual_seed(int(self.hparams["seed"]))
+
+    def aggregate(self, grads: Tensor) -> Tensor:
+        update, new = gradvac_aggregate(grads, random_task_orders(grads.shape[0], self.generator),
+                                        self.targets, self.group_ids, self.n_groups, self.beta)
+        self.targets.copy_(new)
+        return update
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {**super().get_extra_state(), "generator": self.generator.get_state()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        super().set_extra_state(state)
+        self.generator.set_state(state["generator"])
