@@ -13,6 +13,15 @@ from .gaussian_toy import (
     make_gaussian_toy,
     plot_decision_boundaries,
 )
+from .idx import IDXFormatError, read_idx, sha256_file, write_idx
+from .mnist import (
+    ChecksumWarning,
+    MissingMNISTError,
+    download_mnist,
+    find_mnist_files,
+    load_mnist,
+    make_multi_mnist,
+)
 from .movielens import genre_mse, load_movielens, read_movielens
 from .multi_sem import agreement_rates, make_multi_sem, random_rotation, sem_label_table
 from .yeast import load_yeast
@@ -45,4 +54,14 @@ __all__ = [
     "load_movielens",
     "load_yeast",
     "read_movielens",
+    "IDXFormatError",
+    "read_idx",
+    "sha256_file",
+    "write_idx",
+    "ChecksumWarning",
+    "MissingMNISTError",
+    "download_mnist",
+    "find_mnist_files",
+    "load_mnist",
+    "make_multi_mnist",
 ]

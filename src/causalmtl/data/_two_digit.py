@@ -88,7 +88,7 @@ def stratified_pools(
 ) -> dict[str, np.ndarray]:
     """Divide image indices into disjoint per-split pools, stratified by class.
 
-    ``sizes`` gives each split's pool as a fraction of all images (floats, summing to at most
+    ``sizes`` maps each split name (in order) to its pool as a fraction of all images (floats, summing to at most
     1) or as a number of images (ints). Within every class the images are shuffled and cut in
     the same proportions.
 
@@ -98,7 +98,8 @@ def stratified_pools(
         When the requested pools need more images than ``source`` holds.
     """
     n = len(labels)
-    vals = {k: sizes[k] for k in SPLITS}
+    names = list(sizes)
+    vals = {k: sizes[k] for k in names}
     if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals.values()):
         counts = {k: int(v) for k, v in vals.items()}
         if min(counts.values()) < 1:
@@ -121,9 +122,9 @@ def stratified_pools(
     class_start = np.searchsorted(sorted_labels, sorted_labels, side="left")
     class_count = np.bincount(sorted_labels)[sorted_labels]
     rank = (np.arange(n) - class_start) / class_count  # position within class in [0, 1)
-    edges = np.cumsum([0.0] + [frac[k] for k in SPLITS])
+    edges = np.cumsum([0.0] + [frac[k] for k in names])
     pools = {}
-    for i, k in enumerate(SPLITS):
+    for i, k in enumerate(names):
         pools[k] = np.sort(order[(rank >= edges[i] - 1e-12) & (rank < edges[i + 1] - 1e-12)])
     return pools
 
@@ -162,14 +163,17 @@ def compose_two_digit_splits(
     pair_ratios: Sequence[float] = (3, 1, 1),
     dtype: str = "float32",
     scale: float = 1.0,
+    n_classes: int = 10,
 ) -> DatasetSplits:
     """Build train/valid/test two-digit splits from single-digit ``images`` ``(M, h, w)``.
 
     See the module docstring for the protocols. ``scale`` is the maximum grey level of the
     source (16 for scikit-learn digits, 255 for MNIST): ``dtype="float32"`` returns
-    ``images / scale`` in [0, 1]; ``dtype="uint8"`` returns the raw grey levels.
+    ``images / scale`` in [0, 1]; ``dtype="uint8"`` returns the raw grey levels. Labels lie in
+    ``[0, n_classes)``.
     """
-    n_classes = int(labels.max()) + 1
+    if int(labels.max()) >= n_classes or int(labels.min()) < 0:
+        raise ValueError(f"{source} labels must lie in [0, {n_classes}), found [{labels.min()}, {labels.max()}]")
     if dtype not in ("float32", "uint8"):
         raise ValueError(f"dtype must be 'float32' or 'uint8', got {dtype!r}")
     ns = {k: check_positive_int(sizes[k], f"n_{k}") for k in SPLITS}
