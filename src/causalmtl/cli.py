@@ -21,6 +21,7 @@ from . import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "causalmtl.experiments.cli",
     "causalmtl.gmtl.cli",
+    "causalmtl.shift.cli",
 )
 
 

@@ -63,7 +63,7 @@ def weighted_tau(log_p: Any, log_q: Any, variant: TauVariant = "scipy") -> float
     >>> import numpy as np
     >>> from causalmtl.shift import weighted_tau
     >>> lp = np.log([0.4, 0.3, 0.2, 0.1])
-    >>> weighted_tau(lp, lp), weighted_tau(lp, lp[::-1])
+    >>> round(weighted_tau(lp, lp), 12), round(weighted_tau(lp, lp[::-1]), 12)
     (1.0, -1.0)
     """
     _check_variant(variant)
