@@ -24,6 +24,7 @@ from .mnist import (
 )
 from .movielens import genre_mse, load_movielens, read_movielens
 from .multi_sem import agreement_rates, make_multi_sem, random_rotation, sem_label_table
+from .table import load_table, read_table
 from .yeast import load_yeast
 
 __all__ = [
@@ -64,4 +65,6 @@ __all__ = [
     "find_mnist_files",
     "load_mnist",
     "make_multi_mnist",
+    "load_table",
+    "read_table",
 ]
