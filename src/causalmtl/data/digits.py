@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 
 from ._common import SeedLike, as_generator
-from ._two_digit import Protocol, compose_two_digit_splits, stratified_pools
+from ._two_digit import Protocol, biased_joint, compose_two_digit_splits, stratified_pools
 from .base import DatasetSplits
+
+__all__ = ["biased_joint", "load_digit_images", "make_multi_digits"]
 
 
 def _bundled_csv() -> Path | None:
