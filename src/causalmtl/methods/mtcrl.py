@@ -1,0 +1,194 @@
+"""MT-CRL: multi-task causal representation learning (Hu et al., NeurIPS 2022, §3 and §4).
+
+The training objective (Eq. 4 and 7)
+
+    L = Σ_t w_t R_t(Φ, A_t, f_t)                          (training environment only)
+      + λ_decor Σ_{i<j} ‖ρ(Φ_i(X), Φ_j(X))‖_F²             (Eq. 2)
+      + λ_sps ‖A‖₁ − λ_bal Entropy(Σ_t A_t· / Σ A)         (Eq. 3)
+      + λ · L_G-IRM(Φ, A | f)                              (Eq. 8 "norm" or Eq. 9 "var")
+
+on an :class:`~causalmtl.nn.mtcrl.MTCRLNet`. The environment protocol of §4 is
+``"per_env_train_loss"``: ``update`` receives one batch per environment (the first is the
+training split, e.g. train and valid as two environments); the task loss uses the first only,
+the invariance penalty all of them. Baselines declare ``"pooled"`` and the trainer feeds them
+train + valid together, so comparisons are fair by construction.
+
+One step costs one encoder pass over all environment batches (concatenated), the predictors
+once on the training rows (task loss) and once, with detached parameters, on all rows (the
+risks ``R_t^e`` whose graph gradients G-IRM penalises), ONE ``autograd.grad`` call with
+``create_graph=True`` for every task's and environment's graph gradient, and one backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from ..nn.base import ModelOutput, MultiTaskModel, grouped_risks, row_losses
+from ..nn.mtcrl import MTCRLNet
+from .base import Method, cat_batches
+from .batch import Batch
+from .mtcrl_regularizers import (
+    balance_entropy,
+    decorrelation_penalty,
+    girm_norm,
+    girm_variance,
+    graph_risk_gradients,
+)
+
+__all__ = ["MTCRL", "GIRM_FORMS"]
+
+GIRM_FORMS: tuple[str, ...] = ("var", "norm", "none")
+
+
+class MTCRL(Method):
+    """MT-CRL with G-IRM (Hu, Zhao, Yi, Yao, Hong, Sun & Chi, NeurIPS 2022, Eq. 2, 3, 4, 7–9).
+
+    Parameters
+    ----------
+    model : :class:`~causalmtl.nn.mtcrl.MTCRLNet`
+    task_weights : optional ``w_t >= 0`` of the task risks (default 1)
+    **hparams : see :attr:`HPARAMS`. The paper tunes the λ by grid search and does not report
+        the values; the defaults here are starting points, not the paper's.
+
+    Notes
+    -----
+    Ablations (Table 3): ``decorrelation``, ``sparsity`` and ``balance`` switch each
+    regulariser off without touching its λ; ``girm="none"`` is "MT-CRL w/o L_G-IRM" (then one
+    environment suffices). The K sweep (Table 11) is the model's ``n_modules``.
+
+    Errors: a negative or non-finite λ, an unknown ``girm`` form, fewer than two environments
+    with G-IRM on, or an environment batch that has no label for some task (its ``R_t^e`` and
+    so its graph gradient would be undefined) raise ``ValueError``. The last check reads one
+    boolean from the device per step; ``check_labels=False`` skips it.
+    """
+
+    env_protocol: ClassVar[str] = "per_env_train_loss"  # type: ignore[misc]
+    min_environments: ClassVar[int] = 2
+    citation: ClassVar[str] = (
+        "Hu, Zhao, Yi, Yao, Hong, Sun & Chi. Improving Multi-Task Generalization via Regularizing "
+        "Spurious Correlation. NeurIPS 2022"
+    )
+    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "lambda_decor": (0.01, "λ_decor of the decorrelation regulariser, Eq. (2)"),
+        "lambda_sps": (0.01, "λ_sps of the graph sparsity term ‖A‖₁, Eq. (3)"),
+        "lambda_bal": (0.1, "λ_bal of the graph balance (entropy) term, Eq. (3)"),
+        "lambda_girm": (1.0, "λ of the G-IRM invariance penalty, Eq. (7)"),
+        "girm": ("var", "G-IRM form: 'var' (Eq. 9), 'norm' (Eq. 8) or 'none' (no invariance)"),
+        "decorrelation": (True, "ablation switch: use the decorrelation regulariser"),
+        "sparsity": (True, "ablation switch: use the sparsity term λ_sps ‖A‖₁"),
+        "balance": (True, "ablation switch: use the balance term −λ_bal Entropy(...)"),
+        "decor_eps": (1e-8, "added to the variances inside the Pearson correlation, Eq. (1)"),
+        "check_labels": (True, "raise when an environment batch lacks labels for a task"),
+    }
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        task_weights: Sequence[float] | None = None,
+        **hparams: Any,
+    ) -> None:
+        super().__init__(model, task_weights, **hparams)
+        if not isinstance(model, MTCRLNet):
+            raise ValueError(
+                "MTCRL needs an MTCRLNet model (K modules and a task-to-module graph), got "
+                f"{type(model).__name__}"
+            )
+        for name in ("lambda_decor", "lambda_sps", "lambda_bal", "lambda_girm", "decor_eps"):
+            self._nonneg(name)
+        if self.hparams["girm"] not in GIRM_FORMS:
+            raise ValueError(f"girm must be one of {GIRM_FORMS}, got {self.hparams['girm']!r}")
+        for name in ("decorrelation", "sparsity", "balance", "check_labels"):
+            if not isinstance(self.hparams[name], bool):
+                raise ValueError(f"{name} must be True or False, got {self.hparams[name]!r}")
+
+    @property
+    def uses_girm(self) -> bool:
+        """Whether the invariance penalty is on (form not ``"none"`` and λ > 0)."""
+        return self.hparams["girm"] != "none" and float(self.hparams["lambda_girm"]) > 0
+
+    def check_batches(self, batches: Sequence[Batch]) -> None:
+        """Like :meth:`Method.check_batches`; two or more environments only when G-IRM is on."""
+        if len(batches) == 0:
+            raise ValueError("MTCRL.update got no batches")
+        if self.uses_girm and len(batches) < 2:
+            raise ValueError(
+                f"G-IRM (girm={self.hparams['girm']!r}) needs at least 2 environments (one batch "
+                f"each, e.g. train and valid), got {len(batches)}"
+            )
+        for e, b in enumerate(batches):
+            if len(b) == 0:
+                raise ValueError(f"environment {e} has no examples in this step's batches; MTCRL needs every environment")
+
+    def _check_env_labels(self, observed: Tensor, which: Tensor, n_env: int) -> None:
+        counts = observed.to(torch.int64).new_zeros(n_env, observed.shape[1])
+        counts = counts.index_add(0, which, observed.to(torch.int64))
+        if bool((counts == 0).any()):
+            e, t = (int(v) for v in (counts == 0).nonzero()[0])
+            raise ValueError(
+                f"environment {e}'s batch has no label for task {t} ({self.model.tasks[t].name!r}); "
+                "G-IRM needs the risk R_t^e of every task in every environment — use larger "
+                "batches, drop the task, or pass check_labels=False to accept R_t^e = 0"
+            )
+
+    def objective(self, batches: Sequence[Batch]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The MT-CRL loss of one step (see the module docstring) and its parts to log."""
+        self.check_batches(batches)
+        model: MTCRLNet = self.model  # type: ignore[assignment]
+        hp = self.hparams
+        use_girm = self.uses_girm
+        n_env = len(batches)
+        n_train = len(batches[0])
+        if use_girm:
+            batch, which = cat_batches(batches)
+        else:
+            batch, which = batches[0], None
+        logs: dict[str, Tensor] = {}
+        with self.autocast():
+            z = model.encode(batch.x)  # (B, K, m)
+            graph = model.graph  # (T, K)
+            if use_girm:
+                # one copy of A per environment, so one autograd.grad call gives every ∇_{A_t} R_t^e
+                graph_env = graph.unsqueeze(0).repeat(n_env, 1, 1)  # (E, T, K)
+                mixed = model.mix(z, graph_env[which])
+            else:
+                mixed = model.mix(z, graph)
+            y_train = batch.y[:n_train]
+            out_train = model.predict_from_mixed(mixed[:n_train])
+            risks = model.task_losses(ModelOutput(outputs=out_train), y_train)  # (T,)
+            loss = self.task_loss(risks)
+            logs["task_loss"] = loss.detach()
+            for t, task in enumerate(model.tasks):
+                logs[f"loss/{task.name}"] = risks[t].detach()
+
+            if hp["decorrelation"] and hp["lambda_decor"] > 0:
+                decor = decorrelation_penalty(z[:n_train], eps=float(hp["decor_eps"]))
+                loss = loss + float(hp["lambda_decor"]) * decor
+                logs["decor"] = decor.detach()
+            if hp["sparsity"] and hp["lambda_sps"] > 0:
+                l1 = graph.abs().sum()
+                loss = loss + float(hp["lambda_sps"]) * l1
+                logs["graph_l1"] = l1.detach()
+            if hp["balance"] and hp["lambda_bal"] > 0:
+                ent = balance_entropy(graph)
+                loss = loss - float(hp["lambda_bal"]) * ent
+                logs["graph_entropy"] = ent.detach()
+
+            if use_girm:
+                observed = ~torch.isnan(batch.y)
+                if hp["check_labels"]:
+                    self._check_env_labels(observed, which, n_env)
+                # f_t held fixed: the predictors run on detached parameters (Eq. 7-9)
+                out_fixed = model.predict_from_mixed(mixed, detach_heads=True)
+                env_risks = grouped_risks(
+                    row_losses(out_fixed, batch.y, model.tasks), observed, which, n_env
+                )  # (E, T)
+                grads = graph_risk_gradients(env_risks, graph_env)  # (E, T, K)
+                penalty = girm_variance(grads) if hp["girm"] == "var" else girm_norm(grads)
+                loss = loss + float(hp["lambda_girm"]) * penalty
+                logs["girm"] = penalty.detach()
+        logs["loss"] = loss.detach()
+        return loss, logs

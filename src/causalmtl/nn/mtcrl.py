@@ -1,0 +1,224 @@
+"""MT-CRL's modular architecture: K disentangled modules routed by a learned task-to-module graph.
+
+Implements §3.1 of Hu, Zhao, Yi, Yao, Hong, Sun & Chi, *Improving Multi-Task Generalization
+via Regularizing Spurious Correlation* (NeurIPS 2022):
+
+* K neural modules Φ_1..Φ_K (any encoder), each producing ``Z_i = Φ_i(X) ∈ R^{B × d/K}`` so
+  that the total width ``d`` stays that of a single shared encoder (Appendix E: d = 128 and
+  K = 8 by default; K must divide d);
+* a learnable θ ∈ R^{T × K} and the biadjacency matrix ``A = sigmoid(θ) ∈ [0, 1]^{T × K}``
+  (unlike MMoE's per-example softmax gates, several modules can be fully used by a task);
+* per-task predictors ``Ŷ_t = f_t(Σ_i A_{t,i} Φ_i(X))``.
+
+The module outputs ``Z``, the graph ``A`` and the routed representations are returned in
+``ModelOutput.extra`` so that the regularisers of :mod:`causalmtl.methods.mtcrl_regularizers`
+need one forward pass; :meth:`MTCRLNet.predict_from_mixed` can run the predictors with their
+parameters detached, which G-IRM (Eq. 7–9) needs (f_t held fixed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from ..data.base import Task
+from .base import ModelInput, ModelOutput, MultiTaskModel
+
+__all__ = ["MTCRLNet", "module_width"]
+
+EncoderFactory = Callable[[int], nn.Module]
+HeadFactory = Callable[[int, int], nn.Module]
+
+
+def module_width(width: int, n_modules: int) -> int:
+    """Output width ``d / K`` of each module; raises unless ``K >= 1`` divides ``d``.
+
+    Examples
+    --------
+    >>> module_width(128, 8)
+    16
+    """
+    if isinstance(n_modules, bool) or not isinstance(n_modules, int) or n_modules < 1:
+        raise ValueError(f"n_modules must be an int >= 1 (the number K of modules), got {n_modules!r}")
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be an int >= 1 (the total representation width d), got {width!r}")
+    if width % n_modules:
+        divisors = [k for k in range(1, width + 1) if width % k == 0]
+        raise ValueError(
+            f"n_modules={n_modules} does not divide width={width}: each of the K modules outputs "
+            f"width/K dimensions (Appendix E keeps the total width fixed); choose K among "
+            f"{divisors} or change width"
+        )
+    return width // n_modules
+
+
+def _head_out_dim(task: Task) -> int:
+    return task.n_classes if task.kind == "classification" else 1
+
+
+class MTCRLNet(MultiTaskModel):
+    """K modules, a learned task-to-module graph and per-task predictors (MT-CRL, §3.1).
+
+    Parameters
+    ----------
+    encoder : callable ``out_dim -> nn.Module``, or a sequence of K modules
+        A factory called K times with ``out_dim = width // n_modules``; each module maps the
+        input batch to ``(B, out_dim)``. Alternatively K ready-made modules (``n_modules``
+        then defaults to their number; each must output ``width // K`` columns).
+    tasks : sequence of T :class:`~causalmtl.data.base.Task`
+    n_modules : int, default 8 (the paper's K)
+        Must divide ``width`` (a ``ValueError`` lists the valid K otherwise).
+    width : int, default 128 (the paper's d)
+        Total representation width; each module outputs ``width // n_modules`` dimensions.
+    head : callable ``(task_index, in_dim) -> nn.Module``, optional
+        Builds the predictor ``f_t`` from the routed representation (width ``width // K``) to
+        ``C_t`` logits (classification) or 1 value (regression). Default ``nn.Linear`` (the
+        paper's "one-layer MLP as per-task predictor", Appendix C.2).
+    graph_init : float, default 0.0
+        Initial value of every θ entry (A starts at ``sigmoid(graph_init)`` = 0.5).
+
+    Notes
+    -----
+    Outputs follow :class:`~causalmtl.nn.base.MultiTaskModel`: log-probabilities ``(B, C_t)``
+    for classification, ``(B,)`` for regression. ``forward_full(x).extra`` holds ``"z"``
+    ``(B, K, d/K)``, ``"graph"`` ``(T, K)`` and ``"mixed"`` ``(B, T, d/K)``; ``features`` is
+    ``z`` flattened to ``(B, d)``. θ is stored as one parameter row per task
+    (``theta_rows[t]``), so :meth:`task_parameters` of task ``t`` are its head and its graph
+    row — both influence task ``t`` only.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from causalmtl.data import Task
+    >>> tasks = [Task("digit", "classification", 3), Task("age", "regression")]
+    >>> net = MTCRLNet(lambda d: nn.Linear(10, d), tasks, n_modules=4, width=32)
+    >>> [tuple(o.shape) for o in net(torch.randn(5, 10))]
+    [(5, 3), (5,)]
+    >>> tuple(net.graph.shape), float(net.graph.detach()[0, 0])
+    ((2, 4), 0.5)
+    """
+
+    def __init__(
+        self,
+        encoder: EncoderFactory | Sequence[nn.Module],
+        tasks: Sequence[Task],
+        *,
+        n_modules: int | None = None,
+        width: int = 128,
+        head: HeadFactory | None = None,
+        graph_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.tasks = tuple(tasks)
+        if len(self.tasks) == 0 or not all(isinstance(t, Task) for t in self.tasks):
+            raise ValueError(f"tasks must be a non-empty sequence of Task, got {tasks!r}")
+        if isinstance(encoder, nn.Module) or not (callable(encoder) or isinstance(encoder, Sequence)):
+            raise ValueError(
+                "encoder must be a factory out_dim -> nn.Module or a sequence of K nn.Modules, "
+                f"got {type(encoder).__name__}"
+            )
+        if callable(encoder):
+            k = 8 if n_modules is None else n_modules
+            self.module_dim = module_width(width, k)
+            mods = [encoder(self.module_dim) for _ in range(k)]
+            what = "the encoder factory returned"
+        else:
+            mods = list(encoder)
+            k = len(mods) if n_modules is None else n_modules
+            if len(mods) != k:
+                raise ValueError(f"encoder gives {len(mods)} modules but n_modules={n_modules}; they must agree")
+            self.module_dim = module_width(width, k)
+            what = "encoder holds"
+        bad = [i for i, m in enumerate(mods) if not isinstance(m, nn.Module)]
+        if bad:
+            raise ValueError(f"{what} a {type(mods[bad[0]]).__name__} for module {bad[0]}, expected nn.Module")
+        self.n_modules = k
+        self.width = width
+        self.feature_dim = width
+        self.encoders = nn.ModuleList(mods)
+        if head is None:
+            heads = [nn.Linear(self.module_dim, _head_out_dim(t)) for t in self.tasks]
+        else:
+            heads = [head(t, self.module_dim) for t in range(len(self.tasks))]
+        self.heads = nn.ModuleList(heads)
+        self.theta_rows = nn.ParameterList(
+            [nn.Parameter(torch.full((k,), float(graph_init))) for _ in self.tasks]
+        )
+
+    # --- the graph ----------------------------------------------------------------------
+    @property
+    def theta(self) -> Tensor:
+        """θ ``(T, K)`` (a differentiable stack of :attr:`theta_rows`)."""
+        return torch.stack(list(self.theta_rows))
+
+    @property
+    def graph(self) -> Tensor:
+        """The biadjacency matrix ``A = sigmoid(θ)``, shape ``(T, K)`` (differentiable)."""
+        return torch.sigmoid(self.theta)
+
+    def task_parameters(self, t: int) -> list[nn.Parameter]:
+        """Task ``t``'s head and its graph row θ_t (nothing else influences task t only)."""
+        return super().task_parameters(t) + [self.theta_rows[t]]
+
+    # --- pieces -------------------------------------------------------------------------
+    def encode(self, x: ModelInput) -> Tensor:
+        """Module outputs ``Z_i = Φ_i(x)`` stacked as ``(B, K, d/K)``."""
+        zs = [enc(x) for enc in self.encoders]
+        if not all(zi.dim() == 2 and zi.shape[1] == self.module_dim for zi in zs):
+            shapes = [tuple(zi.shape) for zi in zs]
+            raise ValueError(f"every module must output (B, {self.module_dim}) = (B, width/K); got {shapes}")
+        return torch.stack(zs, dim=1)
+
+    @staticmethod
+    def mix(z: Tensor, graph: Tensor) -> Tensor:
+        """Routed representations ``Σ_i A_{t,i} Z_i`` for all tasks at once, ``(B, T, d/K)``.
+
+        ``graph`` is ``(T, K)`` or, to give each row its own copy of the graph (one copy per
+        environment, as G-IRM needs), ``(B, T, K)``.
+        """
+        if graph.dim() == 2:
+            return torch.einsum("tk,bkm->btm", graph, z)
+        return torch.einsum("btk,bkm->btm", graph, z)
+
+    def predict_from_mixed(self, mixed: Tensor, detach_heads: bool = False) -> list[Tensor]:
+        """Task outputs ``f_t(mixed[:, t])`` (log-probabilities, or ``(B,)`` for regression).
+
+        With ``detach_heads=True`` every ``f_t`` runs on detached copies of its parameters:
+        gradients still reach ``mixed`` (hence Φ and A) but never the parameters of ``f``,
+        as G-IRM requires ("we only calculate gradient and optimize for Φ and A, but not
+        updating f_t", §3.2).
+        """
+        outs = []
+        for t, (task, head) in enumerate(zip(self.tasks, self.heads)):
+            if detach_heads:
+                state = {n: p.detach() for n, p in head.named_parameters()}
+                state.update(dict(head.named_buffers()))
+                out = functional_call(head, state, (mixed[:, t],))
+            else:
+                out = head(mixed[:, t])
+            if task.kind == "classification":
+                outs.append(torch.log_softmax(out, dim=-1))
+            else:
+                outs.append(out.reshape(out.shape[0]))
+        return outs
+
+    # --- forward ------------------------------------------------------------------------
+    def forward_full(self, x: ModelInput) -> ModelOutput:
+        """Outputs plus ``extra = {"z", "graph", "mixed"}`` and ``features`` = flat ``z``."""
+        z = self.encode(x)
+        graph = self.graph
+        mixed = self.mix(z, graph)
+        return ModelOutput(
+            outputs=self.predict_from_mixed(mixed),
+            features=z.reshape(z.shape[0], -1),
+            extra={"z": z, "graph": graph, "mixed": mixed},
+        )
+
+    def config(self) -> dict:
+        cfg = super().config()
+        cfg.update(n_modules=self.n_modules, width=self.width)
+        return cfg
