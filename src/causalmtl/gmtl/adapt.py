@@ -1,0 +1,262 @@
+"""GMTL without an oracle: calibrate → estimate q on unlabeled test scores → decode.
+
+The paper decodes with a known test prior q (§3.1, ``Σ_t log p(y_t|x) − log p(y) + log q(y)``)
+or with an oracle α. :func:`adapt` replaces the oracle by an estimate ``q̂`` from the
+unlabeled test inputs (EM / MLLS, :mod:`causalmtl.gmtl.em`), using one of two
+label-shift-invariant likelihoods fitted on labelled held-out in-distribution data:
+
+``likelihood="score"`` (default)
+    the generative score model ``p(s|y)`` (:class:`~causalmtl.gmtl.score_model.GaussianScoreModel`);
+    decoding is ``argmax_y log p(s|y) + log q̂(y)``.
+``likelihood="calibrated"``
+    calibrated heads (:mod:`causalmtl.gmtl.calibrate`) in the GMTL likelihood
+    ``L(y; x) = Π_t p̃(y_t|x) / p(y)`` (:func:`gmtl_log_likelihood`); decoding is
+    ``decode(p̃, prior, target_prior=q̂)``.
+
+Choosing α without labels
+-------------------------
+When a user prefers the one-parameter GMTL decode (Eq. 6), :func:`alpha_from_severity` sets
+α from the *estimated* severity ``τ̂ = τ(p, q̂)`` (weighted Kendall's τ, §5.5):
+``α = (1 − τ̂) / 2``, so no shift (τ̂ = 1) gives DMTL (α = 0), a reversed ranking of the
+joint classes (τ̂ = −1) gives α = 1, and α grows linearly with the severity in between. This
+follows the paper's finding that the optimal α increases monotonically with severity
+(§6, correlation −0.847 between τ and the optimal α); the linear map is a heuristic, not a
+fitted curve. The estimate q̂ itself is the better default (it also fixes which cells gain
+mass); the α decode is returned alongside for comparison.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .._validation import as_numpy, check_labels
+from .calibrate import Calibrator, make_calibrator
+from .decode import decode
+from .em import EMResult, RawScoresWarning, estimate_prior_em
+from .prior import JointPrior, as_prior
+from .score_model import GaussianScoreModel
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AdaptResult",
+    "adapt",
+    "alpha_from_severity",
+    "decode_adapted",
+    "gmtl_log_likelihood",
+]
+
+
+def _n_classes_of(log_probs: Any, name: str) -> tuple[int, ...]:
+    if not isinstance(log_probs, (list, tuple)) or len(log_probs) == 0:
+        raise ValueError(f"{name} must be a non-empty list of T arrays (N, C_t)")
+    shapes = [np.shape(as_numpy(x)) for x in log_probs]
+    if any(len(s) != 2 for s in shapes):
+        raise ValueError(f"{name} must hold 2-D arrays (N, C_t), got shapes {shapes}")
+    return tuple(int(s[1]) for s in shapes)
+
+
+def gmtl_log_likelihood(
+    log_probs: Sequence[Any],
+    prior: JointPrior | Any,
+    *,
+    calibrator: Calibrator | None = None,
+    assume_calibrated: bool = False,
+) -> np.ndarray:
+    """The GMTL likelihood ``log L(y; x) = Σ_t log p(y_t|x) − log p(y)`` as ``(N, *n_classes)``.
+
+    This is the α = 1 objective of Eq. 6 (``log p(x|y)`` up to a term constant in y) and the
+    likelihood of Saerens et al.'s EM for a factorised model. It is shift-invariant only if
+    the heads are calibrated: pass a fitted ``calibrator`` (applied first), or
+    ``assume_calibrated=True``; otherwise a :class:`~causalmtl.gmtl.em.RawScoresWarning` is
+    issued, because EM on raw multi-task scores can collapse (each head leaks other tasks'
+    evidence through the training correlation).
+    """
+    pr = as_prior(prior)
+    got = _n_classes_of(log_probs, "log_probs")
+    if got != pr.n_classes:
+        raise ValueError(f"log_probs has classes per task {got} but the prior has n_classes {pr.n_classes}")
+    if pr.has_zeros:
+        raise ValueError("prior has joint cells with probability 0; refit it with pseudocount > 0")
+    if calibrator is not None:
+        lps = calibrator.transform(log_probs)
+    else:
+        if not assume_calibrated:
+            msg = (
+                "EM/decoding on raw, uncalibrated GMTL scores: Π_t p(y_t|x)/p(y) is not a "
+                "shift-invariant likelihood unless the heads are calibrated; fit a calibrator "
+                "(causalmtl.gmtl.calibrate) or use the generative score model"
+            )
+            warnings.warn(msg, RawScoresWarning, stacklevel=2)
+            logger.warning(msg)
+        lps = [np.asarray(as_numpy(x), dtype=np.float64) for x in log_probs]
+        lps = [x - np.logaddexp.reduce(x, axis=1, keepdims=True) for x in lps]
+    n = lps[0].shape[0]
+    out = lps[0]
+    for x in lps[1:]:
+        out = (out[:, :, None] + x[:, None, :]).reshape(n, -1)
+    out = out - np.log(pr.probs.reshape(-1))[None, :]
+    return out.reshape(n, *pr.n_classes)
+
+
+def alpha_from_severity(prior: JointPrior | Any, q_hat: JointPrior | Any) -> tuple[float, float]:
+    """Label-free α from the estimated severity: ``α = (1 − τ(p, q̂)) / 2`` (module docstring).
+
+    Returns ``(alpha, tau)``; τ is the weighted Kendall's τ of :func:`causalmtl.shift.weighted_tau`.
+    """
+    from ..shift.severity import weighted_tau
+
+    p = as_prior(prior)
+    q = as_prior(q_hat, name="q_hat")
+    if p.n_classes != q.n_classes:
+        raise ValueError(f"q_hat has n_classes {q.n_classes} but the prior has {p.n_classes}")
+    with np.errstate(divide="ignore"):
+        tau = weighted_tau(np.log(p.probs), np.log(q.probs))
+    alpha = float(np.clip((1.0 - tau) / 2.0, 0.0, 1.0))  # τ ∈ [−1, 1] already; clip only round-off
+    return alpha, float(tau)
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    """The outcome of :func:`adapt`.
+
+    Attributes
+    ----------
+    labels : int64 ``(N, T)``
+        Predictions decoded with the estimated test prior q̂.
+    q_hat : JointPrior
+        The estimated test prior.
+    em : EMResult
+        Diagnostics of the EM run (objective history, convergence).
+    likelihood : str
+        ``"score"`` or ``"calibrated"``.
+    calibrator, score_model :
+        The fitted components (None when unused).
+    tau, alpha : float
+        Estimated severity τ(p, q̂) and the label-free α of :func:`alpha_from_severity`.
+    alpha_labels : int64 ``(N, T)``
+        Predictions of the GMTL decode (Eq. 6) at that α.
+    """
+
+    labels: np.ndarray
+    q_hat: JointPrior
+    prior: JointPrior
+    em: EMResult
+    likelihood: str
+    calibrator: Calibrator | None
+    score_model: GaussianScoreModel | None
+    tau: float
+    alpha: float
+    alpha_labels: np.ndarray
+
+
+def adapt(
+    val_log_probs: Sequence[Any],
+    val_labels: Any,
+    test_log_probs: Sequence[Any],
+    prior: JointPrior | Any | None = None,
+    *,
+    likelihood: Literal["score", "calibrated"] = "score",
+    calibration: str | None = "bcts",
+    interactions: bool = False,
+    smoothing: float | Literal["auto"] = "auto",
+    max_iter: int = 2000,
+    tol: float = 1e-9,
+    device: str = "cpu",
+) -> AdaptResult:
+    """Adapt a multi-task model to an unknown test prior from unlabeled test scores.
+
+    Parameters
+    ----------
+    val_log_probs : list of T arrays ``(N_val, C_t)``
+        Per-task log-probabilities (or logits) on labelled held-out in-distribution data.
+    val_labels : int ``(N_val, T)``, ``-1`` where missing
+    test_log_probs : list of T arrays ``(N_test, C_t)``
+        Scores of the same model on the unlabeled test inputs.
+    prior : JointPrior or table, optional
+        The training joint prior p (EM's start and the smoothing prior). Default: fitted on
+        ``val_labels`` with pseudocount 1.
+    likelihood : ``"score"`` or ``"calibrated"``
+        Which shift-invariant likelihood EM uses (module docstring).
+    calibration : ``"temperature"``, ``"bcts"``, ``"vector"``, ``"cross"`` or None
+        Head calibration fitted on the validation scores. Required by
+        ``likelihood="calibrated"`` (None warns: EM on raw scores). With the score model it
+        is applied before the score features are taken.
+    interactions : bool
+        Pairwise task interactions in the score model's mean.
+    smoothing, max_iter, tol, device
+        Passed to :func:`~causalmtl.gmtl.em.estimate_prior_em`.
+    """
+    n_classes = _n_classes_of(val_log_probs, "val_log_probs")
+    test_nc = _n_classes_of(test_log_probs, "test_log_probs")
+    if test_nc != n_classes:
+        raise ValueError(
+            f"test_log_probs has classes per task {test_nc} but val_log_probs has {n_classes}"
+        )
+    lab = check_labels(val_labels, n_classes, name="val_labels")
+    p = JointPrior.fit(lab, n_classes, pseudocount=1.0) if prior is None else as_prior(prior)
+    if p.n_classes != n_classes:
+        raise ValueError(f"prior has n_classes {p.n_classes} but the scores have {n_classes}")
+    if likelihood not in ("score", "calibrated"):
+        raise ValueError(f"likelihood must be 'score' or 'calibrated', got {likelihood!r}")
+    cal = None
+    if calibration is not None:
+        cal = make_calibrator(calibration).fit(val_log_probs, lab)
+        val_lp = cal.transform(val_log_probs)
+        test_lp = cal.transform(test_log_probs)
+    else:
+        val_lp, test_lp = list(val_log_probs), list(test_log_probs)
+    sm = None
+    if likelihood == "score":
+        sm = GaussianScoreModel(interactions=interactions).fit(val_lp, lab)
+        ll = sm.log_likelihood(test_lp)
+    else:
+        ll = gmtl_log_likelihood(test_lp, p, assume_calibrated=cal is not None)
+    res = estimate_prior_em(
+        ll, p, smoothing=smoothing, max_iter=max_iter, tol=tol, device=device
+    )
+    q_hat = res.prior
+    labels = _decode_with(ll if sm is not None else test_lp, p, q_hat, sm is not None)
+    alpha, tau = alpha_from_severity(p, q_hat)
+    alpha_labels = decode(test_lp, p, alpha=alpha, normalized=False)
+    return AdaptResult(
+        labels=np.asarray(labels), q_hat=q_hat, prior=p, em=res, likelihood=likelihood, calibrator=cal,
+        score_model=sm, tau=tau, alpha=alpha, alpha_labels=np.asarray(alpha_labels),
+    )
+
+
+def _decode_with(scores: Any, prior: JointPrior, q: JointPrior, is_score_model: bool) -> np.ndarray:
+    if is_score_model:
+        # argmax_y log p(s|y) + log q(y): decode the joint array against a uniform prior, whose
+        # −log p term is a constant.
+        return np.asarray(
+            decode(scores, JointPrior.uniform(prior.n_classes), target_prior=q, normalized=False)
+        )
+    # Σ_t log p̃(y_t|x) − log p(y) + log q(y)  (§3.1 with calibrated heads)
+    return np.asarray(decode(scores, prior, target_prior=q, normalized=False))
+
+
+def decode_adapted(
+    result: AdaptResult, test_log_probs: Sequence[Any], q: JointPrior | Any | None = None
+) -> np.ndarray:
+    """Decode (new) test scores with the fitted components of ``result`` and a prior q.
+
+    ``q`` defaults to ``result.q_hat``. With ``likelihood="calibrated"`` this is
+    ``decode(calibrated scores, p, target_prior=q)``; with the score model
+    ``argmax_y log p(s|y) + log q(y)``.
+    """
+    qp = result.q_hat if q is None else as_prior(q, name="q")
+    if qp.n_classes != result.prior.n_classes:
+        raise ValueError(f"q has n_classes {qp.n_classes} but the adapted model has {result.prior.n_classes}")
+    lp = list(test_log_probs)
+    if result.calibrator is not None:
+        lp = result.calibrator.transform(lp)
+    if result.score_model is not None:
+        return _decode_with(result.score_model.log_likelihood(lp), result.prior, qp, True)
+    return _decode_with(lp, result.prior, qp, False)
