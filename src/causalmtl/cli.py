@@ -19,6 +19,7 @@ from . import __version__
 
 #: Modules providing subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "causalmtl.data.cli",
     "causalmtl.experiments.cli",
     "causalmtl.gmtl.cli",
     "causalmtl.shift.cli",
