@@ -168,10 +168,9 @@ class GaussianToy:
         """
         n = check_positive_int(n, "n")
         rng = as_generator(seed)
-        flat = rng.choice(4, size=n, p=self.joint_probs.reshape(-1))
-        z = 2 * (flat // 2) + flat % 2  # C-order index of (y, y') equals z = 2y + y'
+        z = rng.choice(4, size=n, p=self.joint_probs.reshape(-1))  # C-order index of (y, y') = 2y + y'
         x = rng.normal(loc=z.astype(np.float64), scale=np.sqrt(np.asarray(self.sigma2))[z])
-        labels = np.stack([flat // 2, flat % 2], axis=1).astype(np.int64)
+        labels = np.stack([z // 2, z % 2], axis=1).astype(np.int64)
         return labels, x
 
     # --- exact densities ------------------------------------------------------------------
@@ -239,7 +238,7 @@ class GaussianToy:
         n_grid = check_positive_int(n_grid, "n_grid", minimum=3)
         grid = np.linspace(lo, hi, n_grid)
         f = self.decision_function(grid, method)
-        roots = [float(g) for g, v in zip(grid, f) if v == 0.0]
+        roots = grid[f == 0.0].tolist()
         sign = np.sign(f)
         idx = np.flatnonzero(sign[:-1] * sign[1:] < 0)
 
