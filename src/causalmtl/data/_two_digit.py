@@ -88,7 +88,7 @@ def stratified_pools(
 ) -> dict[str, np.ndarray]:
     """Divide image indices into disjoint per-split pools, stratified by class.
 
-``sizes`` maps each split name (in order) to its pool as a fraction of all images (floats,
+    ``sizes`` maps each split name (in order) to its pool as a fraction of all images (floats,
     summing to at most 1) or as a number of images (ints). Within every class the images are
     shuffled and cut in the same proportions, so pool sizes given as counts are met up to
     per-class rounding.
