@@ -33,6 +33,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "causalmtl.experiments.gmtl_shift",
     "causalmtl.experiments.multi_sem",
     "causalmtl.experiments.mtcrl_digits",
+    "causalmtl.experiments.movielens",
 )
 
 #: The experiment ``causalmtl run`` runs when none is named.
