@@ -42,9 +42,17 @@ def test_movielens_experiment_tiny(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     summary = run_experiment(
         "movielens",
-        [f"data.path={data}", "data.genres=[Comedy,Action,Drama]", "data.min_word_count=1",
-         "methods=[stl,mtl,irm,mtcrl]", "case_genre=Comedy", "min_word_occurrences=1"],  # fmt: skip
-        preset="tiny", seeds=1, out=out,
+        [
+            f"data.path={data}",
+            "data.genres=[Comedy,Action,Drama]",
+            "data.min_word_count=1",
+            "methods=[stl,mtl,irm,mtcrl]",
+            "case_genre=Comedy",
+            "min_word_occurrences=1",
+        ],  # fmt: skip
+        preset="tiny",
+        seeds=1,
+        out=out,
     )
     assert summary.counts == {"done": 4}, summary
     with ResultStore(out / "results.sqlite") as store:
@@ -55,7 +63,9 @@ def test_movielens_experiment_tiny(tmp_path: Path) -> None:
     assert np.isfinite(test["value"]).all() and (test["value"] >= 0).all()
     # the average is the mean of the per-genre MSEs
     for m in ("mtl", "mtcrl"):
-        avg = frame[(frame["name"] == "mse_avg") & (frame["split"] == "test") & (frame["method"] == m)]["value"]
+        avg = frame[
+            (frame["name"] == "mse_avg") & (frame["split"] == "test") & (frame["method"] == m)
+        ]["value"]
         assert float(avg.iloc[0]) == pytest.approx(test[test["method"] == m]["value"].mean())
     paths = build_report(out)
     md = paths["markdown"].read_text()
@@ -93,7 +103,11 @@ def test_title_word_attribution_matches_encoder_and_finite_differences() -> None
             emb[row, pos] *= scale
             mask = (ids != 0).double()
             title = (emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-            parts = [fe.bags["user"](x["user"][:, None]), fe.bags["movie"](x["movie"][:, None]), title]
+            parts = [
+                fe.bags["user"](x["user"][:, None]),
+                fe.bags["movie"](x["movie"][:, None]),
+                title,
+            ]
             return float((torch.nn.Sequential(*list(enc)[1:])(torch.cat(parts, 1)) * v).sum())
 
     h = 1e-6

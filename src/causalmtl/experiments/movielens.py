@@ -100,7 +100,9 @@ class MovieLensConfig:
 def _check(cfg: MovieLensConfig) -> None:
     bad = [m for m in cfg.methods if m not in METHODS]
     if bad or not cfg.methods:
-        raise ValueError(f"methods has unknown or no method(s) {bad}; valid methods are: {list(METHODS)}")
+        raise ValueError(
+            f"methods has unknown or no method(s) {bad}; valid methods are: {list(METHODS)}"
+        )
     if len(cfg.model.hidden) != 2:
         raise ValueError(f"model.hidden must hold the two MLP widths, got {cfg.model.hidden}")
     for k in ("epochs", "batch_size", "patience", "trials"):
@@ -156,11 +158,15 @@ def plan(cfg: MovieLensConfig) -> list[RunSpec]:
 
 def build_model(arch: str, splits: Any, mcfg: MovieLensModel, seed: int) -> Any:
     """STL, MMoE or MT-CRL network whose encoders are embedding + two-layer MLP."""
-    from ..nn import MMoE, STL, EmbeddingEncoder, seeded
+    from ..nn import STL, EmbeddingEncoder, MMoE, seeded
     from ..nn.mtcrl import MTCRLNet
 
     meta = splits.meta
-    vocab = {"user": meta["n_users"] + 1, "movie": meta["n_movies"] + 1, "title": len(meta["vocabulary"])}
+    vocab = {
+        "user": meta["n_users"] + 1,
+        "movie": meta["n_movies"] + 1,
+        "title": len(meta["vocabulary"]),
+    }
     h1, h2 = mcfg.hidden
     tasks = splits.tasks
     with seeded(seed):
@@ -189,7 +195,9 @@ def predictions(model: Any, data: Any, device: str) -> np.ndarray:
     """Predicted ratings ``(N, G)``."""
     from ..train import predict_log_probs
 
-    return np.stack([np.asarray(o).reshape(-1) for o in predict_log_probs(model, data, device=device)], axis=1)
+    return np.stack(
+        [np.asarray(o).reshape(-1) for o in predict_log_probs(model, data, device=device)], axis=1
+    )
 
 
 def run(cfg: MovieLensConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
@@ -284,7 +292,9 @@ def title_word_attribution(encoder: Any, x: dict[str, Any], v: Any) -> tuple[Any
     return (grad * emb).sum(-1) * mask, z
 
 
-def case_study(model: Any, splits: Any, genre: str, device: str, top: int = 8, min_occ: int = 2) -> dict[str, Any]:
+def case_study(
+    model: Any, splits: Any, genre: str, device: str, top: int = 8, min_occ: int = 2
+) -> dict[str, Any]:
     """Module usage of ``genre`` and the top title words of every module (see module doc)."""
     import torch
 
@@ -323,7 +333,12 @@ def case_study(model: Any, splits: Any, genre: str, device: str, top: int = 8, m
             top_words.append([vocab[i] for i in order if np.isfinite(mean[i])])
     finally:
         model.train(was)
-    return {"genre": genre, "usage": usage.tolist(), "module": int(np.argmax(usage)), "top_words": top_words}
+    return {
+        "genre": genre,
+        "usage": usage.tolist(),
+        "module": int(np.argmax(usage)),
+        "top_words": top_words,
+    }
 
 
 # --- report --------------------------------------------------------------------------------
@@ -345,14 +360,18 @@ def report(ctx: Any) -> list[Any]:
                         caption="Test MSE per genre (mean ± std over seeds)"))  # fmt: skip
     per = frame[(frame["name"] == "mse") & (frame["split"] == "test")]
     if "mtl" in set(per["method"]):
-        rel = relative_improvement_table(per[["method", "seed", "task", "value", "higher_is_better"]], "mtl")
+        rel = relative_improvement_table(
+            per[["method", "seed", "task", "value", "higher_is_better"]], "mtl"
+        )
         blocks.append(Table(rel, caption="Relative improvement over vanilla MTL, averaged over genres "
                                          "(MT-CRL Table 2's definition; positive = lower MSE)"))  # fmt: skip
     rows = []
     for m in order:
         mean, std, n = seed_mean(frame, "mse_avg", split="test", method=m)
         paper = PAPER_TABLE7.get(m)
-        rows.append(Comparison(f"{METHODS[m][3]} Avg. MSE", paper[0] if paper else None, mean, std, n))
+        rows.append(
+            Comparison(f"{METHODS[m][3]} Avg. MSE", paper[0] if paper else None, mean, std, n)
+        )
     blocks.append(PaperComparison(rows, caption="Avg. test MSE: MT-CRL Table 7 (ml-10m) beside ours",
                                   source="Hu et al. 2022, Table 7"))  # fmt: skip
     case = []
@@ -364,10 +383,16 @@ def report(ctx: Any) -> list[Any]:
             case.append({"method": METHODS[r.method][3], "seed": r.seed, "genre": cs["genre"], "module": k,
                          "usage": round(float(cs["usage"][k]), 3), "top words": ", ".join(cs["top_words"][k])})  # fmt: skip
     if case:
-        blocks.append(Table(pd.DataFrame(case), caption=(
-            "Case study (MT-CRL §4): the module the genre leans on most (MMoE gate / MT-CRL graph "
-            "weight) and its top title words by gradient × input; paper: vanilla MMoE's module for "
-            "children movies attends 'strip', 'die'; after MT-CRL 'Pink', 'Parenthood', 'Alice', 'Jungle'")))
+        blocks.append(
+            Table(
+                pd.DataFrame(case),
+                caption=(
+                    "Case study (MT-CRL §4): the module the genre leans on most (MMoE gate / MT-CRL graph "
+                    "weight) and its top title words by gradient × input; paper: vanilla MMoE's module for "
+                    "children movies attends 'strip', 'die'; after MT-CRL 'Pink', 'Parenthood', 'Alice', 'Jungle'"
+                ),
+            )
+        )
     return blocks
 
 
@@ -381,8 +406,12 @@ MOVIELENS = register(
         plan=plan,
         run=run,
         report=report,
-        presets={"tiny": {"train": {"epochs": 1, "batch_size": 256},
-                          "model": {"dim": 4, "hidden": [8, 8], "n_experts": 2, "n_modules": 2, "width": 8}}},  # fmt: skip
+        presets={
+            "tiny": {
+                "train": {"epochs": 1, "batch_size": 256},
+                "model": {"dim": 4, "hidden": [8, 8], "n_experts": 2, "n_modules": 2, "width": 8},
+            }
+        },  # fmt: skip
         check_data=check_data,
         reproduces="MT-CRL Table 7 and the §4 case study",
     )
