@@ -10,12 +10,18 @@ array([[0, 1]])
 from .decode import decode, independent_argmax, joint_log_posterior
 from .prior import JointPrior, as_prior
 from .select import AlphaSelection, main_task_accuracy, select_alpha
+from .structured import DecodeInfo, decode_structured, fit_prior
+from .tree import TreePrior
 
 __all__ = [
     "AlphaSelection",
+    "DecodeInfo",
     "JointPrior",
+    "TreePrior",
     "as_prior",
     "decode",
+    "decode_structured",
+    "fit_prior",
     "independent_argmax",
     "joint_log_posterior",
     "main_task_accuracy",
