@@ -26,6 +26,8 @@ def register(subparsers: Any) -> None:
     run.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     run.add_argument("--out", default="runs", help="output directory (default ./runs)")
     run.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
+    run.add_argument("--threads", type=int, default=1,
+                     help="torch threads per worker (default 1: fastest for these small models)")
     run.add_argument("--force", action="store_true",
                      help="accept an output directory holding a different config of this experiment")
     run.add_argument("--no-report", action="store_true", help="do not rebuild the report afterwards")
@@ -60,6 +62,7 @@ def _run(args: argparse.Namespace) -> int:
             summary = run_experiment(
                 exp_name, args.overrides, seeds=args.seeds, workers=args.workers, out=args.out,
                 device=args.device, force=args.force, preset=args.preset, progress=sys.stderr.isatty(),
+                threads=args.threads,
             )
         except registry.MissingDataError as exc:
             if len(names) == 1:

@@ -42,22 +42,27 @@ def choice(values: list[Any]) -> Callable[[np.random.Generator], Any]:
 
 
 _COMMON: dict[str, HParam] = {
-    "lr": HParam(1e-3, log_uniform(1e-4, 1e-2), "Adam learning rate"),
-    "weight_decay": HParam(0.0, choice([0.0, 1e-5, 1e-4, 1e-3]), "L2 regularisation (Adam weight decay)"),
+    "lr": HParam(1e-3, log_uniform(1e-4, 1e-2), "Adam learning rate (trainer)"),
+    "weight_decay": HParam(0.0, choice([0.0, 1e-5, 1e-4, 1e-3]), "L2 regularisation (trainer)"),
 }
 
-#: The registry: method name → hyperparameter name → :class:`HParam`.
+#: Hyperparameters applied to the trainer or the model rather than to the method.
+TRAINER_KEYS: frozenset[str] = frozenset({"lr", "weight_decay"})
+MODEL_KEYS: frozenset[str] = frozenset({"stitch_lr_mult"})
+
+#: The registry: method family → hyperparameter name → :class:`HParam`. Names other than
+#: :data:`TRAINER_KEYS` / :data:`MODEL_KEYS` are the method class's own ``HPARAMS`` names.
 REGISTRY: dict[str, dict[str, HParam]] = {
     "stl": dict(_COMMON),
     "nps": dict(_COMMON),
     "mtl": dict(_COMMON),
     "shared": dict(_COMMON),
+    "mmoe": dict(_COMMON),
+    "fps": dict(_COMMON),
     "cross_stitch": {
         **_COMMON,
-        "stitch_lr": HParam(1e-2, log_uniform(1e-3, 1e-1), "learning rate of the cross-stitch units"),
+        "stitch_lr_mult": HParam(100.0, log_uniform(10.0, 1000.0), "learning-rate multiplier of the stitch units"),
     },
-    "fps": dict(_COMMON),
-    "mmoe": dict(_COMMON),
     "pcgrad": dict(_COMMON),
     "gradvac": {
         **_COMMON,
@@ -65,24 +70,25 @@ REGISTRY: dict[str, dict[str, HParam]] = {
     },
     "irm": {
         **_COMMON,
-        "penalty_weight": HParam(1.0, log_uniform(1e-2, 1e2), "IRM penalty weight λ"),
-        "anneal_steps": HParam(100, choice([0, 50, 100, 500]), "steps before the full penalty"),
+        "lambda": HParam(1.0, log_uniform(1e-2, 1e2), "IRM penalty weight after annealing"),
+        "anneal_steps": HParam(0, choice([0, 50, 100, 500]), "steps with the warm-up weight"),
     },
     "vrex": {
         **_COMMON,
-        "penalty_weight": HParam(1.0, log_uniform(1e-2, 1e2), "VREx penalty weight"),
-        "anneal_steps": HParam(100, choice([0, 50, 100, 500]), "steps before the full penalty"),
+        "lambda": HParam(1.0, log_uniform(1e-2, 1e2), "VREx penalty weight after annealing"),
+        "anneal_steps": HParam(0, choice([0, 50, 100, 500]), "steps with the warm-up weight"),
     },
     "dann": {
         **_COMMON,
-        "lambda_max": HParam(1.0, log_uniform(1e-2, 1.0), "final gradient-reversal weight λ"),
+        "lambda_max": HParam(1.0, log_uniform(1e-2, 1.0), "final gradient-reversal strength λ"),
+        "weight": HParam(1.0, log_uniform(1e-1, 1e1), "weight of the discriminator loss"),
     },
     "mtcrl": {
         **_COMMON,
-        "lambda_decor": HParam(1.0, log_uniform(1e-2, 1e1), "decorrelation weight (Eq. 2)"),
+        "lambda_decor": HParam(0.01, log_uniform(1e-3, 1.0), "decorrelation weight (Eq. 2)"),
         "lambda_sps": HParam(0.01, log_uniform(1e-4, 1e-1), "graph sparsity weight (Eq. 3)"),
-        "lambda_bal": HParam(0.01, log_uniform(1e-4, 1e-1), "graph balance weight (Eq. 3)"),
-        "lambda_irm": HParam(1.0, log_uniform(1e-2, 1e2), "G-IRM weight (Eq. 8/9)"),
+        "lambda_bal": HParam(0.1, log_uniform(1e-3, 1.0), "graph balance weight (Eq. 3)"),
+        "lambda_girm": HParam(1.0, log_uniform(1e-2, 1e2), "G-IRM weight (Eq. 7)"),
     },
 }
 
@@ -156,4 +162,4 @@ def keep_best_trials(frame: Any, best: Mapping[tuple[Any, ...], int], by: tuple[
     return frame[np.asarray(mask, dtype=bool)]
 
 
-__all__ = ["HParam", "REGISTRY", "defaults", "keep_best_trials", "sample", "select_best_trial", "trial_seed"]
+__all__ = ["HParam", "MODEL_KEYS", "REGISTRY", "TRAINER_KEYS", "defaults", "keep_best_trials", "sample", "select_best_trial", "trial_seed"]

@@ -58,6 +58,7 @@ class Comparison:
     n_seeds: int = 0
     verdict: str = ""  # e.g. "reproduces", "does not reproduce", "qualitative"
     fmt: str = "{:.3f}"
+    ours_text: str | None = None  # a qualitative finding of ours (shown instead of a number)
 
     @property
     def difference(self) -> float | None:
@@ -122,7 +123,9 @@ def _comparison_frame(block: PaperComparison) -> Any:
     rows = []
     for r in block.rows:
         paper = r.paper if isinstance(r.paper, str) else (None if r.paper is None else r.fmt.format(r.paper))
-        if r.ours is None or not math.isfinite(r.ours):
+        if r.ours_text is not None:
+            ours = r.ours_text
+        elif r.ours is None or not math.isfinite(r.ours):
             ours = "not run"
         else:
             ours = r.fmt.format(r.ours)

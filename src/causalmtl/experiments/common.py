@@ -1,0 +1,391 @@
+"""Shared pieces of the built-in experiments: configs, model/method construction, training,
+evaluation, GMTL target-shift evaluation and report helpers.
+
+Method names used by the experiments (``METHODS``) map to an architecture, a training method
+and a hyperparameter family of :mod:`causalmtl.experiments.hparams`:
+
+=============  ==================  =======================  ====================================
+name           architecture        training method          notes
+=============  ==================  =======================  ====================================
+stl / nps      STL (one net/task)  ERM                      NPS = the STL nets decoded jointly
+shared         shared trunk        ERM                      hard parameter sharing (STN)
+mtl / mmoe     MMoE                ERM                      "vanilla MTL" of MT-CRL (§4)
+cross_stitch   cross-stitch        ERM                      columns initialised from trained STL
+fps            FPS (joint head)    ERM                      predicts the joint class
+pcgrad …       MMoE                PCGrad/GradVac/IRM/…     MT-CRL's baselines on MMoE
+mtcrl-var      MT-CRL modules      MTCRL (G-IRM var/norm)   ``mtcrl-none`` = w/o G-IRM
+=============  ==================  =======================  ====================================
+
+Heavy imports (torch and the model code) happen inside the functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.base import DatasetSplits, MultiTaskDataset, concatenate
+from . import hparams as hp
+from .store import MetricRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MethodDef:
+    arch: str
+    method: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    family: str = ""
+    label: str = ""
+
+
+METHODS: dict[str, MethodDef] = {
+    "stl": MethodDef("stl", "erm", family="stl", label="STL"),
+    "nps": MethodDef("stl", "erm", family="nps", label="NPS"),
+    "shared": MethodDef("shared", "erm", family="shared", label="Shared trunk"),
+    "mtl": MethodDef("mmoe", "erm", family="mtl", label="MTL"),
+    "mmoe": MethodDef("mmoe", "erm", family="mmoe", label="MMoE"),
+    "cross_stitch": MethodDef("cross_stitch", "erm", family="cross_stitch", label="Cross-stitch"),
+    "fps": MethodDef("fps", "erm", family="fps", label="FPS"),
+    "pcgrad": MethodDef("mmoe", "pcgrad", family="pcgrad", label="PCGrad"),
+    "gradvac": MethodDef("mmoe", "gradvac", family="gradvac", label="GradVac"),
+    "irm": MethodDef("mmoe", "irm", family="irm", label="IRM"),
+    "vrex": MethodDef("mmoe", "vrex", family="vrex", label="VREx"),
+    "dann": MethodDef("mmoe", "dann", family="dann", label="DANN"),
+    "mtcrl": MethodDef("mtcrl", "mtcrl", {"girm": "var"}, family="mtcrl", label="MT-CRL"),
+    "mtcrl-var": MethodDef("mtcrl", "mtcrl", {"girm": "var"}, family="mtcrl", label="MT-CRL (G-IRM var)"),
+    "mtcrl-norm": MethodDef("mtcrl", "mtcrl", {"girm": "norm"}, family="mtcrl", label="MT-CRL (G-IRM norm)"),
+    "mtcrl-none": MethodDef("mtcrl", "mtcrl", {"girm": "none"}, family="mtcrl", label="MT-CRL w/o G-IRM"),
+}
+
+
+def method_def(name: str) -> MethodDef:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid methods are: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def label(name: str) -> str:
+    return METHODS[name].label if name in METHODS else name
+
+
+def check_methods(methods: Sequence[str], key: str = "methods") -> None:
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"{key} has unknown method(s) {bad}; valid methods are: {', '.join(METHODS)}")
+    if not methods:
+        raise ValueError(f"{key} is empty; name at least one method")
+
+
+# --- configs -------------------------------------------------------------------------------
+@dataclass
+class ModelConfig:
+    """Architecture sizes shared by every method of an experiment."""
+
+    encoder: str = "mlp"  # "mlp" (flattened pixels) or "cnn"
+    hidden: list[int] = field(default_factory=lambda: [128, 64])
+    n_experts: int = 4  # MMoE experts
+    n_modules: int = 8  # MT-CRL modules K (paper default 8)
+    width: int = 128  # MT-CRL total representation width d (paper 128)
+
+
+@dataclass
+class TrainConfig:
+    """Trainer settings (the learning rate comes from the hyperparameter registry)."""
+
+    epochs: int = 15
+    batch_size: int = 128
+    patience: int = 5
+    trials: int = 1  # random-search trials per method (trial 0 = documented defaults)
+    select: str = "valid/loss"
+
+
+@dataclass
+class DigitsConfig:
+    """Multi-Digits sizes and the label relationship (see :func:`causalmtl.data.make_multi_digits`)."""
+
+    n_train: int = 6000
+    n_valid: int = 1500
+    n_test: int = 2000
+    m: float = 0.9  # train agreement P(y' = y) component of the biased protocol
+
+
+def check_positive(cfg: Any, keys: Sequence[str], where: str) -> None:
+    for k in keys:
+        v = getattr(cfg, k)
+        if v < 1:
+            raise ValueError(f"{where}.{k} must be >= 1, got {v}")
+
+
+# --- data ----------------------------------------------------------------------------------
+def make_digits(cfg: DigitsConfig, protocol: str, seed: int, test_joint: Any = "train") -> DatasetSplits:
+    """Multi-Digits for ``seed``: ``"biased"`` (test i.i.d. with train when ``test_joint="train"``)
+    or ``"pairs"`` (MT-CRL's pair-disjoint splits)."""
+    from ..data import biased_joint, make_multi_digits
+
+    if protocol == "biased":
+        tj = biased_joint(10, cfg.m) if isinstance(test_joint, str) and test_joint == "train" else test_joint
+        return make_multi_digits("biased", cfg.n_train, cfg.n_valid, cfg.n_test, m=cfg.m,
+                                 test_joint=tj, seed=seed)
+    return make_multi_digits(protocol, cfg.n_train, cfg.n_valid, cfg.n_test, seed=seed)
+
+
+# --- models and methods ----------------------------------------------------------------------
+def _in_dim(data: MultiTaskDataset) -> int:
+    return int(np.prod(np.asarray(data.inputs).shape[1:]))
+
+
+def encoder_factory(mcfg: ModelConfig, in_dim: int, out_dim: int | None = None) -> Any:
+    from ..nn import CNNEncoder, MLPEncoder
+
+    hidden = list(mcfg.hidden) if out_dim is None else [*mcfg.hidden[:-1], out_dim]
+    if mcfg.encoder == "mlp":
+        return lambda: MLPEncoder(in_dim, hidden)
+    if mcfg.encoder == "cnn":
+        return lambda: CNNEncoder(1, (16, 32), out_dim=hidden[-1])
+    raise ValueError(f"model.encoder must be 'mlp' or 'cnn', got {mcfg.encoder!r}")
+
+
+def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int, **over: Any) -> Any:
+    """A fresh model of architecture ``arch`` for ``data``'s tasks, initialised from ``seed``."""
+    from ..nn import FPS, STL, MMoE, SharedTrunk, seeded
+    from ..nn.mtcrl import MTCRLNet
+
+    tasks = data.tasks
+    d_in = _in_dim(data)
+    with seeded(seed):
+        if arch == "stl":
+            return STL(encoder_factory(mcfg, d_in), tasks)
+        if arch == "shared":
+            return SharedTrunk(encoder_factory(mcfg, d_in)(), tasks)
+        if arch == "fps":
+            return FPS(encoder_factory(mcfg, d_in)(), tasks)
+        if arch == "mmoe":
+            return MMoE(encoder_factory(mcfg, d_in), tasks, n_experts=mcfg.n_experts, gate_in_dim=d_in)
+        if arch == "mtcrl":
+            k = int(over.get("n_modules", mcfg.n_modules))
+            return MTCRLNet(lambda d: encoder_factory(mcfg, d_in, d)(), tasks, n_modules=k, width=mcfg.width)
+    raise ValueError(f"unknown architecture {arch!r}")
+
+
+def build_method(name: str, model: Any, method_hparams: dict[str, Any]) -> Any:
+    from ..methods import METHODS as BASELINES
+
+    if name == "mtcrl":
+        from ..methods.mtcrl import MTCRL
+
+        return MTCRL(model, **method_hparams)
+    if name not in BASELINES:
+        raise ValueError(f"unknown training method {name!r}; valid: {sorted(BASELINES)} and 'mtcrl'")
+    return BASELINES[name](model, **method_hparams)
+
+
+def split_hparams(h: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(trainer, model, method) parts of a hyperparameter dict."""
+    trainer = {k: v for k, v in h.items() if k in hp.TRAINER_KEYS}
+    model = {k: v for k, v in h.items() if k in hp.MODEL_KEYS}
+    method = {k: v for k, v in h.items() if k not in hp.TRAINER_KEYS and k not in hp.MODEL_KEYS}
+    return trainer, model, method
+
+
+@dataclass
+class Trained:
+    """A trained model with what the evaluation needs."""
+
+    model: Any
+    method_name: str
+    train_labels: np.ndarray  # labels the model was fitted on (for the GMTL prior)
+    history: Any
+    best_epoch: int
+    seconds: float
+
+
+def protocol_for(method: str, protocol: str) -> str:
+    """``"mtcrl"`` for MT-CRL (it needs train and valid as two environments), else ``protocol``."""
+    return "mtcrl" if method_def(method).method == "mtcrl" or protocol == "mtcrl" else "split"
+
+
+def train_method(
+    name: str,
+    splits: DatasetSplits,
+    mcfg: ModelConfig,
+    tcfg: TrainConfig,
+    h: dict[str, Any],
+    seed: int,
+    device: str,
+    workdir: Path,
+    protocol: str = "split",
+    progress: bool = False,
+    **model_over: Any,
+) -> Trained:
+    """Build and train method ``name`` (resuming from ``workdir`` after an interruption)."""
+    from ..nn import NPS, CrossStitchNetwork  # noqa: F401 - NPS documented alias of STL
+    from ..train import Trainer
+
+    mdef = method_def(name)
+    trainer_h, model_h, method_h = split_hparams(h)
+    method_h = {**method_h, **mdef.fixed}
+    proto = protocol_for(name, protocol)
+    t0 = time.perf_counter()
+
+    def fit(model: Any, method_name: str, mh: dict[str, Any], tag: str) -> Any:
+        method = build_method(method_name, model, mh)
+        trainer = Trainer(
+            method, epochs=tcfg.epochs, batch_size=tcfg.batch_size, lr=float(trainer_h.get("lr", 1e-3)),
+            weight_decay=float(trainer_h.get("weight_decay", 0.0)), patience=tcfg.patience,
+            select=tcfg.select, protocol=proto, device=device, seed=seed,
+            checkpoint_dir=workdir / f"ckpt-{tag}", progress=progress,
+        )
+        return trainer.fit(splits, resume=True)
+
+    if mdef.arch == "cross_stitch":
+        stl = build_model("stl", splits.train, mcfg, seed)
+        fit(stl, "erm", {}, "stl")
+        model = CrossStitchNetwork.from_stl(stl, stitch_lr_mult=float(model_h.get("stitch_lr_mult", 100.0)))
+        result = fit(model, "erm", {}, "cs")
+    else:
+        model = build_model(mdef.arch, splits.train, mcfg, seed, **model_over)
+        result = fit(model, mdef.method, method_h, "main")
+    train_data = splits.train if proto == "split" else concatenate([splits.train, splits.valid])
+    for d in workdir.glob("ckpt-*"):
+        shutil.rmtree(d, ignore_errors=True)
+    return Trained(model=model, method_name=name, train_labels=train_data.labels,
+                   history=result.history, best_epoch=result.best_epoch,
+                   seconds=time.perf_counter() - t0)
+
+
+# --- evaluation ------------------------------------------------------------------------------
+def accuracy_metrics(model: Any, splits: DatasetSplits, device: str, splits_to_eval: Sequence[str] = ("train", "valid", "test")) -> list[MetricRow]:
+    """Per-task accuracy and mean accuracy on each split (independent per-task argmax)."""
+    from ..train import evaluate
+
+    rows = []
+    for split in splits_to_eval:
+        res = evaluate(model, getattr(splits, split), device=device)
+        accs = []
+        for task in splits.tasks:
+            a = res.get(f"acc/{task.name}", float("nan"))
+            accs.append(a)
+            rows.append(MetricRow("acc", a, task=task.name, split=split))
+            rows.append(MetricRow("loss", res.get(f"loss/{task.name}", float("nan")), task=task.name,
+                                  split=split, higher_is_better=False))
+        rows.append(MetricRow("acc_mean", float(np.nanmean(accs)), split=split))
+    return rows
+
+
+def joint_log_probs(model: Any, data: MultiTaskDataset, device: str, batch_size: int = 2048) -> Any:
+    """Per-task log-probabilities (a list of T arrays), or the joint array for FPS."""
+    import torch
+
+    from ..methods.batch import Batch
+    from ..nn import FPS
+    from ..train import predict_log_probs
+
+    if not isinstance(model, FPS):
+        return predict_log_probs(model, data, device=device)
+    batch = Batch.from_dataset(data, device=torch.device(device))
+    model.eval()
+    parts = []
+    with torch.no_grad():
+        for s in range(0, len(batch), batch_size):
+            b = batch.index(torch.arange(s, min(len(batch), s + batch_size), device=batch.y.device))
+            parts.append(model.forward_full(b.x).extra["joint"].double().cpu())
+    return torch.cat(parts).numpy()
+
+
+def spurious_metrics(model: Any, data: MultiTaskDataset, causal_blocks: Sequence[Any], device: str,
+                     split: str = "test", max_rows: int = 2000) -> tuple[list[MetricRow], np.ndarray]:
+    """ρ_spur per task (MT-CRL §2.2) on at most ``max_rows`` rows; also the saliency ``(T, D)``."""
+    from ..metrics.spurious import input_saliency, spurious_score
+
+    n = min(len(data), max_rows)
+    x = np.asarray(data.inputs[:n], dtype=np.float32)
+    sal = input_saliency(model.eval(), x, data.labels[:n], device=device)
+    rho = spurious_score(sal, causal_blocks)
+    rows = [MetricRow("rho_spur", float(r), task=t.name, split=split, higher_is_better=False)
+            for r, t in zip(rho, data.tasks)]
+    rows.append(MetricRow("rho_spur_mean", float(np.mean(rho)), split=split, higher_is_better=False))
+    return rows, sal
+
+
+def gmtl_shift(
+    log_probs: Any,
+    train_labels: np.ndarray,
+    test: MultiTaskDataset,
+    test_joint: np.ndarray,
+    alphas: Sequence[float],
+    n_draws: int,
+    seed: int,
+    pseudocount: float = 1.0,
+) -> tuple[list[MetricRow], dict[str, np.ndarray]]:
+    """DMTL vs GMTL under simulated target shift (GMTL §5.4–5.6, §6) for every main task.
+
+    Fits the joint prior on the training labels, decodes the test set for every α, draws
+    ``n_draws`` shifted priors q around the test prior ``test_joint`` (the authors' protocol),
+    and importance-samples each main task's accuracy. Returns metric rows (in-distribution
+    accuracy at α = 0 and α = 1, per-run τ–optimal-α correlation, mean gain) and arrays
+    (``tau_<t>``, ``acc_<t>`` of shape ``(D,)`` and ``(D, A)``, ``alphas``).
+    """
+    from ..gmtl import JointPrior, decode
+    from ..shift.analysis import analyze
+    from ..shift.evaluate import evaluate_shift
+
+    n_classes = test.n_classes
+    prior = JointPrior.fit(train_labels, n_classes, pseudocount=pseudocount)
+    alphas = [float(a) for a in alphas]
+    preds = decode(log_probs, prior, alpha=alphas, normalized=False)  # (A, N, T)
+    labels = test.labels
+    rows: list[MetricRow] = []
+    arrays: dict[str, np.ndarray] = {"alphas": np.asarray(alphas)}
+    with np.errstate(divide="ignore"):
+        log_p = np.log(np.asarray(test_joint, dtype=np.float64))
+    for t, task in enumerate(test.tasks):
+        correct = preds[:, :, t] == labels[None, :, t]
+        for a_i, a in enumerate(alphas):
+            if a in (0.0, 1.0):
+                rows.append(MetricRow(f"acc_id_alpha{a:g}", float(correct[a_i].mean()), task=task.name))
+        draws = evaluate_shift(labels, preds, log_p, alphas, n_classes=n_classes, task=t,
+                               n_draws=n_draws, seed=seed)
+        res = analyze(draws)
+        arrays[f"tau_{t}"] = draws.tau
+        arrays[f"acc_{t}"] = draws.accuracy
+        rows.append(MetricRow("tau_alpha_corr", res.correlation, task=task.name, higher_is_better=None))
+        rows.append(MetricRow("gmtl_gain_mean", float(np.nanmean(res.gain)), task=task.name))
+        rows.append(MetricRow("gmtl_gain_severe", float(res.gain[0]), task=task.name))
+    return rows, arrays
+
+
+def history_rows(trained: Trained) -> list[MetricRow]:
+    return [
+        MetricRow("best_epoch", float(trained.best_epoch), split="train", higher_is_better=None),
+        MetricRow("train_seconds", trained.seconds, split="train", higher_is_better=False),
+    ]
+
+
+__all__ = [
+    "DigitsConfig",
+    "METHODS",
+    "MethodDef",
+    "ModelConfig",
+    "TrainConfig",
+    "Trained",
+    "accuracy_metrics",
+    "build_method",
+    "build_model",
+    "check_methods",
+    "gmtl_shift",
+    "joint_log_probs",
+    "label",
+    "make_digits",
+    "method_def",
+    "spurious_metrics",
+    "train_method",
+]
