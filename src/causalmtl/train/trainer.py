@@ -110,9 +110,10 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
                 out.extend(_diff(a[k], b[k], p))
         return out
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        if len(a) == len(b):
+        nested = any(isinstance(v, (dict, list, tuple)) for v in [*a, *b])
+        if len(a) == len(b) and nested:
             return [d for i, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{path}[{i}]")]
-    if a != b:
+    if (list(a) if isinstance(a, tuple) else a) != (list(b) if isinstance(b, tuple) else b):
         return [f"{path}: {a!r} in checkpoint, {b!r} now"]
     return []
 
