@@ -143,14 +143,14 @@ def _in_dim(data: MultiTaskDataset) -> int:
     return int(np.prod(np.asarray(data.inputs).shape[1:]))
 
 
-def encoder_factory(mcfg: ModelConfig, in_dim: int, out_dim: int | None = None) -> Any:
+def encoder_factory(mcfg: ModelConfig, in_dim: int, out_dim: int | None = None, in_channels: int = 1) -> Any:
     from ..nn import CNNEncoder, MLPEncoder
 
     hidden = list(mcfg.hidden) if out_dim is None else [*mcfg.hidden[:-1], out_dim]
     if mcfg.encoder == "mlp":
         return lambda: MLPEncoder(in_dim, hidden)
     if mcfg.encoder == "cnn":
-        return lambda: CNNEncoder(1, (16, 32), out_dim=hidden[-1])
+        return lambda: CNNEncoder(in_channels, (16, 32), out_dim=hidden[-1])
     raise ValueError(f"model.encoder must be 'mlp' or 'cnn', got {mcfg.encoder!r}")
 
 
@@ -161,18 +161,22 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
 
     tasks = data.tasks
     d_in = _in_dim(data)
+    shape = np.asarray(data.inputs).shape
+    ch = int(shape[1]) if len(shape) == 4 else 1
+    enc = encoder_factory(mcfg, d_in, in_channels=ch)
     with seeded(seed):
         if arch == "stl":
-            return STL(encoder_factory(mcfg, d_in), tasks)
+            return STL(enc, tasks)
         if arch == "shared":
-            return SharedTrunk(encoder_factory(mcfg, d_in)(), tasks)
+            return SharedTrunk(enc(), tasks)
         if arch == "fps":
-            return FPS(encoder_factory(mcfg, d_in)(), tasks)
+            return FPS(enc(), tasks)
         if arch == "mmoe":
-            return MMoE(encoder_factory(mcfg, d_in), tasks, n_experts=mcfg.n_experts, gate_in_dim=d_in)
+            return MMoE(enc, tasks, n_experts=mcfg.n_experts, gate_in_dim=d_in)
         if arch == "mtcrl":
             k = int(over.get("n_modules", mcfg.n_modules))
-            return MTCRLNet(lambda d: encoder_factory(mcfg, d_in, d)(), tasks, n_modules=k, width=mcfg.width)
+            return MTCRLNet(lambda d: encoder_factory(mcfg, d_in, d, in_channels=ch)(), tasks, n_modules=k,
+                            width=mcfg.width)
     raise ValueError(f"unknown architecture {arch!r}")
 
 

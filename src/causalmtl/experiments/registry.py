@@ -34,6 +34,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "causalmtl.experiments.multi_sem",
     "causalmtl.experiments.mtcrl_digits",
     "causalmtl.experiments.movielens",
+    "causalmtl.experiments.yeast_gmtl",
 )
 
 #: The experiment ``causalmtl run`` runs when none is named.
@@ -44,8 +45,12 @@ class UnknownExperimentError(ValueError):
     """An experiment name that is not registered."""
 
 
-class MissingDataError(ValueError):
-    """An experiment needs data files that are absent (the message says which and where)."""
+try:  # one class for "data files absent", shared with the data loaders
+    from ..data._sources import MissingDataError
+except ImportError:  # pragma: no cover - the data package is part of the library
+
+    class MissingDataError(FileNotFoundError, ValueError):  # type: ignore[no-redef]
+        """An experiment needs data files that are absent (the message says which and where)."""
 
 
 @dataclass(frozen=True)

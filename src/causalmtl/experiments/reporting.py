@@ -118,7 +118,8 @@ def shift_blocks(analyses: Mapping[str, Any], what: str, n_seeds: int = 0) -> li
     comps = []
     for name, a in analyses.items():
         comps.append(Comparison(f"r(τ midpoint, optimal α), {name}", PAPER_TAU_ALPHA_CORR, a.correlation,
-                                n_seeds=n_seeds, verdict=_corr_verdict(a.correlation)))
+                                n_seeds=n_seeds, verdict=_corr_verdict(a.correlation),
+                                ours_text=None if np.isfinite(a.correlation) else "undefined"))
         comps.append(Comparison(f"optimal α rises with severity, {name}", "yes (monotone)", None,
                                 n_seeds=n_seeds, verdict=_monotone_verdict(a.optimal_alpha[::-1]),
                                 ours_text=" → ".join(f"{v:.1f}" for v in a.optimal_alpha[::-1]) + " (mild → severe)"))
@@ -150,6 +151,8 @@ def _monotone_verdict(values_mild_to_severe: np.ndarray) -> str:
     if v.size < 2:
         return "too few bins"
     d = np.diff(v)
+    if np.ptp(v) == 0:
+        return "flat (no change with severity)"
     if (d >= -1e-12).all():
         return "reproduces (monotone)"
     if v[-1] > v[0]:
