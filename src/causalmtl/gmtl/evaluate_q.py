@@ -8,6 +8,8 @@
   whole pool (the §5.4 estimator; lower variance than scoring the resampled set).
 * :func:`oracle_gain_recovered` — ``(acc(q̂) − acc(DMTL)) / (acc(q) − acc(DMTL))``, the
   fraction of the oracle-q gain over DMTL that the estimate recovers.
+* :func:`correlation_shift` — a test prior that flips or removes the strongest pairwise label
+  correlations of p (the shifts of the issue-11 targets).
 * :func:`evaluate_unknown_q` — one simulated shift end to end: resample an unlabeled set,
   adapt, and score DMTL, oracle-q GMTL, estimated-q GMTL, the label-free α, and GMTL at the
   oracle-best single α.
@@ -34,6 +36,8 @@ __all__ = [
     "importance_resample",
     "shifted_accuracy",
     "oracle_gain_recovered",
+    "correlation_shift",
+    "strongest_pairs",
     "evaluate_unknown_q",
 ]
 
@@ -121,6 +125,60 @@ def oracle_gain_recovered(acc_est: float, acc_oracle: float, acc_dmtl: float) ->
     if gain <= 1e-12:
         return float("nan")
     return (float(acc_est) - float(acc_dmtl)) / gain
+
+
+def strongest_pairs(prior: JointPrior | Any, n_pairs: int = 1) -> list[tuple[int, int]]:
+    """The ``n_pairs`` task pairs with the largest mutual information under ``prior``."""
+    pr = as_prior(prior)
+    T = pr.n_tasks
+    if T < 2:
+        raise ValueError(f"prior must have at least 2 tasks to have pairs, got n_classes {pr.n_classes}")
+    if int(n_pairs) != n_pairs or not 1 <= n_pairs <= T * (T - 1) // 2:
+        raise ValueError(f"n_pairs must be an int in [1, {T * (T - 1) // 2}], got {n_pairs!r}")
+    scores = []
+    for a in range(T):
+        for b in range(a + 1, T):
+            pab = pr.marginalize([a, b]).probs
+            outer = pab.sum(1, keepdims=True) * pab.sum(0, keepdims=True)
+            mask = pab > 0
+            scores.append((float((pab[mask] * np.log(pab[mask] / outer[mask])).sum()), a, b))
+    scores.sort(key=lambda x: -x[0])
+    return [(a, b) for _, a, b in scores[: int(n_pairs)]]
+
+
+def correlation_shift(
+    prior: JointPrior | Any,
+    n_pairs: int = 1,
+    mode: str = "flip",
+    pairs: Sequence[tuple[int, int]] | None = None,
+) -> JointPrior:
+    """A test prior that removes or flips the strongest pairwise correlations of p.
+
+    ``q(y) ∝ p(y) · Π_{(a,b)} [p(y_a) p(y_b) / p(y_a, y_b)]^s`` with ``s = 1`` (``"remove"``:
+    for one pair, ``q(y_a, y_b) = p(y_a) p(y_b)`` exactly, the rest of the joint kept given
+    the pair) or ``s = 2`` (``"flip"``: the pair's log odds ratios change sign). ``pairs``
+    defaults to the ``n_pairs`` pairs of largest mutual information (:func:`strongest_pairs`).
+    Every factor is computed from p; zero cells of p stay zero.
+    """
+    pr = as_prior(prior)
+    if mode not in ("flip", "remove"):
+        raise ValueError(f"mode must be 'flip' or 'remove', got {mode!r}")
+    s = 2.0 if mode == "flip" else 1.0
+    chosen = strongest_pairs(pr, n_pairs) if pairs is None else [tuple(map(int, ab)) for ab in pairs]
+    logq = np.zeros(pr.n_classes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logq = np.log(pr.probs)
+        for a, b in chosen:
+            if not (0 <= a < pr.n_tasks and 0 <= b < pr.n_tasks and a != b):
+                raise ValueError(f"pairs must hold two distinct task indices in [0, {pr.n_tasks}), got {(a, b)}")
+            pab = pr.marginalize([a, b]).probs
+            ratio = np.log(pab.sum(1, keepdims=True)) + np.log(pab.sum(0, keepdims=True)) - np.log(pab)
+            shape = [1] * pr.n_tasks
+            shape[a], shape[b] = pr.n_classes[a], pr.n_classes[b]
+            term = ratio if a < b else ratio.T
+            logq = logq + s * np.where(np.isfinite(term), term, 0.0).reshape(shape)
+    q = np.where(pr.probs > 0, np.exp(logq - logq[pr.probs > 0].max()), 0.0)
+    return JointPrior.from_probs(q / q.sum())
 
 
 def evaluate_unknown_q(
