@@ -197,3 +197,45 @@ def test_evaluate_unknown_q_end_to_end(data: dict) -> None:
     assert out["recovered"] > 0.8
     assert out["l1"] < 0.2 and np.isclose(out["tv"], out["l1"] / 2)
     assert out["acc_best_alpha"] >= out["acc_dmtl"]
+
+
+def test_correlation_shift_flips_and_removes() -> None:
+    from causalmtl.gmtl.evaluate_q import correlation_shift, strongest_pairs
+
+    np.testing.assert_allclose(correlation_shift(P).probs, Q, atol=1e-12)  # flip: odds ratio inverted
+    rng = np.random.default_rng(0)
+    p3 = JointPrior.from_probs(rng.dirichlet(np.ones(12)).reshape(2, 3, 2))
+    a, b = strongest_pairs(p3, 1)[0]
+    q = correlation_shift(p3, 1, mode="remove")
+    pab = q.marginalize([a, b]).probs
+    np.testing.assert_allclose(pab, np.outer(pab.sum(1), pab.sum(0)), atol=1e-12)
+    np.testing.assert_allclose(pab.sum(1), p3.marginal(a), atol=1e-12)  # marginals kept
+    with pytest.raises(ValueError, match="mode must be"):
+        correlation_shift(P, mode="swap")
+    with pytest.raises(ValueError, match="n_pairs must be"):
+        correlation_shift(P, n_pairs=2)
+
+
+def test_adapt_with_a_tree_prior_gives_a_tree_estimate() -> None:
+    from causalmtl.gmtl.tree import TreePrior
+
+    rng = np.random.default_rng(0)
+    n_classes = (2, 2, 2)
+    edges = ((0, 1), (1, 2))
+    p = TreePrior.random(n_classes, edges=edges, seed=1, concentration=0.7)
+    q = TreePrior.random(n_classes, edges=edges, seed=2, concentration=0.7)
+    grid = np.stack(np.unravel_index(np.arange(8), n_classes), 1)
+
+    def draw(prior: TreePrior, n: int) -> tuple[list[np.ndarray], np.ndarray]:
+        yi = rng.choice(8, size=n, p=prior.probs.reshape(-1) / prior.probs.sum())
+        x = 1.5 * (2 * grid[yi] - 1) + rng.normal(size=(n, 3))
+        return [np.stack([-x[:, t], x[:, t]], 1) for t in range(3)], grid[yi]
+
+    (vlp, vy), (tlp, ty) = draw(p, 4000), draw(q, 4000)
+    res = adapt(vlp, vy, tlp, p, calibration=None)
+    assert res.q_tree is not None and res.q_tree.edges == p.edges
+    np.testing.assert_allclose(res.q_hat.probs, res.q_tree.probs / res.q_tree.probs.sum(), atol=1e-12)
+    from causalmtl.gmtl.tree_em import edge_l1
+
+    assert edge_l1(res.q_tree, q.probs) < 0.08
+    assert (res.labels == ty).mean() >= (independent_argmax(tlp) == ty).mean()

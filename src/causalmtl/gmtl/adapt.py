@@ -41,6 +41,8 @@ from .decode import decode
 from .em import EMResult, RawScoresWarning, estimate_prior_em
 from .prior import JointPrior, as_prior
 from .score_model import GaussianScoreModel
+from .tree import TreePrior
+from .tree_em import TreeEMResult, estimate_tree_prior_em
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +134,10 @@ class AdaptResult:
         Predictions decoded with the estimated test prior q̂.
     q_hat : JointPrior
         The estimated test prior.
-    em : EMResult
+    em : EMResult or TreeEMResult
         Diagnostics of the EM run (objective history, convergence).
+    q_tree : TreePrior or None
+        The estimated tree-structured q̂ when ``prior`` was a :class:`TreePrior`.
     likelihood : str
         ``"score"`` or ``"calibrated"``.
     calibrator, score_model :
@@ -147,13 +151,14 @@ class AdaptResult:
     labels: np.ndarray
     q_hat: JointPrior
     prior: JointPrior
-    em: EMResult
+    em: EMResult | TreeEMResult
     likelihood: str
     calibrator: Calibrator | None
     score_model: GaussianScoreModel | None
     tau: float
     alpha: float
     alpha_labels: np.ndarray
+    q_tree: TreePrior | None = None
 
 
 def adapt(
@@ -179,9 +184,11 @@ def adapt(
     val_labels : int ``(N_val, T)``, ``-1`` where missing
     test_log_probs : list of T arrays ``(N_test, C_t)``
         Scores of the same model on the unlabeled test inputs.
-    prior : JointPrior or table, optional
+    prior : JointPrior, TreePrior or table, optional
         The training joint prior p (EM's start and the smoothing prior). Default: fitted on
-        ``val_labels`` with pseudocount 1.
+        ``val_labels`` with pseudocount 1. A :class:`~causalmtl.gmtl.tree.TreePrior` makes
+        the estimate tree-structured on the same edges
+        (:func:`~causalmtl.gmtl.tree_em.estimate_tree_prior_em`, M-step refits edge marginals).
     likelihood : ``"score"`` or ``"calibrated"``
         Which shift-invariant likelihood EM uses (module docstring).
     calibration : ``"temperature"``, ``"bcts"``, ``"vector"``, ``"cross"`` or None
@@ -200,6 +207,7 @@ def adapt(
             f"test_log_probs has classes per task {test_nc} but val_log_probs has {n_classes}"
         )
     lab = check_labels(val_labels, n_classes, name="val_labels")
+    tree = prior if isinstance(prior, TreePrior) else None
     p = JointPrior.fit(lab, n_classes, pseudocount=1.0) if prior is None else as_prior(prior)
     if p.n_classes != n_classes:
         raise ValueError(f"prior has n_classes {p.n_classes} but the scores have {n_classes}")
@@ -218,16 +226,21 @@ def adapt(
         ll = sm.log_likelihood(test_lp)
     else:
         ll = gmtl_log_likelihood(test_lp, p, assume_calibrated=cal is not None)
-    res = estimate_prior_em(
-        ll, p, smoothing=smoothing, max_iter=max_iter, tol=tol, device=device
-    )
-    q_hat = res.prior
+    res: EMResult | TreeEMResult
+    q_tree = None
+    if tree is not None:
+        res = estimate_tree_prior_em(ll, tree, smoothing=smoothing, max_iter=max_iter, tol=tol, device=device)
+        q_tree = res.q
+        q_hat = res.q.to_joint()
+    else:
+        res = estimate_prior_em(ll, p, smoothing=smoothing, max_iter=max_iter, tol=tol, device=device)
+        q_hat = res.prior
     labels = _decode_with(ll if sm is not None else test_lp, p, q_hat, sm is not None)
     alpha, tau = alpha_from_severity(p, q_hat)
     alpha_labels = decode(test_lp, p, alpha=alpha, normalized=False)
     return AdaptResult(
         labels=np.asarray(labels), q_hat=q_hat, prior=p, em=res, likelihood=likelihood, calibrator=cal,
-        score_model=sm, tau=tau, alpha=alpha, alpha_labels=np.asarray(alpha_labels),
+        score_model=sm, tau=tau, alpha=alpha, alpha_labels=np.asarray(alpha_labels), q_tree=q_tree,
     )
 
 

@@ -203,14 +203,15 @@ def evaluate_unknown_q(
     decoder's likelihood with the true q), ``acc_est_q``, ``acc_alpha_tau`` (label-free α), ``acc_best_alpha`` and ``best_alpha``
     (GMTL at the oracle-best single α of ``alphas``), ``recovered`` (fraction of the oracle-q
     gain over DMTL) and ``recovered_same_lik``,
-    ``l1``, ``tv``, ``tau_hat``, ``alpha_tau``, ``em_iter``, ``em_converged``.
+    ``l1``, ``tv``, ``tau_hat``, ``alpha_tau``, ``em_iter``, ``em_converged``, and
+    ``edge_l1`` (mean edge-table L1) when ``prior`` is a :class:`~causalmtl.gmtl.tree.TreePrior`.
     """
     pr = as_prior(prior)
     n_classes = check_n_classes(pr.n_classes)
     pool_lab = check_labels(pool_labels, n_classes, name="pool_labels", allow_missing=False)
     idx, q_eff = importance_resample(pool_lab, q, n_unlabeled, seed)
     test_lp = [np.asarray(as_numpy(x), dtype=np.float64)[idx] for x in pool_log_probs]
-    res = adapt(val_log_probs, val_labels, test_lp, pr, **adapt_kwargs)
+    res = adapt(val_log_probs, val_labels, test_lp, prior, **adapt_kwargs)
     # the same decoder, applied to the whole pool, scored under q by importance weights
     pool_lp = [np.asarray(as_numpy(x), dtype=np.float64) for x in pool_log_probs]
     pred_est = decode_adapted(res, pool_lp)
@@ -234,6 +235,10 @@ def evaluate_unknown_q(
         "em_converged": float(res.em.converged),
     }
     out.update(q_error(res.q_hat, q_eff))
+    if res.q_tree is not None:
+        from .tree_em import edge_l1
+
+        out["edge_l1"] = edge_l1(res.q_tree, q_eff.probs)
     out["recovered"] = oracle_gain_recovered(out["acc_est_q"], out["acc_oracle_q"], out["acc_dmtl"])
     out["recovered_same_lik"] = oracle_gain_recovered(
         out["acc_est_q"], out["acc_oracle_q_same_lik"], out["acc_dmtl"]
