@@ -1,0 +1,183 @@
+"""``multi-sem``: STL vs MTL on Multi-SEM (Hu et al. 2022, §2.2 Table 1 and App. B Table 5).
+
+T binary tasks, each caused by its own Gaussian factor block of X; the labels agree with
+probability ``m_train`` in training and ``m_test`` at test time (the label–label confounder
+shifts). A single-task model per task (STL) and a shared-bottom model (MTL) are trained; we
+report training accuracy, out-of-distribution test accuracy and the spurious score ρ_spur
+(share of input-gradient saliency on the other tasks' factors, §2.2), for 2 to 8 tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import hparams as hp
+from .common import (
+    ModelConfig,
+    TrainConfig,
+    accuracy_metrics,
+    check_methods,
+    history_rows,
+    label,
+    method_def,
+    spurious_metrics,
+    train_method,
+)
+from .registry import Experiment, RunContext, RunResult, RunSpec, register
+
+#: Table 1 (Multi-SEM column): STL and MTL train accuracy, OOD accuracy, ρ_spur.
+PAPER_TABLE1 = {"stl": (0.931, 0.906, 0.128), "mtl": (0.936, 0.882, 0.246)}
+#: Table 5 (2 … 8 tasks): OOD accuracy and ρ_spur; the paper's text omits MTL's ρ_spur at T = 2.
+PAPER_TABLE5 = {
+    "mtl": {"acc": [0.846, 0.838, 0.824, 0.809, 0.785, 0.752, 0.719],
+            "rho": [None, 0.357, 0.391, 0.429, 0.475, 0.530, 0.594]},
+    "stl": {"acc": [0.874, 0.861, 0.848, 0.836, 0.827, 0.810, 0.797],
+            "rho": [0.261, 0.289, 0.314, 0.354, 0.385, 0.407, 0.435]},
+}
+
+
+@dataclass
+class SemDataConfig:
+    dim: int = 5
+    n_train: int = 2000
+    n_valid: int = 1000
+    n_test: int = 2000
+    m_train: float = 0.9
+    m_test: float = 0.1
+    signal: float = 1.5  # single-task Bayes accuracy Φ(1.5) = 0.933, the paper's train accuracy
+    structure: str = "hub"
+
+
+@dataclass
+class MultiSemConfig:
+    n_tasks: list[int] = field(default_factory=lambda: [2, 3, 4, 5, 6, 7, 8])
+    methods: list[str] = field(default_factory=lambda: ["stl", "shared"])
+    data: SemDataConfig = field(default_factory=SemDataConfig)
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(hidden=[64, 32]))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, patience=5))
+
+
+def plan(cfg: MultiSemConfig) -> list[RunSpec]:
+    check_methods(cfg.methods)
+    bad = [t for t in cfg.n_tasks if not 2 <= t <= 8]
+    if bad or not cfg.n_tasks:
+        raise ValueError(f"n_tasks must be a non-empty list of ints in [2, 8] (Multi-SEM), got {cfg.n_tasks}")
+    return [
+        RunSpec(run_key=f"T={t}/{m}/trial={k}", method=m, dataset=f"multi-sem-T{t}", trial=k,
+                params={"n_tasks": t, "hparams": hp.sample(method_def(m).family, "multi-sem", k)})
+        for t in cfg.n_tasks
+        for m in cfg.methods
+        for k in range(cfg.train.trials)
+    ]
+
+
+def run(cfg: MultiSemConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
+    from ..data import make_multi_sem
+
+    d = cfg.data
+    splits = make_multi_sem(n_tasks=int(spec.params["n_tasks"]), dim=d.dim, n_train=d.n_train, n_valid=d.n_valid,
+                            n_test=d.n_test, m_train=d.m_train, m_test=d.m_test, signal=d.signal,
+                            structure=d.structure, seed=ctx.seed)
+    trained = train_method(spec.method, splits, cfg.model, cfg.train, dict(spec.params["hparams"]), ctx.seed,
+                           ctx.device, ctx.artefact_dir, protocol="split", progress=ctx.progress)
+    rows = accuracy_metrics(trained.model, splits, ctx.device) + history_rows(trained)
+    sp, sal = spurious_metrics(trained.model, splits.test, splits.meta["causal_blocks"], ctx.device)
+    return RunResult(rows + sp, {"saliency": sal.astype(np.float32)},
+                     info={"hparams": spec.params["hparams"], "m": splits.meta.get("m")})
+
+
+def report(ctx: Any) -> list[Any]:
+    import pandas as pd
+
+    from ..report.blocks import Comparison, Figure, PaperComparison, Table, Text
+    from ..report.tables import seed_mean
+    from .reporting import line_figure, order_verdict, select_trials
+
+    cfg = ctx.config
+    frame = select_trials(ctx.frame)
+    if frame.empty:
+        return [Text("No finished run.", kind="warning")]
+    paper_key = {"stl": "stl", "shared": "mtl", "mtl": "mtl"}
+    blocks: list[Any] = [Text(
+        f"Label agreement m = {cfg.data.m_train} in training and {cfg.data.m_test} at test (OOD); "
+        f"factor dimension {cfg.data.dim}; MTL = shared-bottom network (§2.2). Accuracies are means over tasks.")]
+    # Table 1 (T = 2)
+    two = frame[frame["dataset"] == "multi-sem-T2"]
+    if not two.empty:
+        comps = []
+        ours: dict[tuple[str, str], float | None] = {}
+        for m in cfg.methods:
+            pk = paper_key.get(m)
+            if pk is None:
+                continue
+            for (name, split, q), pv in zip((("acc_mean", "train", "Acc_train"), ("acc_mean", "test", "Acc_OOD"),
+                                             ("rho_spur_mean", "test", "ρ_spur")), PAPER_TABLE1[pk]):
+                mean, std, n = seed_mean(two, name, split, method=m)
+                ours[(pk, q)] = mean if n else None
+                comps.append(Comparison(f"{label(m)} {q}", pv, mean if n else None, std, n))
+        if ("stl", "Acc_OOD") in ours and ("mtl", "Acc_OOD") in ours:
+            comps.append(Comparison("STL − MTL OOD accuracy", 0.906 - 0.882,
+                                    None if None in (ours[("stl", "Acc_OOD")], ours[("mtl", "Acc_OOD")])
+                                    else ours[("stl", "Acc_OOD")] - ours[("mtl", "Acc_OOD")],
+                                    verdict=order_verdict(ours[("stl", "Acc_OOD")], ours[("mtl", "Acc_OOD")], 0.906, 0.882)))
+            comps.append(Comparison("MTL − STL ρ_spur", 0.246 - 0.128,
+                                    None if None in (ours[("mtl", "ρ_spur")], ours[("stl", "ρ_spur")])
+                                    else ours[("mtl", "ρ_spur")] - ours[("stl", "ρ_spur")],
+                                    verdict=order_verdict(ours[("mtl", "ρ_spur")], ours[("stl", "ρ_spur")], 0.246, 0.128)))
+        blocks.append(PaperComparison(comps, caption="Table 1 (Multi-SEM, two tasks)", source="Hu et al. 2022, Table 1"))
+    # Table 5 (T = 2 … 8)
+    rows = []
+    series_acc: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    series_rho: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    ts = sorted(int(t) for t in cfg.n_tasks)
+    for m in cfg.methods:
+        pk = paper_key.get(m, m)
+        accs, rhos = [], []
+        for t in ts:
+            sub = frame[(frame["dataset"] == f"multi-sem-T{t}") & (frame["method"] == m)]
+            a = seed_mean(sub, "acc_mean", "test")
+            r = seed_mean(sub, "rho_spur_mean", "test")
+            accs.append(a)
+            rhos.append(r)
+            pa = PAPER_TABLE5.get(pk, {}).get("acc", [None] * 7)[t - 2]
+            pr = PAPER_TABLE5.get(pk, {}).get("rho", [None] * 7)[t - 2]
+            rows.append({"method": label(m), "tasks": t,
+                         "Acc_OOD ours": f"{a[0]:.3f} ± {a[1]:.3f}" if a[2] else "–",
+                         "Acc_OOD paper": pa, "ρ_spur ours": f"{r[0]:.3f} ± {r[1]:.3f}" if r[2] else "–",
+                         "ρ_spur paper": pr, "seeds": a[2]})
+        series_acc[label(m)] = (np.array([a[0] for a in accs]), np.array([a[1] for a in accs]))
+        series_rho[label(m)] = (np.array([r[0] for r in rhos]), np.array([r[1] for r in rhos]))
+    blocks.append(Table(pd.DataFrame(rows), caption="Table 5: OOD accuracy and ρ_spur against the number of tasks "
+                        "(paper values beside ours; the paper omits MTL's ρ_spur at T = 2)"))
+    paper_acc = {label(m): [PAPER_TABLE5[paper_key[m]]["acc"][t - 2] for t in ts]
+                 for m in cfg.methods if paper_key.get(m) in PAPER_TABLE5}
+    blocks.append(Figure(line_figure(ts, series_acc, "number of tasks T", "OOD test accuracy (mean of tasks)",
+                                     "Multi-SEM: OOD accuracy vs T", paper_acc),
+                         "OOD accuracy against the number of tasks (bands: ±1 std over seeds; dashed: paper).",
+                         name="multi_sem_acc.png"))
+    blocks.append(Figure(line_figure(ts, series_rho, "number of tasks T", "ρ_spur (mean of tasks)",
+                                     "Multi-SEM: spurious score vs T"),
+                         "Spurious score ρ_spur against the number of tasks (bands: ±1 std over seeds).",
+                         name="multi_sem_rho.png"))
+    return blocks
+
+
+EXPERIMENT = register(Experiment(
+    name="multi-sem",
+    description="MT-CRL Table 1 and Table 5: STL vs shared-bottom MTL on Multi-SEM, 2 to 8 tasks",
+    expected_seconds=60,
+    config_cls=MultiSemConfig,
+    plan=plan,
+    run=run,
+    report=report,
+    presets={"tiny": {
+        "n_tasks": [2, 3],
+        "data": {"n_train": 300, "n_valid": 100, "n_test": 200},
+        "model": {"hidden": [16, 8]},
+        "train": {"epochs": 2, "batch_size": 64, "patience": 2},
+    }},
+    reproduces="MT-CRL Table 1 and Table 5",
+))
