@@ -29,6 +29,7 @@ from torch import Tensor
 
 from ..nn.base import ModelOutput, MultiTaskModel, grouped_risks, row_losses
 from ..nn.mtcrl import MTCRLNet
+from . import METHODS
 from .base import Method, cat_batches
 from .batch import Batch
 from .mtcrl_regularizers import (
@@ -192,3 +193,6 @@ class MTCRL(Method):
                 logs["girm"] = penalty.detach()
         logs["loss"] = loss.detach()
         return loss, logs
+
+
+METHODS["mtcrl"] = MTCRL  # registered here, as causalmtl.methods.__init__ expects
