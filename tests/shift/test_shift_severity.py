@@ -105,11 +105,39 @@ def test_batch_matches_single_calls_and_accepts_qdraws():
     draws = ShuffleNoiseSampler().sample(lp, 6, seed=2)
     batch = severity(lp, draws)
     assert batch.shape == (6,)
-    for d in range(6):
-        assert batch[d] == weighted_tau(lp, draws.log_q[d])
+    np.testing.assert_allclose(
+        batch, [weighted_tau(lp, r) for r in draws.log_q], rtol=0, atol=1e-12
+    )
     shaped = severity(lp.reshape(4, 6), draws.log_q.reshape(6, 4, 6), variant="shieh")
     np.testing.assert_allclose(shaped, [weighted_tau(lp, r, "shieh") for r in draws.log_q])
     assert isinstance(draws, QDraws)
+
+
+@pytest.mark.parametrize("variant", ["scipy", "shieh"])
+@pytest.mark.parametrize(
+    "K, x_ties", [(2, False), (5, True), (300, False), (300, True), (700, True)]
+)
+def test_fast_method_equals_scipy(variant, K, x_ties):
+    """The vectorised batch computation is the same statistic as scipy.stats.weightedtau."""
+    rng = np.random.default_rng(K + 7 * x_ties)
+    lp = rng.normal(size=K)
+    if x_ties:
+        lp = np.round(lp, 0)  # many classes share one p value (as a smoothed sparse prior does)
+    lq = np.vstack([rng.normal(size=(6, K)), lp + 1e-3 * rng.normal(size=(1, K)), lp[::-1][None]])
+    fast = severity(lp, lq, variant, chunk_size=3)
+    ref = severity(lp, lq, variant, method="scipy")
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=1e-12)
+    assert np.all(np.abs(fast) <= 1 + 1e-12)
+
+
+@pytest.mark.parametrize("variant", ["scipy", "shieh"])
+def test_fast_method_rows_with_ties_fall_back_to_scipy(variant):
+    rng = np.random.default_rng(9)
+    lp = np.round(rng.normal(size=40), 1)
+    lq = np.vstack([lp, np.round(rng.normal(size=40), 0), rng.normal(size=40)])  # rows 0, 1 tied
+    fast = severity(lp, lq, variant)
+    np.testing.assert_allclose(fast, [weighted_tau(lp, r, variant) for r in lq], rtol=0, atol=1e-12)
+    assert fast[0] == pytest.approx(1.0)
 
 
 def test_variants_differ_on_shifted_priors():
@@ -130,3 +158,7 @@ def test_bad_input():
         weighted_tau([0.0, np.nan], [1.0, 0.0])
     with pytest.raises(ValueError, match=r"shape \(D, 3\)"):
         severity(np.zeros(3), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="method"):
+        severity(np.zeros(3), np.zeros((2, 3)), method="numba")
+    with pytest.raises(ValueError, match="chunk_size"):
+        severity(np.zeros(3), np.zeros((2, 3)), chunk_size=0)

@@ -49,7 +49,7 @@ def evaluate_shift(
     seed: RandomLike = 0,
     sampler: QSampler | None = None,
     tau_variant: TauVariant = "scipy",
-    chunk_size: int = 100,
+    chunk_size: int = 250,
     progress: bool = False,
 ) -> ShiftDraws:
     """Evaluate predictions for several α under ``n_draws`` sampled target shifts.
