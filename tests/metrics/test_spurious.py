@@ -85,3 +85,21 @@ def test_spurious_score_errors():
         input_saliency(lambda x: x, np.zeros((2, 2), dtype=int), np.zeros(2, dtype=int))
     with pytest.raises(ValueError, match="labels must have shape"):
         input_saliency(lambda x: x, np.zeros((2, 2)), np.zeros(3, dtype=int))
+
+
+def test_module_is_evaluated_in_eval_mode_and_inputs_cast_to_its_dtype():
+    class Drop(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)  # float32 parameters
+            self.drop = nn.Dropout(0.9)
+
+        def forward(self, x):
+            return [self.lin(self.drop(x))]
+
+    model = Drop()
+    x = np.random.default_rng(0).normal(size=(50, 3))  # float64 inputs
+    sal = input_saliency(model, x, np.zeros(50, dtype=int))
+    want = 50 * np.abs(model.lin.weight.detach().numpy()[0])  # no dropout: gradient = W[0]
+    np.testing.assert_allclose(sal[0], want, rtol=1e-5)
+    assert model.training  # restored

@@ -65,7 +65,8 @@ def input_saliency(
     ----------
     model : callable
         Maps a float tensor ``(B, ...)`` to a list of T tensors ``(B, C_t)`` (or one tensor for
-        one task). It must treat examples independently (e.g. an ``nn.Module`` in eval mode).
+        one task). It must treat examples independently; an ``nn.Module`` is put in eval
+        mode for the call and restored afterwards.
     inputs : array ``(N, ...)`` of floats (numpy or torch)
     labels : array ``(N, T)`` (or ``(N,)`` for one task); ``-1`` or ``NaN`` = missing
     score : ``"raw"`` (default) differentiates the model output at the true class as returned;
@@ -98,9 +99,31 @@ def input_saliency(
     missing = np.isnan(y_all) if y_all.dtype.kind == "f" else y_all < 0
     y_filled = torch.as_tensor(np.where(missing, 0, y_all).astype(np.int64))
     present = torch.as_tensor(~missing)
+    params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
     if device is None:
-        params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
         device = params[0].device if params else torch.device("cpu")
+    if params and params[0].is_floating_point():
+        x_all = x_all.to(params[0].dtype)  # numpy float64 inputs for a float32 model
+    was_training = model.training if isinstance(model, torch.nn.Module) else None
+    if was_training:
+        model.eval()  # dropout / batch-norm statistics must not mix examples
+    try:
+        return _accumulate_saliency(model, x_all, y_all, y_filled, present, score, batch_size, device)
+    finally:
+        if was_training:
+            model.train(True)
+
+
+def _accumulate_saliency(
+    model: Callable[[Tensor], Any],
+    x_all: Tensor,
+    y_all: np.ndarray,
+    y_filled: Tensor,
+    present: Tensor,
+    score: Score,
+    batch_size: int,
+    device: Any,
+) -> np.ndarray:
     n, t_count = y_all.shape
     total = torch.zeros(t_count, int(np.prod(x_all.shape[1:], dtype=np.int64)), dtype=torch.float64, device=device)
     for start in range(0, n, batch_size):
