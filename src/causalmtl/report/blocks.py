@@ -130,13 +130,13 @@ def _comparison_frame(block: PaperComparison) -> Any:
         else:
             ours = r.fmt.format(r.ours)
             if r.ours_std is not None and r.n_seeds > 1:
-                ours += " ± " + r.fmt.format(r.ours_std)
+                ours += " ± " + r.fmt.format(r.ours_std).lstrip("+")
         d = r.difference
         rows.append({
             "quantity": r.quantity,
             "paper": paper if paper is not None else "–",
             "ours": ours,
-            "ours − paper": "–" if d is None else ("+" if d >= 0 else "−") + r.fmt.format(abs(d)),
+            "ours − paper": "–" if d is None else ("+" if d >= 0 else "−") + r.fmt.format(abs(d)).lstrip("+"),
             "seeds": r.n_seeds,
             "verdict": r.verdict or "–",
         })
