@@ -7,13 +7,41 @@
 array([[0, 1]])
 """
 
+from .adapt import AdaptResult, adapt, alpha_from_severity, decode_adapted, gmtl_log_likelihood
+from .calibrate import (
+    BCTSCalibrator,
+    CrossTaskScaling,
+    TemperatureScaling,
+    VectorScaling,
+    calibration_report,
+    make_calibrator,
+)
 from .decode import decode, independent_argmax, joint_log_posterior
+from .em import EMResult, bbse, estimate_prior_em
 from .prior import JointPrior, as_prior
+from .score_model import GaussianScoreModel
 from .select import AlphaSelection, main_task_accuracy, select_alpha
 from .structured import DecodeInfo, decode_structured, fit_prior
 from .tree import TreePrior
+from .tree_em import estimate_tree_prior_em
 
 __all__ = [
+    "AdaptResult",
+    "BCTSCalibrator",
+    "CrossTaskScaling",
+    "EMResult",
+    "GaussianScoreModel",
+    "TemperatureScaling",
+    "VectorScaling",
+    "adapt",
+    "alpha_from_severity",
+    "bbse",
+    "calibration_report",
+    "decode_adapted",
+    "estimate_prior_em",
+    "estimate_tree_prior_em",
+    "gmtl_log_likelihood",
+    "make_calibrator",
     "AlphaSelection",
     "DecodeInfo",
     "JointPrior",

@@ -203,7 +203,7 @@ def evaluate_unknown_q(
     decoder's likelihood with the true q), ``acc_est_q``, ``acc_alpha_tau`` (label-free α), ``acc_best_alpha`` and ``best_alpha``
     (GMTL at the oracle-best single α of ``alphas``), ``recovered`` (fraction of the oracle-q
     gain over DMTL) and ``recovered_same_lik``,
-    ``l1``, ``tv``, ``tau_hat``, ``alpha_tau``, ``em_iter``, ``em_converged``, and
+    ``l1``, ``tv``, ``l1_prior`` (L1 of the do-nothing estimate p), ``tau_hat``, ``alpha_tau``, ``em_iter``, ``em_converged``, and
     ``edge_l1`` (mean edge-table L1) when ``prior`` is a :class:`~causalmtl.gmtl.tree.TreePrior`.
     """
     pr = as_prior(prior)
@@ -235,6 +235,7 @@ def evaluate_unknown_q(
         "em_converged": float(res.em.converged),
     }
     out.update(q_error(res.q_hat, q_eff))
+    out["l1_prior"] = q_error(pr, q_eff)["l1"]  # the do-nothing estimate q̂ = p
     if res.q_tree is not None:
         from .tree_em import edge_l1
 
