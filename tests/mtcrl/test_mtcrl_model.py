@@ -107,3 +107,13 @@ def test_bad_inputs():
     net = MTCRLNet([nn.Linear(6, 3), nn.Linear(6, 3)], TASKS, width=4)  # modules give 3, not 2
     with pytest.raises(ValueError, match=r"must output \(B, 2\)"):
         net(torch.randn(2, 6))
+
+
+@pytest.mark.parametrize("k", [1, 2, 8, 128])
+def test_k_sweep_keeps_total_width(k):
+    # Table 11 / Appendix E: K modules of width 128 / K
+    net = MTCRLNet(lambda d: nn.Linear(6, d), TASKS, n_modules=k)
+    out = net.forward_full(torch.randn(3, 6))
+    assert out.extra["z"].shape == (3, k, 128 // k)
+    assert out.features.shape == (3, 128)
+    assert net.graph.shape == (3, k)

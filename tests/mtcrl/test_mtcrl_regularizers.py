@@ -99,6 +99,12 @@ def test_decorrelation_gradcheck():
     assert torch.autograd.gradcheck(lambda t: decorrelation_penalty(t), (z,))
 
 
+def test_decorrelation_single_module_has_no_pairs():
+    z = torch.randn(10, 1, 4)
+    z[:, 0, 1] = z[:, 0, 0]  # correlated, but within the one module
+    assert float(decorrelation_penalty(z)) == 0.0
+
+
 def test_decorrelation_bad_shapes():
     with pytest.raises(ValueError, match="at least 2"):
         decorrelation_penalty(torch.randn(1, 2, 3))

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from .._parallel import global_gradient, global_sum
 from ..nn.base import ModelOutput, MultiTaskModel, grouped_risks, row_losses
 from ..nn.mtcrl import MTCRLNet
 from . import METHODS
@@ -126,7 +127,7 @@ class MTCRL(Method):
 
     def _check_env_labels(self, observed: Tensor, which: Tensor, n_env: int) -> None:
         counts = observed.to(torch.int64).new_zeros(n_env, observed.shape[1])
-        counts = counts.index_add(0, which, observed.to(torch.int64))
+        counts = global_sum(counts.index_add(0, which, observed.to(torch.int64)))  # data-parallel
         if bool((counts == 0).any()):
             e, t = (int(v) for v in (counts == 0).nonzero()[0])
             raise ValueError(
@@ -166,7 +167,8 @@ class MTCRL(Method):
                 logs[f"loss/{task.name}"] = risks[t].detach()
 
             if hp["decorrelation"] and hp["lambda_decor"] > 0:
-                decor = decorrelation_penalty(z[:n_train], eps=float(hp["decor_eps"]))
+                # correlations in float32 even under bfloat16 autocast
+                decor = decorrelation_penalty(z[:n_train].float(), eps=float(hp["decor_eps"]))
                 loss = loss + float(hp["lambda_decor"]) * decor
                 logs["decor"] = decor.detach()
             if hp["sparsity"] and hp["lambda_sps"] > 0:
@@ -187,7 +189,7 @@ class MTCRL(Method):
                 env_risks = grouped_risks(
                     row_losses(out_fixed, batch.y, model.tasks), observed, which, n_env
                 )  # (E, T)
-                grads = graph_risk_gradients(env_risks, graph_env)  # (E, T, K)
+                grads = global_gradient(graph_risk_gradients(env_risks, graph_env))  # (E, T, K)
                 penalty = girm_variance(grads) if hp["girm"] == "var" else girm_norm(grads)
                 loss = loss + float(hp["lambda_girm"]) * penalty
                 logs["girm"] = penalty.detach()
