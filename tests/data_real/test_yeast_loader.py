@@ -120,6 +120,11 @@ def test_bad_files(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MissingDataError, match=r"yeast\.csv\.gz.*" + str(tmp_path) + r".*Mulan"):
         load_yeast(tmp_path)
+    with pytest.raises(
+        MissingDataError,
+        match=r"missing file 'other\.csv'; expected at " + str(tmp_path / "other.csv"),
+    ):
+        load_yeast(tmp_path / "other.csv")
     monkeypatch.delenv("CAUSALMTL_DATA", raising=False)
     with pytest.raises(MissingDataError, match="CAUSALMTL_DATA"):
         load_yeast()

@@ -56,6 +56,8 @@ def _find_file(path: str | os.PathLike[str] | None) -> Path:
     root = data_root(path)
     if root is not None and root.is_file():
         return root
+    if root is not None and root.suffix in (".csv", ".gz"):  # a file path that does not exist
+        raise missing_data_error("Yeast", root.name, [root.parent], SOURCE)
     dirs = [] if root is None else [root, root / "yeast"]
     for d in dirs:
         for name in FILENAMES:
