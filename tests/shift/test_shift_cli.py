@@ -203,3 +203,31 @@ def test_figures_are_written_and_labelled(tmp_path):
     assert len(overlay.axes[0].lines) == 2
     with pytest.raises(ValueError, match="ShiftAnalysis"):
         plot_figure3([res])
+
+
+def test_dirichlet_protocol_through_the_command(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    labels, preds = _seed_data(rng)
+    prior = rng.dirichlet(np.ones(12)).reshape(4, 3)
+    alphas = np.round(np.linspace(0, 1, 11), 10)
+    np.savez(tmp_path / "b.npz", labels=labels, predictions=preds, alphas=alphas, prior=prior)
+    out = tmp_path / "out"
+    args = ["shift", "--bundle", str(tmp_path / "b.npz"), "--draws", "12", "--out", str(out),
+            "--no-progress", "--no-figures", "--protocol", "dirichlet", "--seed", "4"]  # fmt: skip
+    assert main([*args, "--concentration", "2", "50", "--alphas", "0", "0.5", "1"]) == 0
+    report = json.loads((out / "analysis.json").read_text())
+    assert report["config"]["protocol"] == "dirichlet"
+    assert report["config"]["concentration"] == [2.0, 50.0]
+    got = ShiftDraws.read_csv(out / "draws.csv")
+    from causalmtl.shift import DirichletSampler
+
+    ref = evaluate_shift(
+        labels, preds[[0, 5, 10]], np.log(prior), [0.0, 0.5, 1.0], n_draws=12, seed=4,
+        sampler=DirichletSampler((2.0, 50.0)),
+    )  # fmt: skip
+    np.testing.assert_allclose(got.accuracy, ref.accuracy, atol=1e-15)
+    capsys.readouterr()
+    assert main([*args, "--alphas", "half"]) == 2
+    assert "--alphas must be numbers" in capsys.readouterr().err
+    assert main([*args, "--concentration", "1", "2", "3"]) == 2
+    assert "--concentration takes one value or LOW HIGH" in capsys.readouterr().err

@@ -83,7 +83,12 @@ def _inputs(args: argparse.Namespace):  # noqa: ANN202 - ShiftInputs, imported l
             "give exactly one input: --bundle FILE.npz or --gmtl-dir DIR (with --log-prior)"
         )
     if args.bundle:
-        alphas = None if args.alphas is None else [float(a) for a in args.alphas]
+        alphas = None
+        if args.alphas is not None:
+            try:
+                alphas = [float(a) for a in args.alphas]
+            except ValueError as exc:
+                raise ValueError(f"--alphas must be numbers in [0, 1], got {args.alphas}") from exc
         return load_bundles(args.bundle, alphas, task=args.main_task)
     if not args.log_prior or not args.n_classes:
         raise ValueError("--gmtl-dir needs --log-prior FILE and --n-classes C1 C2 ...")
