@@ -158,3 +158,15 @@ def test_yeast_gmtl_bad_label_set(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=r"label_sets entry 'Class1\+Class99'.*valid labels"):
         run_experiment("yeast-gmtl", ["label_sets=[Class1+Class99]"], out=tmp_path / "runs")
+
+
+def test_experiments_report_absent_data(tmp_path: Path) -> None:
+    from causalmtl.experiments import MissingDataError, run_experiment
+
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    with pytest.raises(MissingDataError, match=r"ratings.*grouplens"):
+        run_experiment("movielens", [f"data.path={empty}"], out=tmp_path / "runs")
+    with pytest.raises(MissingDataError, match=r"yeast\.csv\.gz.*Mulan"):
+        run_experiment("yeast-gmtl", [f"path={empty}"], out=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()  # nothing started

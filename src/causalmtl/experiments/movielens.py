@@ -137,12 +137,13 @@ def load_data(cfg: MovieLensConfig) -> Any:
 
 
 def check_data(cfg: MovieLensConfig) -> None:
-    """Fail early (before any run) when the MovieLens files are absent."""
+    """Fail early (before any run) when the MovieLens files are absent (files are not read)."""
     from ..data._sources import MissingDataError as DataMissing
+    from ..data.movielens import _find_directory, detect_layout
 
     _check(cfg)
     try:
-        load_data(cfg)
+        detect_layout(_find_directory(cfg.data.path or None))
     except DataMissing as exc:
         raise MissingDataError(str(exc)) from None
 

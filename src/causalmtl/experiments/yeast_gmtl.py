@@ -338,7 +338,7 @@ YEAST_GMTL = register(
         name="yeast-gmtl",
         description="Yeast multi-label: scikit-learn and MLP multi-output classifiers, DMTL vs GMTL "
         "decoding over label pairs and a 4-label set, simulated target shift, α heuristic.",
-        expected_seconds=120,
+        expected_seconds=25,
         config_cls=YeastGMTLConfig,
         plan=plan,
         run=run,
