@@ -254,3 +254,40 @@ def test_progress_off_by_default_prints_nothing(capsys):
     Trainer(ERM(_model()), epochs=1, batch_size=48).fit(_splits())
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_dict_inputs_regression_and_progress_bar():
+    from causalmtl.nn import EmbeddingEncoder, MMoE
+
+    rng = np.random.default_rng(0)
+
+    def split(n, env):
+        user = rng.integers(0, 6, n)
+        item = rng.integers(0, 5, n)
+        title = rng.integers(0, 9, (n, 3))
+        y = np.stack([user * 0.5 + item * 0.1, item * 0.3], 1)
+        y[rng.random(n) < 0.3, 1] = np.nan
+        return MultiTaskDataset({"user": user, "item": item, "title": title}, y,
+                                (Task("r1", kind="regression"), Task("r2", kind="regression")), env=np.full(n, env))
+
+    splits = DatasetSplits(split(64, 0), split(32, 1), split(32, 2))
+    vocab = {"user": 6, "item": 5, "title": 9}
+    with seeded(0):
+        model = MMoE(lambda: EmbeddingEncoder(vocab, 4, (8,)), splits.tasks, n_experts=2,
+                     gate_encoder=EmbeddingEncoder(vocab, 2, (4,)))
+    res = Trainer(ERM(model), epochs=4, batch_size=16, lr=2e-2, progress=True).fit(splits)
+    assert res.history["train/loss"].iloc[-1] < res.history["train/loss"].iloc[0]
+    assert "valid/acc/r1" not in res.history.columns
+
+
+def test_epoch_plan_is_deterministic_and_covers_the_largest_group():
+    from causalmtl.train import epoch_plan
+
+    groups = [np.arange(10), np.arange(10, 13)]
+    a = epoch_plan(groups, 4, 3, seed=1, epoch=2)
+    b = epoch_plan(groups, 4, 3, seed=1, epoch=2)
+    assert all(np.array_equal(x, y) for pa, pb in zip(a, b) for x, y in zip(pa, pb))
+    assert sorted(np.concatenate(a[0]).tolist()) == list(range(10))  # one pass, short last batch
+    assert [len(s) for s in a[1]] == [4, 4, 4] and set(np.concatenate(a[1]).tolist()) == {10, 11, 12}
+    c = epoch_plan(groups, 4, 3, seed=1, epoch=3)
+    assert not np.array_equal(np.concatenate(a[0]), np.concatenate(c[0]))

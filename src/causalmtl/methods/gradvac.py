@@ -15,31 +15,47 @@ from .pcgrad import random_task_orders
 __all__ = ["GradVac", "gradvac_aggregate", "parameter_groups"]
 
 
-def parameter_groups(names_shapes: Sequence[tuple[str, int]], group: str) -> tuple[Tensor, int]:
-    """Group id of every scalar of the flattened shared parameters, and the number of groups.
+def parameter_groups(names_shapes: Sequence[tuple[str, int]], group: str) -> list[int]:
+    """Sizes of the contiguous parameter groups of the flattened shared parameters.
 
-    ``group="whole"``: one group; ``"module"``: one per module (parameters sharing the name
-    prefix before the last dot, e.g. a Linear's weight and bias); ``"tensor"``: one per
-    parameter tensor.
+    ``names_shapes`` lists ``(name, numel)`` in flattening order. ``group="whole"``: one
+    group; ``"module"``: one per module (consecutive parameters sharing the name prefix before
+    the last dot, e.g. a Linear's weight and bias); ``"tensor"``: one per parameter tensor.
     """
     if group not in ("whole", "module", "tensor"):
         raise ValueError(f"group must be 'whole', 'module' or 'tensor', got {group!r}")
-    keys: list[str] = []
-    for name, _ in names_shapes:
-        keys.append("" if group == "whole" else name if group == "tensor" else name.rpartition(".")[0])
-    index: dict[str, int] = {}
-    ids = [index.setdefault(k, len(index)) for k in keys]
-    sizes = [n for _, n in names_shapes]
-    gid = torch.repeat_interleave(torch.tensor(ids, dtype=torch.long), torch.tensor(sizes, dtype=torch.long))
-    return gid, max(1, len(index))
+    sizes: list[int] = []
+    last: str | None = None
+    for name, n in names_shapes:
+        key = "" if group == "whole" else name if group == "tensor" else name.rpartition(".")[0]
+        if sizes and key == last:
+            sizes[-1] += int(n)
+        else:
+            sizes.append(int(n))
+        last = key
+    return sizes or [0]
+
+
+def _segment_sum(v: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Per-group sums along dim 1: ``(T, P) -> (T, K)``."""
+    if len(sizes) == 1:
+        return v.sum(1, keepdim=True)
+    return torch.stack([c.sum(1) for c in v.split(list(sizes), dim=1)], dim=1)
+
+
+def _expand(w: Tensor, sizes: Sequence[int], repeats: Tensor | None) -> Tensor:
+    """Per-group values to per-scalar values: ``(T, K) -> (T, P)`` (broadcast for one group)."""
+    if len(sizes) == 1:
+        return w
+    assert repeats is not None
+    return torch.repeat_interleave(w, repeats, dim=1, output_size=int(sum(sizes)))
 
 
 def gradvac_aggregate(
     grads: Tensor,
     orders: Tensor,
     targets: Tensor,
-    group_ids: Tensor,
-    n_groups: int,
+    group_sizes: Sequence[int],
     beta: float,
     eps: float = 1e-8,
 ) -> tuple[Tensor, Tensor]:
@@ -57,8 +73,7 @@ def gradvac_aggregate(
     grads : ``(T, P)`` per-task gradients of the shared parameters
     orders : ``(T, T-1)`` visiting order of the other tasks for each task
     targets : ``(T, T, K)`` current targets ``φ̂``
-    group_ids : ``(P,)`` group of every scalar, in ``[0, K)``
-    n_groups : K
+    group_sizes : sizes of the K contiguous groups (summing to P)
     beta : EMA rate in [0, 1]
 
     Returns
@@ -67,31 +82,33 @@ def gradvac_aggregate(
     new_targets : ``(T, T, K)``
     """
     n_tasks = grads.shape[0]
+    sizes = list(group_sizes)
+    if sum(sizes) != grads.shape[1] or targets.shape != (n_tasks, n_tasks, len(sizes)):
+        raise ValueError(
+            f"group_sizes sum to {sum(sizes)} with {len(sizes)} groups but grads has shape "
+            f"{tuple(grads.shape)} and targets {tuple(targets.shape)}"
+        )
     pc = grads.clone()
     new_targets = targets.clone()
     if n_tasks < 2:
         return pc.sum(0), new_targets
-    gid = group_ids.to(grads.device)
     orders = orders.to(grads.device)
     rows = torch.arange(n_tasks, device=grads.device)
-
-    def seg(v: Tensor) -> Tensor:  # (T, P) -> (T, K) per-group sums
-        return v.new_zeros(n_tasks, n_groups).index_add_(1, gid, v)
-
-    gj_sq_all = seg(grads * grads)
+    repeats = None if len(sizes) == 1 else torch.tensor(sizes, device=grads.device)
+    gj_norm_all = _segment_sum(grads * grads, sizes).sqrt()
     for r in range(n_tasks - 1):
         j = orders[:, r]
         gj = grads[j]
-        dot = seg(pc * gj)
-        norm_i = seg(pc * pc).sqrt()
-        norm_j = gj_sq_all[j].sqrt()
+        dot = _segment_sum(pc * gj, sizes)
+        norm_i = _segment_sum(pc * pc, sizes).sqrt()
+        norm_j = gj_norm_all[j]
         phi = dot / (norm_i * norm_j + eps)
         target = new_targets[rows, j].to(phi.dtype)
         root_t = (1 - target * target).clamp(min=0).sqrt()
         root_p = (1 - phi * phi).clamp(min=0).sqrt()
         w = norm_i * (target * root_p - phi * root_t) / (norm_j * root_t + eps)
         w = torch.where(phi < target, w, torch.zeros_like(w))
-        pc = pc + w[:, gid] * gj
+        pc = pc + _expand(w, sizes, repeats) * gj
         new_targets[rows, j] = ((1 - beta) * target + beta * phi).to(new_targets.dtype)
     return pc.sum(0), new_targets
 
@@ -122,15 +139,14 @@ class GradVac(GradientMethod):
             raise ValueError(f"beta must be in [0, 1], got {self.hparams['beta']!r}")
         self.beta = beta
         shared = [(n, p.numel()) for n, p in model.named_shared_parameters() if p.requires_grad]
-        gid, k = parameter_groups(shared, str(self.hparams["group"]))
-        self.n_groups = k
-        self.register_buffer("group_ids", gid, persistent=False)
+        self.group_sizes = parameter_groups(shared, str(self.hparams["group"]))
+        k = len(self.group_sizes)
         self.register_buffer("targets", torch.zeros(model.n_tasks, model.n_tasks, k))
         self.generator = torch.Generator().manual_seed(int(self.hparams["seed"]))
 
     def aggregate(self, grads: Tensor) -> Tensor:
         update, new = gradvac_aggregate(grads, random_task_orders(grads.shape[0], self.generator),
-                                        self.targets, self.group_ids, self.n_groups, self.beta)
+                                        self.targets, self.group_sizes, self.beta)
         self.targets.copy_(new)
         return update
 

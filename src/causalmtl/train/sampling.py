@@ -31,21 +31,21 @@ def epoch_plan(
     n_steps: int,
     seed: int,
     epoch: int,
-) -> list[np.ndarray]:
-    """Row indices of every step of one epoch, one ``(n_steps, ≤ batch_size)`` plan per group.
+) -> list[list[np.ndarray]]:
+    """Row indices of every step of one epoch: per group, a list of ``n_steps`` index arrays.
 
     Each group (environment, or the whole pooled set) is shuffled with
     ``numpy.random.default_rng([seed, epoch, g])``. A group needing more rows than it has in
     the epoch (smaller environments, when steps are set by the largest) cycles through fresh
     permutations; the largest group sees each of its rows once and its last batch may be
-    smaller. Returns, per group, a list-like array of ``n_steps`` index arrays.
+    smaller.
     """
     plans = []
     for g, rows in enumerate(groups):
         rng = np.random.default_rng([int(seed), int(epoch), g])
         rows = np.asarray(rows, dtype=np.int64)
         need = n_steps * batch_size
-        if len(rows) * 1 >= need:
+        if len(rows) >= need:
             order = rng.permutation(rows)[:need]
         elif len(rows) > need - batch_size:  # the largest group: one pass, short last batch
             order = rng.permutation(rows)
