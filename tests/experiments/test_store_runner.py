@@ -82,7 +82,7 @@ import sys
 sys.path.insert(0, {here!r})
 import _toy_experiments
 from causalmtl.experiments import run_experiment
-run_experiment("toy-sweep", ["n_trials=3", "sleep=0.4"], seeds=2, workers=2, out={out!r}, start_method="fork")
+run_experiment("toy-sweep", ["n_trials=2", "sleep=0.3"], seeds=2, workers=2, out={out!r}, start_method="fork")
 """
 
 
@@ -106,12 +106,12 @@ def test_killed_worker_then_rerun_records_each_run_once(tmp_path):
     with ResultStore(db) as st:
         counts = {r["status"]: r["n"] for r in st.query("SELECT status, COUNT(*) n FROM runs GROUP BY status")}
     assert counts.get("interrupted", 0) >= 1  # the killed worker's run
-    assert sum(counts.values()) == 12
-    s = run_experiment("toy-sweep", ["n_trials=3", "sleep=0.4"], seeds=2, out=out)
-    assert s.counts == {"done": 12}
-    assert _count(db, "SELECT COUNT(*) FROM runs") == 12
-    assert _count(db, "SELECT COUNT(*) FROM metrics") == 12 * 4
-    assert _count(db, "SELECT COUNT(*) FROM (SELECT run_key, seed FROM runs GROUP BY run_key, seed)") == 12
+    assert sum(counts.values()) == 8
+    s = run_experiment("toy-sweep", ["n_trials=2", "sleep=0.3"], seeds=2, out=out)
+    assert s.counts == {"done": 8}
+    assert _count(db, "SELECT COUNT(*) FROM runs") == 8
+    assert _count(db, "SELECT COUNT(*) FROM metrics") == 8 * 4
+    assert _count(db, "SELECT COUNT(*) FROM (SELECT run_key, seed FROM runs GROUP BY run_key, seed)") == 8
     assert _count(db, "SELECT MAX(attempts) FROM runs") == 2  # the interrupted run was redone
     assert _count(db, "SELECT COUNT(DISTINCT pid) FROM runs") >= 2  # both workers did work
 

@@ -71,7 +71,7 @@ def test_cli_errors_are_clear(quickstart_dir, capsys):
     assert "n_draws" in capsys.readouterr().err
     assert main(["run", "--preset", "tiny", "--set", "n_draws=7", "--out", str(quickstart_dir)]) == 2
     err = capsys.readouterr().err
-    assert "n_draws: 40 -> 7" in err and "--force" in err
+    assert "n_draws: 20 -> 7" in err and "--force" in err
     assert main(["report", str(quickstart_dir / "nothing-here")]) == 2
 
 

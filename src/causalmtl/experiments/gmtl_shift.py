@@ -157,9 +157,9 @@ EXPERIMENT = register(Experiment(
     presets={"tiny": {
         "data": {"n_train": 400, "n_valid": 200, "n_test": 300},
         "model": {"hidden": [32, 16]},
-        "train": {"epochs": 2, "batch_size": 64, "patience": 2},
+        "train": {"epochs": 1, "batch_size": 64, "patience": 1},
         "alphas": [0.0, 0.5, 1.0],
-        "n_draws": 30,
+        "n_draws": 20,
     }},
     check_data=check_data,
     reproduces="GMTL Figure 3 and the τ–optimal-α correlation",

@@ -58,9 +58,9 @@ class QuickstartConfig:
 TINY: dict[str, Any] = {
     "data": {"n_train": 400, "n_valid": 200, "n_test": 300},
     "model": {"hidden": [32, 16], "n_experts": 2, "n_modules": 4, "width": 32},
-    "train": {"epochs": 2, "batch_size": 64, "patience": 2},
+    "train": {"epochs": 1, "batch_size": 64, "patience": 1},
     "alphas": [0.0, 0.5, 1.0],
-    "n_draws": 40,
+    "n_draws": 20,
 }
 
 
