@@ -202,3 +202,10 @@ def test_rejects_models_without_a_graph():
 
     with pytest.raises(ValueError, match="needs an MTCRLNet"):
         MTCRL(Plain())
+
+
+def test_registered_in_the_method_registry():
+    from causalmtl.methods import METHODS
+
+    assert METHODS["mtcrl"] is MTCRL
+    assert MTCRL.default_hparams()["girm"] == "var"

@@ -30,7 +30,6 @@ from torch import Tensor
 from .._parallel import global_gradient, global_sum
 from ..nn.base import ModelOutput, MultiTaskModel, grouped_risks, row_losses
 from ..nn.mtcrl import MTCRLNet
-from . import METHODS
 from .base import Method, cat_batches
 from .batch import Batch
 from .mtcrl_regularizers import (
@@ -197,4 +196,14 @@ class MTCRL(Method):
         return loss, logs
 
 
-METHODS["mtcrl"] = MTCRL  # registered here, as causalmtl.methods.__init__ expects
+def _register() -> None:
+    """Add MTCRL to ``causalmtl.methods.METHODS`` (as the package expects of it); works whether
+    this module is imported after the package or from the package's ``__init__``."""
+    import sys
+
+    registry = getattr(sys.modules[__package__], "METHODS", None)
+    if registry is not None:
+        registry.setdefault("mtcrl", MTCRL)
+
+
+_register()
