@@ -324,7 +324,18 @@ def _table_marginals(
     direction = _table_directions(prior, am, ad, q, device)
     A = direction.shape[0]
     out = [torch.empty((A, n, c), dtype=torch.float64, device=device) for c in n_classes]
-    chunk = max(1, int(memory_mb * 2**20 // (K * 8 * 4)))
+    offsets = np.concatenate([[0], np.cumsum(n_classes)])
+    # Indicator (K, ΣC): one matrix product gives every task's sums in one pass over the
+    # table (when it is small enough); otherwise sum a view per task.
+    indicator = None
+    if K * int(offsets[-1]) * 8 <= 64 * 2**20:
+        idx = torch.arange(K, device=device)
+        indicator = torch.zeros((K, int(offsets[-1])), dtype=torch.float64, device=device)
+        for t in range(T - 1, -1, -1):
+            indicator[torch.arange(K, device=device), int(offsets[t]) + idx % n_classes[t]] = 1.0
+            idx = torch.div(idx, n_classes[t], rounding_mode="floor")
+    # Small chunks keep the table rows in cache (much faster than one large chunk).
+    chunk = max(1, int(min(memory_mb, 32.0) * 2**20 // (K * 8 * 3)))
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         if is_joint:
@@ -335,21 +346,18 @@ def _table_marginals(
                 base = (base[:, :, None] + x[start:stop][:, None, :]).reshape(stop - start, -1)
         for a in range(A):
             s = base + direction[a]
-            mx = s.amax(dim=1, keepdim=True)
-            mx = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
-            e = torch.exp(s - mx)
-            del s
-            # Prefix sums: P_t = e summed over the axes after t, shape (n, C_1..C_t).
-            prefix = [e.reshape(stop - start, *n_classes)]
-            for t in range(T - 1, 0, -1):
-                prefix.append(prefix[-1].sum(dim=t + 1))
-            prefix = prefix[::-1]  # prefix[t] keeps axes 1..t+1
-            total = torch.log(prefix[0].sum(dim=1))
-            for t in range(T):
-                m = prefix[t]
-                if t > 0:
-                    m = m.sum(dim=tuple(range(1, t + 1)))
-                out[t][a, start:stop] = torch.log(m) - total[:, None]
+            mx = s.amax(dim=1, keepdim=True).clamp_(min=-1e300)
+            e = torch.exp_(s.sub_(mx))
+            total = torch.log(e.sum(dim=1, keepdim=True))
+            if indicator is not None:
+                sums = e @ indicator
+                for t in range(T):
+                    out[t][a, start:stop] = torch.log(sums[:, offsets[t] : offsets[t + 1]]) - total
+            else:
+                view = e.reshape(stop - start, *n_classes)
+                for t in range(T):
+                    m = view.sum(dim=tuple(d + 1 for d in range(T) if d != t))
+                    out[t][a, start:stop] = torch.log(m) - total
     return out
 
 
