@@ -209,3 +209,16 @@ def test_registered_in_the_method_registry():
 
     assert METHODS["mtcrl"] is MTCRL
     assert MTCRL.default_hparams()["girm"] == "var"
+
+
+def test_one_autograd_grad_call_for_all_tasks_and_environments(monkeypatch):
+    calls = []
+    real = torch.autograd.grad
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("create_graph"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", counting)
+    MTCRL(make_net(), girm="var").objective(envs(3))  # T = 3 tasks, E = 3 environments
+    assert calls == [True]
