@@ -35,6 +35,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "causalmtl.experiments.mtcrl_digits",
     "causalmtl.experiments.movielens",
     "causalmtl.experiments.yeast_gmtl",
+    "causalmtl.experiments.unknown_q",
 )
 
 #: The experiment ``causalmtl run`` runs when none is named.

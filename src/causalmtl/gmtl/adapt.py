@@ -168,7 +168,7 @@ def adapt(
     prior: JointPrior | Any | None = None,
     *,
     likelihood: Literal["score", "calibrated"] = "score",
-    calibration: str | None = "bcts",
+    calibration: str | None = "auto",
     interactions: bool = False,
     smoothing: float | Literal["auto"] = "auto",
     max_iter: int = 2000,
@@ -191,10 +191,12 @@ def adapt(
         (:func:`~causalmtl.gmtl.tree_em.estimate_tree_prior_em`, M-step refits edge marginals).
     likelihood : ``"score"`` or ``"calibrated"``
         Which shift-invariant likelihood EM uses (module docstring).
-    calibration : ``"temperature"``, ``"bcts"``, ``"vector"``, ``"cross"`` or None
-        Head calibration fitted on the validation scores. Required by
+    calibration : ``"auto"``, ``"temperature"``, ``"bcts"``, ``"vector"``, ``"cross"`` or None
+        Head calibration fitted on the validation scores. Needed by
         ``likelihood="calibrated"`` (None warns: EM on raw scores). With the score model it
-        is applied before the score features are taken.
+        is applied before the score features are taken, but the Gaussian score model is
+        invariant to affine maps of the logits, so it rarely matters. ``"auto"``: ``"bcts"``
+        for ``"calibrated"``, None for ``"score"``.
     interactions : bool
         Pairwise task interactions in the score model's mean.
     smoothing, max_iter, tol, device
@@ -213,6 +215,8 @@ def adapt(
         raise ValueError(f"prior has n_classes {p.n_classes} but the scores have {n_classes}")
     if likelihood not in ("score", "calibrated"):
         raise ValueError(f"likelihood must be 'score' or 'calibrated', got {likelihood!r}")
+    if calibration == "auto":
+        calibration = "bcts" if likelihood == "calibrated" else None
     cal = None
     if calibration is not None:
         cal = make_calibrator(calibration).fit(val_log_probs, lab)
