@@ -291,3 +291,25 @@ def test_epoch_plan_is_deterministic_and_covers_the_largest_group():
     assert [len(s) for s in a[1]] == [4, 4, 4] and set(np.concatenate(a[1]).tolist()) == {10, 11, 12}
     c = epoch_plan(groups, 4, 3, seed=1, epoch=3)
     assert not np.array_equal(np.concatenate(a[0]), np.concatenate(c[0]))
+
+
+def test_nps_of_two_trained_stl_networks_feeds_gmtl_decoding():
+    from causalmtl.gmtl import JointPrior, decode
+    from causalmtl.nn import NPS
+    from causalmtl.train import predict_log_probs
+
+    splits = _splits()
+    members = []
+    for t in range(2):
+        sub = DatasetSplits(splits.train.select_tasks([t]), splits.valid.select_tasks([t]),
+                            splits.test.select_tasks([t]))
+        with seeded(t):
+            m = SharedTrunk(MLPEncoder(6, (8,)), sub.tasks)
+        Trainer(ERM(m), epochs=2, batch_size=32).fit(sub)
+        members.append(m)
+    nps = NPS(members)
+    log_probs = predict_log_probs(nps, splits.test)
+    assert [a.shape for a in log_probs] == [(48, 2), (48, 3)]
+    prior = JointPrior.fit(splits.train.labels, (2, 3))
+    labels = decode(log_probs, prior, alpha=0.0)
+    assert np.array_equal(labels, np.stack([a.argmax(1) for a in log_probs], 1))

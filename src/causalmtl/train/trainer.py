@@ -42,7 +42,7 @@ from ..data.base import DatasetSplits, MultiTaskDataset, concatenate
 from ..methods.base import Method
 from ..methods.batch import Batch
 from ..nn.base import check_tasks
-from .evaluate import evaluate
+from . import distributed as _distributed
 from .sampling import epoch_plan, steps_per_epoch
 
 log = logging.getLogger(__name__)
@@ -352,11 +352,14 @@ class Trainer:
         train = self._training_data(splits)
         groups = self._env_groups(train)
         n_steps = self.steps_per_epoch or steps_per_epoch([len(g) for g in groups], self.batch_size)
+        self._dp = _distributed.setup(self.device)  # torchrun: data-parallel hooks (issue 9)
+        self.device = self._dp.device
         method = self.method.to(self.device)
         method.total_steps = n_steps * self.epochs
         method.set_amp(torch.bfloat16 if self.amp else None)
         optimizer, scheduler = self._build_optimizer(n_steps * self.epochs)
         method.configure_optimizer(optimizer)
+        self._dp.prepare(method, optimizer)
 
         train_t = Batch.from_dataset(train, device=self.device)
         valid_t = Batch.from_dataset(splits.valid, device=self.device)
@@ -374,6 +377,7 @@ class Trainer:
             ckpt_path = None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
             if resume and ckpt_path is not None and ckpt_path.exists():
                 state = self._load(ckpt_path, fingerprint, optimizer, scheduler)
+            self._dp.barrier()  # every process has read the checkpoint before rank 0 rewrites it
             return self._run(state, fingerprint, train_t, valid_t, groups, n_steps, optimizer,
                              scheduler, ckpt_path)
 
@@ -420,9 +424,10 @@ class Trainer:
              groups: list[np.ndarray], n_steps: int, optimizer: torch.optim.Optimizer, scheduler: Any,
              ckpt_path: Path | None) -> TrainResult:
         method = self.method
-        writer = self._tensorboard()
+        dp = self._dp
+        writer = self._tensorboard() if dp.is_main else None
         bar = None
-        if self.progress:
+        if self.progress and dp.is_main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.epochs, initial=state["epoch"], desc=type(method).__name__,
@@ -433,12 +438,18 @@ class Trainer:
                 epoch = state["epoch"] + 1
                 t0 = time.perf_counter()
                 last_good = copy.deepcopy(method.state_dict())
-                plans = epoch_plan(groups, self.batch_size, n_steps, self.seed, epoch)
+                plans = dp.shard_plans(epoch_plan(groups, self.batch_size, n_steps, self.seed, epoch))
                 sums: dict[str, Tensor] = {}
                 losses = []
                 for s in range(n_steps):
                     batches = [train_t.index(torch.as_tensor(plan[s], device=self.device)) for plan in plans]
-                    logs = method.update(batches)
+                    with dp.step_context():
+                        logs = method.update(batches)
+                    if "loss" not in logs:
+                        raise ValueError(
+                            f"{type(method).__name__}.update must log a 'loss' entry (used to detect "
+                            f"a non-finite loss); it logged {sorted(logs)}"
+                        )
                     if scheduler is not None:
                         scheduler.step()
                     for k, v in logs.items():
@@ -458,8 +469,8 @@ class Trainer:
                 state["step"] += n_steps
                 row: dict[str, Any] = {"epoch": epoch, "step": state["step"],
                                        "lr": optimizer.param_groups[0]["lr"]}
-                row.update({f"train/{k}": float(v) / n_steps for k, v in sums.items()})
-                metrics = evaluate(method.model, valid_t, self.eval_batch_size, task_weights=method.task_weights)
+                row.update({f"train/{k}": float(v) / n_steps for k, v in dp.reduce_logs(sums).items()})
+                metrics = dp.evaluate(method.model, valid_t, self.eval_batch_size, method.task_weights)
                 row.update({f"valid/{k}": v for k, v in metrics.items()})
                 row["time_s"] = time.perf_counter() - t0
                 if self.select not in row:
@@ -477,7 +488,7 @@ class Trainer:
                     state["finished"], state["stopped_early"] = True, True
                 elif epoch >= self.epochs:
                     state["finished"] = True
-                if ckpt_path is not None:
+                if ckpt_path is not None and dp.is_main:
                     self._save(ckpt_path, state, fingerprint, optimizer, scheduler)
                 if writer is not None:
                     for k, v in row.items():
@@ -493,6 +504,8 @@ class Trainer:
                 bar.close()
             if writer is not None:
                 writer.close()
+            dp.close()
+        dp.barrier()  # rank 0's last checkpoint is written before any process moves on
         if state["best_state"] is not None:
             method.load_state_dict(state["best_state"])
         history = pd.DataFrame(state["history"])
