@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from causalmtl.data.base import DatasetSplits, MultiTaskDataset, Task
-from causalmtl.methods import ERM, IRM, Batch, PCGrad
+from causalmtl.methods import ERM, IRM, Batch, GradVac, PCGrad
 from causalmtl.nn import MLPEncoder, SharedTrunk, seeded
 from causalmtl.train import CheckpointMismatchError, NonFiniteLossError, Trainer, evaluate
 
@@ -94,14 +94,14 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("cosine", [False, True])
-def test_resume_after_interruption_reproduces_uninterrupted_weights(tmp_path, cosine):
+@pytest.mark.parametrize("cls,cosine", [(PCGrad, False), (GradVac, True)])
+def test_resume_after_interruption_reproduces_uninterrupted_weights(tmp_path, cls, cosine):
     splits = _splits()
     kw = dict(epochs=4, batch_size=16, lr=1e-2, seed=3, cosine=cosine, weight_decay=1e-3)
-    full = PCGrad(_model(dropout=0.3))
+    full = cls(_model(dropout=0.3))
     ref = Trainer(full, checkpoint_dir=tmp_path / "full", **kw).fit(splits)
 
-    broken = PCGrad(_model(dropout=0.3))
+    broken = cls(_model(dropout=0.3))
     calls = {"n": 0}
     original = broken.update
 
@@ -115,17 +115,19 @@ def test_resume_after_interruption_reproduces_uninterrupted_weights(tmp_path, co
     with pytest.raises(_Interrupt):
         Trainer(broken, checkpoint_dir=tmp_path / "run", **kw).fit(splits)
 
-    resumed = PCGrad(_model(hidden=8, dropout=0.3))
+    resumed = cls(_model(hidden=8, dropout=0.3))
     with seeded(99):  # a different initialisation: the checkpoint must overwrite it
         for p in resumed.parameters():
             p.data.normal_()
     res = Trainer(resumed, checkpoint_dir=tmp_path / "run", **kw).fit(splits, resume=True)
     for a, b in zip(_weights(full), _weights(resumed)):
         assert torch.equal(a, b)
+    if cls is GradVac:  # the EMA targets travel with the checkpoint
+        assert torch.equal(full.targets, resumed.targets) and full.targets.abs().sum() > 0
     pd.testing.assert_frame_equal(ref.history.drop(columns="time_s"), res.history.drop(columns="time_s"))
     assert res.best_epoch == ref.best_epoch
     # a finished run resumes to the same result at once
-    again = PCGrad(_model(dropout=0.3))
+    again = cls(_model(dropout=0.3))
     Trainer(again, checkpoint_dir=tmp_path / "run", **kw).fit(splits, resume=True)
     for a, b in zip(_weights(full), _weights(again)):
         assert torch.equal(a, b)
@@ -313,3 +315,20 @@ def test_nps_of_two_trained_stl_networks_feeds_gmtl_decoding():
     prior = JointPrior.fit(splits.train.labels, (2, 3))
     labels = decode(log_probs, prior, alpha=0.0)
     assert np.array_equal(labels, np.stack([a.argmax(1) for a in log_probs], 1))
+
+
+def test_uint8_images_train_with_a_cnn():
+    from causalmtl.nn import STL, CNNEncoder
+
+    rng = np.random.default_rng(1)
+
+    def split(n, env):
+        x = rng.integers(0, 256, (n, 6, 5)).astype(np.uint8)
+        y = np.stack([(x[:, :3].mean((1, 2)) > 127).astype(int), (x[:, 3:].mean((1, 2)) > 127).astype(int)], 1)
+        return MultiTaskDataset(x, y, (Task("top", n_classes=2), Task("bottom", n_classes=2)), env=np.full(n, env))
+
+    splits = DatasetSplits(split(48, 0), split(24, 1), split(24, 2))
+    with seeded(0):
+        model = STL(lambda: CNNEncoder(1, (4,), out_dim=4), splits.tasks)
+    res = Trainer(ERM(model), epochs=3, batch_size=16, lr=1e-2).fit(splits)
+    assert np.isfinite(res.history["train/loss"]).all()

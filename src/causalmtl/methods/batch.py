@@ -20,7 +20,7 @@ def _to_tensor(a: Any, device: torch.device | str | None) -> Tensor:
     if isinstance(a, Tensor):
         return a.to(device) if device is not None else a
     arr = np.asarray(a)
-    if arr.dtype.kind == "f":
+    if arr.dtype.kind == "f" or arr.dtype == np.uint8:  # uint8: image pixels, not ids
         return torch.as_tensor(arr, dtype=torch.float32, device=device)
     if arr.dtype.kind in "iu":
         return torch.as_tensor(arr.astype(np.int64, copy=False), device=device)
@@ -30,7 +30,11 @@ def _to_tensor(a: Any, device: torch.device | str | None) -> Tensor:
 
 
 def to_tensor_inputs(inputs: Any, device: torch.device | str | None = None) -> ModelInput:
-    """Numpy inputs (array or dict of arrays) as tensors: floats -> float32, ints -> int64."""
+    """Numpy inputs (array or dict of arrays) as tensors.
+
+    Floats and ``uint8`` (image pixels, values kept) become float32; other integers (ids)
+    int64; booleans float32.
+    """
     if isinstance(inputs, Mapping):
         return {k: _to_tensor(v, device) for k, v in inputs.items()}
     return _to_tensor(inputs, device)

@@ -370,7 +370,9 @@ class Trainer:
                      "environments": [len(g) for g in groups]},
         }
 
-        cuda_devices = [self.device] if self.device.type == "cuda" else []
+        cuda_devices: list[int] = []
+        if self.device.type == "cuda":
+            cuda_devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(self.seed)
             state = self._fresh_state()
