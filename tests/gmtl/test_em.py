@@ -133,12 +133,15 @@ def test_small_unlabeled_set_warns_and_says_what_was_done() -> None:
     assert res.smoothing == K
 
 
-def test_no_warning_when_enough_data() -> None:
+def test_no_warning_when_enough_data_and_auto_is_k() -> None:
     ll, _ = simulate(Q_TRUE, 500, 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         res = estimate_prior_em(ll, P_START)
-    assert res.smoothing == 0.0
+        mle = estimate_prior_em(ll, P_START, smoothing=0.0)
+    assert res.smoothing == K and mle.smoothing == 0.0
+    # λ = K pulls q̂ towards p
+    assert np.abs(res.q - P_START).sum() < np.abs(mle.q - P_START).sum()
 
 
 @pytest.mark.parametrize(

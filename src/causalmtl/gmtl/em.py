@@ -166,15 +166,16 @@ def _normalised_likelihood(
 
 
 def _resolve_smoothing(smoothing: float | str, n: int, K: int) -> tuple[float, str | None]:
+    """λ of the MAP M-step; ``"auto"`` is λ = K (on average one pseudo-observation per cell)."""
     if isinstance(smoothing, str):
         if smoothing != "auto":
             raise ValueError(f"smoothing must be a number >= 0 or 'auto', got {smoothing!r}")
         if n >= K:
-            return 0.0, None
+            return float(K), None
         note = (
-            f"only N={n} unlabeled examples for K={K} joint cells: the unsmoothed estimate would "
-            f"overfit, so smoothing='auto' used λ={K} (MAP with λ·p(y) pseudo-observations; "
-            "pass smoothing=... to choose)"
+            f"only N={n} unlabeled examples for K={K} joint cells: smoothing='auto' used λ={K} "
+            "(MAP with λ·p(y) pseudo-observations), so the estimate leans on the training prior "
+            "p where the data are silent; pass smoothing=... to choose"
         )
         return float(K), note
     lam = check_nonnegative(smoothing, "smoothing")
@@ -222,9 +223,11 @@ def estimate_prior_em(
     init : JointPrior or table of shape ``n_classes``
         The starting point ``q⁰`` (the training prior p), which fixes ``n_classes``.
     smoothing : float ≥ 0 or ``"auto"``
-        λ of the MAP M-step ``q ← (Σ_i r_i + λ p) / (N + λ)``. ``"auto"``: 0 when N ≥ K,
-        else K (with a warning saying so). An explicit 0 with N < K warns that the
-        unsmoothed MLE was fitted.
+        λ of the MAP M-step ``q ← (Σ_i r_i + λ p) / (N + λ)``. ``"auto"``: λ = K, on
+        average one pseudo-observation per joint cell (negligible when N ≫ K; a warning
+        says so when N < K, where the estimate leans on p). 0 gives the maximum-likelihood
+        estimate of Saerens et al.; an explicit 0 with N < K warns that the unsmoothed MLE
+        was fitted.
     smoothing_prior : JointPrior or table, optional
         The p of the smoothing term (default: ``init``).
     max_iter : int

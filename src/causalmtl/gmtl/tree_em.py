@@ -87,7 +87,7 @@ def estimate_tree_prior_em(
     init : TreePrior
         The training prior p: the start, the smoothing prior, and the edges E kept fixed.
     smoothing, max_iter, tol, device, memory_mb
-        As in :func:`~causalmtl.gmtl.em.estimate_prior_em` (``"auto"``: λ = K when N < K).
+        As in :func:`~causalmtl.gmtl.em.estimate_prior_em` (``"auto"``: λ = K).
     """
     if not isinstance(init, TreePrior):
         raise ValueError(f"init must be a TreePrior (the training tree prior), got {type(init).__name__}")
