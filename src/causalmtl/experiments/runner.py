@@ -159,17 +159,30 @@ def execute_one(
 
 def _work_loop(
     store: ResultStore, out: Path, experiment: Experiment, config: Any, chash: str,
-    device: str, progress: bool,
+    device: str, progress: bool, total: int | None = None,
 ) -> tuple[int, list[str]]:
     executed, failed = 0, []
-    while True:
-        row = store.claim(experiment.name, chash)
-        if row is None:
-            return executed, failed
-        ok = execute_one(store, out, experiment, config, row, device, progress)
-        executed += 1
-        if not ok:
-            failed.append(f"{row.run_key} seed {row.seed}")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=experiment.name, unit="run", position=0)
+    try:
+        while True:
+            row = store.claim(experiment.name, chash)
+            if row is None:
+                return executed, failed
+            if bar is not None:
+                bar.set_postfix_str(f"{row.run_key} seed {row.seed}")
+            ok = execute_one(store, out, experiment, config, row, device, progress)
+            executed += 1
+            if bar is not None:
+                bar.update(1)
+            if not ok:
+                failed.append(f"{row.run_key} seed {row.seed}")
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _worker_main(out: str, name: str, module: str, overrides_yaml: str, device: str, threads: int) -> None:
@@ -259,7 +272,7 @@ def run_experiment(
                 torch.set_num_threads(max(1, int(threads)))
             try:
                 summary.executed, summary.failed = _work_loop(
-                    store, out, experiment, config, chash, device, progress
+                    store, out, experiment, config, chash, device, progress, total=n_todo
                 )
             finally:
                 torch.set_num_threads(before)
