@@ -305,6 +305,18 @@ class GradientMethod(Method):
             self.hparams["jacobian"] == "batched")
         self._jacobian_decided = self.hparams["jacobian"] != "auto"
 
+    def _partition(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """Trainable shared parameters and all other trainable ones (cached per step layout)."""
+        key = tuple(id(p) for p in self.parameters() if p.requires_grad)
+        cached = getattr(self, "_partition_cache", None)
+        if cached is None or cached[0] != key:
+            shared = [p for p in self.model.shared_parameters() if p.requires_grad]
+            ids = {id(q) for q in shared}
+            own = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
+            cached = (key, shared, own)
+            self._partition_cache = cached
+        return cached[1], cached[2]
+
     def reduce_gradients(self, grads: Tensor) -> Tensor:
         """Hook for data-parallel training: all-reduce per-task gradients ``(T, P)``.
 
@@ -324,8 +336,7 @@ class GradientMethod(Method):
         risks, _, _ = self.env_risks(batches)
         risks = risks[0]
         weighted = risks * self.task_weights
-        shared = [p for p in self.model.shared_parameters() if p.requires_grad]
-        own = [p for p in self.parameters() if p.requires_grad and id(p) not in {id(q) for q in shared}]
+        shared, own = self._partition()
         params = shared + own
         if not self._jacobian_decided:
             # measured: T reverse passes beat one vmapped pass on CPU; on CUDA vmap pays
