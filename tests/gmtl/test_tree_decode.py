@@ -266,3 +266,19 @@ def test_bad_decode_arguments():
     zero = TreePrior.from_marginals((2, 2), [(0, 1)], [[[0.5, 0.0], [0.0, 0.5]]])
     with pytest.raises(ValueError, match="probability 0"):
         decode_structured(lp[:2], zero, alpha=0.5)
+
+
+def test_needs_structured_routing_rules():
+    from causalmtl.gmtl.structured import needs_structured
+
+    tree = TreePrior.random((2, 2), seed=0)
+    joint = JointPrior.uniform((2, 2))
+    assert needs_structured(tree) and not needs_structured(joint)
+    assert needs_structured(joint, mode="marginal") and needs_structured(joint, alpha_dependence=0.5)
+    assert needs_structured(joint, method="tree") and needs_structured(joint, return_info=True)
+    assert not needs_structured(tree, return_scores=True)  # the flattened table via decode
+    with pytest.raises(ValueError, match="return_scores is only available"):
+        needs_structured(joint, return_scores=True, mode="marginal")
+    # a small TreePrior is already a drop-in prior for decode (through its flattened table)
+    lp = random_log_probs(np.random.default_rng(0), 20, (2, 2))
+    np.testing.assert_array_equal(decode(lp, tree, alpha=0.7), decode_structured(lp, tree, alpha=0.7))

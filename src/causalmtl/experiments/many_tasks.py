@@ -201,6 +201,11 @@ def run(cfg: ManyTasksConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
     dep_table = dependence_part(prior, grid)
     taus = [weighted_tau(log_table.ravel(), log_table.ravel() - lam * dep_table) for lam in cfg.tilts]
     arrays["tilt_tau"] = np.asarray(taus)
+    ess = []
+    for lam in cfg.tilts:
+        w = np.exp(-lam * (dep - dep.max()))
+        ess.append(float(w.sum() ** 2 / (w**2).sum()))  # Kish effective sample size
+    arrays["tilt_ess"] = np.asarray(ess)
     for fam, pred in preds.items():
         correct = pred == test[None]  # (A, N, T)
         per_task = np.empty((len(cfg.tilts), len(alphas)))
@@ -216,6 +221,7 @@ def run(cfg: ManyTasksConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
         for i, lam in enumerate(cfg.tilts):
             split = "test" if lam == 0 else f"test-tilt{lam:g}"
             metrics += [
+                MetricRow("effective_sample_size", ess[i], split=split, higher_is_better=None),
                 MetricRow(f"acc_{fam}_alpha0", float(per_task[i, a0]), split=split),
                 MetricRow(f"acc_{fam}_alpha1", float(per_task[i, -1]), split=split),
                 MetricRow(f"acc_{fam}_best", float(per_task[i, best[i]]), split=split),
@@ -252,21 +258,23 @@ def run(cfg: ManyTasksConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
         "edges": [list(e) for e in prior.edges] if isinstance(prior, TreePrior) else None,
         "sizes": {name: len(part) for name, part in splits},
         "tilt_tau": taus,
+        "tilt_ess": ess,
     }
     return RunResult(metrics=metrics, arrays=arrays, info=info)
 
 
 def summary_table(result: RunResult, alphas: list[float], tilts: list[float]) -> str:
     """A plain-text table of mean per-task accuracy (best α in brackets) per family and tilt."""
-    lines = [f"{'tilt λ':>7s} {'τ':>7s} " + " ".join(f"{f:>20s}" for f in FAMILIES)]
+    lines = [f"{'tilt λ':>7s} {'τ':>7s} {'ESS':>7s} " + " ".join(f"{f:>20s}" for f in FAMILIES)]
     taus = result.arrays["tilt_tau"]
+    ess = result.arrays["tilt_ess"]
     for i, lam in enumerate(tilts):
         cells = []
         for fam in FAMILIES:
             acc = result.arrays[f"acc_{fam}"][i]
             j = int(acc.argmax())
             cells.append(f"{acc[0]:.4f}->{acc[j]:.4f}(α={alphas[j]:.1f})")
-        lines.append(f"{lam:7.2f} {taus[i]:7.3f} " + " ".join(f"{c:>20s}" for c in cells))
+        lines.append(f"{lam:7.2f} {taus[i]:7.3f} {ess[i]:7.1f} " + " ".join(f"{c:>20s}" for c in cells))
     return "\n".join(lines)
 
 

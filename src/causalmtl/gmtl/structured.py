@@ -541,20 +541,31 @@ def _table_joint(
 
 
 def needs_structured(prior: Any, **kwargs: Any) -> bool:
-    """True when a ``decode`` call must go to :func:`decode_structured`.
+    """True when a :func:`causalmtl.gmtl.decode` call must go to :func:`decode_structured`.
 
     That is: a :class:`TreePrior`, or any of ``alpha_marginal``, ``alpha_dependence``,
-    ``mode != "joint"``, ``method != "auto"``, ``return_marginals``, ``return_info``.
+    ``mode != "joint"``, ``method != "auto"``, ``return_marginals``, ``return_info``. With
+    ``return_scores=True`` (which only the full-table decoder offers) a :class:`TreePrior`
+    and nothing else stays with ``decode`` (it uses the flattened table); combined with any
+    of the options above it raises ``ValueError``.
     """
-    return (
-        isinstance(prior, TreePrior)
-        or kwargs.get("alpha_marginal") is not None
+    options = (
+        kwargs.get("alpha_marginal") is not None
         or kwargs.get("alpha_dependence") is not None
         or kwargs.get("mode", "joint") != "joint"
         or kwargs.get("method", "auto") != "auto"
         or bool(kwargs.get("return_marginals", False))
         or bool(kwargs.get("return_info", False))
     )
+    if kwargs.get("return_scores", False):
+        if options:
+            raise ValueError(
+                "return_scores is only available for single-α joint decoding on a full table; "
+                "drop alpha_marginal/alpha_dependence/mode/method/return_marginals/return_info, "
+                "or use return_marginals=True for the per-task marginals"
+            )
+        return False
+    return options or isinstance(prior, TreePrior)
 
 
 __all__ = ["DecodeInfo", "decode_structured", "fit_prior", "needs_structured", "AUTO_TABLE_SIZE"]
