@@ -306,16 +306,24 @@ class GradientMethod(Method):
         self._jacobian_decided = self.hparams["jacobian"] != "auto"
 
     def _partition(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """Trainable shared parameters and all other trainable ones (cached per step layout)."""
-        key = tuple(id(p) for p in self.parameters() if p.requires_grad)
+        """Trainable shared parameters and all other trainable ones.
+
+        Computed at the first step and cached; call :meth:`reset_partition` after freezing or
+        unfreezing parameters.
+        """
         cached = getattr(self, "_partition_cache", None)
-        if cached is None or cached[0] != key:
+        if cached is None:
+            key = tuple(id(p) for p in self.parameters() if p.requires_grad)
             shared = [p for p in self.model.shared_parameters() if p.requires_grad]
             ids = {id(q) for q in shared}
             own = [p for p in self.parameters() if p.requires_grad and id(p) not in ids]
             cached = (key, shared, own)
             self._partition_cache = cached
         return cached[1], cached[2]
+
+    def reset_partition(self) -> None:
+        """Forget the cached parameter partition (after changing ``requires_grad``)."""
+        self._partition_cache = None
 
     def reduce_gradients(self, grads: Tensor) -> Tensor:
         """Hook for data-parallel training: all-reduce per-task gradients ``(T, P)``.

@@ -73,7 +73,7 @@ def write_flat_grad(params: Sequence[nn.Parameter], flat: Tensor, accumulate: bo
         if accumulate and p.grad is not None:
             p.grad.add_(g)
         else:
-            p.grad = g.clone()
+            p.grad = g  # a view of ``flat`` (no copy); ``zero_grad(set_to_none=True)`` drops it
         offset += n
     if offset != flat.numel():
         raise ValueError(f"flat gradient has {flat.numel()} entries but the parameters hold {offset}")
