@@ -74,5 +74,7 @@ def test_bad_input_and_warnings() -> None:
         estimate_tree_prior_em(ll[:, :5], p)
     with pytest.warns(EMConvergenceWarning, match="did not converge.*changed by"):
         estimate_tree_prior_em(ll, p, smoothing=0.0, max_iter=2)
-    with pytest.warns(UserWarning, match="used λ=24"):
-        estimate_tree_prior_em(ll[:10], p)
+    with pytest.warns(UserWarning, match="smoothing=0: fitted the unsmoothed"):
+        estimate_tree_prior_em(ll[:10], p, smoothing=0.0)
+    # auto: one pseudo-observation per edge-table cell, 2·3 + 3·2 + 3·2 = 18
+    assert estimate_tree_prior_em(ll, p).smoothing == 18.0

@@ -86,8 +86,11 @@ def estimate_tree_prior_em(
         Label-shift-invariant log-likelihoods (as for :func:`~causalmtl.gmtl.em.estimate_prior_em`).
     init : TreePrior
         The training prior p: the start, the smoothing prior, and the edges E kept fixed.
-    smoothing, max_iter, tol, device, memory_mb
-        As in :func:`~causalmtl.gmtl.em.estimate_prior_em` (``"auto"``: λ = K).
+    smoothing : float ≥ 0 or ``"auto"``
+        λ of the MAP M-step. ``"auto"``: one pseudo-observation per edge-table cell,
+        ``λ = Σ_{(s,t)∈E} C_s C_t`` (the tree's parameters, not the K joint cells).
+    max_iter, tol, device, memory_mb
+        As in :func:`~causalmtl.gmtl.em.estimate_prior_em`.
     """
     if not isinstance(init, TreePrior):
         raise ValueError(f"init must be a TreePrior (the training tree prior), got {type(init).__name__}")
@@ -100,9 +103,16 @@ def estimate_tree_prior_em(
     arr = _as_log_lik(log_lik, n_classes)
     n = arr.shape[0]
     K = int(np.prod(n_classes))
-    lam, note = _resolve_smoothing(smoothing, n, K)
-    if note is not None:
-        warnings.warn(note, UserWarning, stacklevel=2)
+    if isinstance(smoothing, str) and smoothing == "auto":
+        # one pseudo-observation per edge-table cell (the tree's free parameters), not per
+        # joint cell: λ = Σ_{(s,t)∈E} C_s C_t (+ C_t for a task without an edge)
+        linked = {v for e in init.edges for v in e}
+        lam = float(sum(n_classes[a] * n_classes[b] for a, b in init.edges)
+                    + sum(c for t, c in enumerate(n_classes) if t not in linked))  # fmt: skip
+    else:
+        lam, note = _resolve_smoothing(smoothing, n, K)
+        if note is not None:
+            warnings.warn(note, UserWarning, stacklevel=2)
     dev = torch.device(device)
     L, const = _normalised_likelihood(arr, dev, memory_mb, "log_lik")
     p_np = init.probs.reshape(-1)
