@@ -332,3 +332,19 @@ def test_uint8_images_train_with_a_cnn():
         model = STL(lambda: CNNEncoder(1, (4,), out_dim=4), splits.tasks)
     res = Trainer(ERM(model), epochs=3, batch_size=16, lr=1e-2).fit(splits)
     assert np.isfinite(res.history["train/loss"]).all()
+
+
+def test_accuracy_selection_is_maximised():
+    res = Trainer(ERM(_model()), epochs=4, batch_size=16, lr=2e-2, select="valid/acc/main").fit(_splits())
+    h = res.history
+    assert res.best_score == pytest.approx(h["valid/acc/main"].max())
+    assert res.best_epoch == int(h.loc[h["valid/acc/main"].idxmax(), "epoch"])
+
+
+def test_unknown_select_metric_and_dann_environment_count():
+    from causalmtl.methods import DANN
+
+    with pytest.raises(ValueError, match="select='valid/f1' is not a validation metric"):
+        Trainer(ERM(_model()), epochs=1, select="valid/f1").fit(_splits())
+    with pytest.raises(ValueError, match="n_environments=3 but the training data has 2 environments"):
+        Trainer(DANN(_model(), n_environments=3), epochs=1, protocol="mtcrl").fit(_splits())
