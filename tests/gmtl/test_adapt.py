@@ -155,6 +155,10 @@ def test_score_model_bad_input() -> None:
     sm = GaussianScoreModel().fit([lp[0] + np.arange(10)[:, None] % 3, lp[1] + np.arange(10)[:, None] % 4], y)
     with pytest.raises(ValueError, match=r"fitted for n_classes=\(2, 2\)"):
         sm.log_likelihood([np.zeros((4, 3)), np.zeros((4, 2))])
+    with pytest.raises(ValueError, match="prior has n_classes"):
+        sm.posterior(lp, np.full(8, 1 / 8).reshape(2, 2, 2))
+    post = sm.posterior(lp, np.full((2, 2), 0.25))
+    np.testing.assert_allclose(post.sum(axis=(1, 2)), 1.0)
 
 
 def test_importance_resample_follows_q() -> None:

@@ -186,7 +186,10 @@ class GaussianScoreModel:
         """``p(y | s) ∝ p(s|y) q(y)`` for a prior table ``q`` of shape ``n_classes``."""
         from .prior import as_prior
 
+        self._check_fitted()
         q = as_prior(prior, name="prior")
+        if q.n_classes != self.n_classes:
+            raise ValueError(f"prior has n_classes {q.n_classes} but the score model was fitted for {self.n_classes}")
         ll = self.log_likelihood(log_probs, flat=True)
         with np.errstate(divide="ignore"):
             ll = ll + np.log(q.probs.reshape(-1))[None, :]
