@@ -206,6 +206,10 @@ def run(cfg: ManyTasksConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
         w = np.exp(-lam * (dep - dep.max()))
         ess.append(float(w.sum() ** 2 / (w**2).sum()))  # Kish effective sample size
     arrays["tilt_ess"] = np.asarray(ess)
+    for lam, e, tau in zip(cfg.tilts, ess, taus):
+        split = "test" if lam == 0 else f"test-tilt{lam:g}"
+        metrics += [MetricRow("effective_sample_size", e, split=split, higher_is_better=None),
+                    MetricRow("tilt_tau", tau, split=split, higher_is_better=None)]  # fmt: skip
     for fam, pred in preds.items():
         correct = pred == test[None]  # (A, N, T)
         per_task = np.empty((len(cfg.tilts), len(alphas)))
@@ -221,7 +225,6 @@ def run(cfg: ManyTasksConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
         for i, lam in enumerate(cfg.tilts):
             split = "test" if lam == 0 else f"test-tilt{lam:g}"
             metrics += [
-                MetricRow("effective_sample_size", ess[i], split=split, higher_is_better=None),
                 MetricRow(f"acc_{fam}_alpha0", float(per_task[i, a0]), split=split),
                 MetricRow(f"acc_{fam}_alpha1", float(per_task[i, -1]), split=split),
                 MetricRow(f"acc_{fam}_best", float(per_task[i, best[i]]), split=split),

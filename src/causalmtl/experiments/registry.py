@@ -36,6 +36,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "causalmtl.experiments.movielens",
     "causalmtl.experiments.yeast_gmtl",
     "causalmtl.experiments.unknown_q",
+    "causalmtl.experiments.many_tasks",
 )
 
 #: The experiment ``causalmtl run`` runs when none is named.
