@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from .._parallel import global_sum
 from ..nn.base import MultiTaskModel
 from .base import Method
 from .batch import Batch
@@ -95,7 +96,9 @@ class DANN(Method):
             raise ValueError(f"{type(self.model).__name__}.forward_full returns no features; DANN needs them")
         task = self.task_loss(risks)
         logits = self.discriminator(grad_reverse(out.features.float(), self.reversal_strength()))
-        disc = nn.functional.cross_entropy(logits, which)
+        # mean over the (global, under data parallelism) batch: Σ CE / B
+        disc = global_sum(nn.functional.cross_entropy(logits, which, reduction="sum")) / global_sum(
+            logits.new_tensor(float(len(which))))
         loss = task + float(self.hparams["weight"]) * disc
         logs = {f"loss/{t.name}": risks[:, i].mean().detach() for i, t in enumerate(self.model.tasks)}
         logs.update({"task_loss": task.detach(), "disc_loss": disc.detach(), "loss": loss.detach()})

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from .._parallel import global_gradient
 from ..nn.base import MultiTaskModel
 from ._penalty import annealed_weight, maybe_reset_optimizer
 from .base import Method
@@ -31,6 +32,7 @@ def irm_penalty(env_risks: Tensor, predictor_params: Sequence[torch.nn.Parameter
     total = env_risks.new_zeros(())
     for e in range(env_risks.shape[0]):
         grads = torch.autograd.grad(env_risks[e].sum(), params, create_graph=True, allow_unused=True)
+        grads = tuple(None if g is None else global_gradient(g) for g in grads)  # data-parallel
         total = total + sum((g * g).sum() for g in grads if g is not None)
     return total
 

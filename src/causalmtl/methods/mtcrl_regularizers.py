@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .. import _parallel
 from .._validation import check_nonnegative
 
 __all__ = [
@@ -77,6 +78,8 @@ def module_correlation(z: Tensor | Sequence[Tensor], eps: float = 1e-8) -> Tenso
 
 
 def _correlation(flat: Tensor, eps: float) -> Tensor:
+    if _parallel.active():  # data-parallel training: moments of the global batch
+        return _global_correlation(flat, eps)
     if flat.shape[0] < 2:
         raise ValueError(
             f"a correlation needs a batch of at least 2 examples, got batch size {flat.shape[0]}"
@@ -84,6 +87,21 @@ def _correlation(flat: Tensor, eps: float) -> Tensor:
     centred = flat - flat.mean(dim=0, keepdim=True)
     unit = centred / torch.sqrt((centred * centred).sum(dim=0, keepdim=True) + eps)
     return unit.T @ unit
+
+
+def _global_correlation(flat: Tensor, eps: float) -> Tensor:
+    """:func:`_correlation` over the global batch of a data-parallel step (``docs/scaling.md``).
+
+    The mean is held fixed (detached): ``C = Σ_i (z_i − z̄)(z_i − z̄)ᵀ`` has zero derivative in
+    ``z̄`` because ``Σ_i (z_i − z̄) = 0``, so value and gradient equal the single-process ones
+    while every sum stays a first-level global sum.
+    """
+    n = _parallel.global_sum(flat.new_tensor(float(flat.shape[0])))
+    mean = _parallel.global_sum(flat.detach().sum(dim=0, keepdim=True)) / n
+    centred = flat - mean
+    cov = _parallel.global_sum(centred.T @ centred)
+    scale = torch.sqrt(torch.diagonal(cov) + eps)
+    return cov / (scale[:, None] * scale[None, :])
 
 
 def decorrelation_penalty(z: Tensor | Sequence[Tensor], eps: float = 1e-8) -> Tensor:
