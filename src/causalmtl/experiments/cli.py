@@ -32,6 +32,13 @@ def register(subparsers: Any) -> None:
                      help="accept an output directory holding a different config of this experiment")
     run.add_argument("--no-report", action="store_true", help="do not rebuild the report afterwards")
     run.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+    run.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                     help="local (here; data-parallel under torchrun) or slurm (one submitit job per run); "
+                          "see docs/scaling.md")
+    run.add_argument("--resources", default=None, metavar="FILE.yaml",
+                     help="--launcher slurm: job resources (partition, gpus_per_node, timeout_min, ...)")
+    run.add_argument("--cluster", dest="cluster_overrides", nargs="+", action="extend", default=[],
+                     metavar="KEY=VALUE", help="--launcher slurm: resource overrides, e.g. --cluster gpus_per_node=8")
     run.set_defaults(func=_run)
 
     lst = subparsers.add_parser("list", help="list experiments with their expected run time")
@@ -45,8 +52,12 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from . import registry
     from .config import to_yaml
-    from .runner import resolve_config, run_experiment
+    from .launchers import launch, load_resources
+    from .runner import resolve_config
 
+    if args.launcher != "slurm" and (args.resources or args.cluster_overrides):
+        raise ValueError("--resources and --cluster apply to --launcher slurm only")
+    resources = load_resources(args.resources, args.cluster_overrides) if args.launcher == "slurm" else None
     name = args.experiment or registry.DEFAULT_EXPERIMENT
     names = registry.names() if name == "all" else [name]
     status = 0
@@ -59,10 +70,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"causalmtl run {exp_name}: {exp.description} (expected about "
               f"{registry.format_seconds(exp.expected_seconds)} on 2 CPU cores per seed)", file=sys.stderr)
         try:
-            summary = run_experiment(
-                exp_name, args.overrides, seeds=args.seeds, workers=args.workers, out=args.out,
+            summary = launch(
+                args.launcher, exp_name, args.overrides, seeds=args.seeds, workers=args.workers, out=args.out,
                 device=args.device, force=args.force, preset=args.preset, progress=sys.stderr.isatty(),
-                threads=args.threads,
+                threads=args.threads, resources=resources,
             )
         except registry.MissingDataError as exc:
             if len(names) == 1:
@@ -81,7 +92,9 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{exp_name}: {summary.interrupted} run(s) were interrupted; rerun to complete them",
                   file=sys.stderr)
             status = 1
-    if not args.show_config and not args.no_report:
+    from ..train.distributed import is_main_process
+
+    if not args.show_config and not args.no_report and is_main_process():  # rank 0 under torchrun
         from ..report.build import build_report
 
         paths = build_report(args.out)
