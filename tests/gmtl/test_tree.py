@@ -246,3 +246,14 @@ def test_same_structure_names_differing_edges():
     b = TreePrior.random((2,) * 4, edges=[(0, 1), (1, 2), (1, 3)], seed=0)
     with pytest.raises(ValueError, match=r"it has \[\(1, 3\)\] that the prior lacks and lacks \[\(2, 3\)\]"):
         a.same_structure(b)
+
+
+def test_pairs_never_labelled_together_are_not_joined(caplog):
+    rng = np.random.default_rng(12)
+    labels = rng.integers(0, 2, size=(400, 4))
+    labels[:200, 2:] = -1  # tasks {0,1} and {2,3} are never labelled in the same row
+    labels[200:, :2] = -1
+    with caplog.at_level("WARNING", logger="causalmtl.gmtl.tree"):
+        prior = TreePrior.fit(labels, (2,) * 4)
+    assert prior.edges == ((0, 1), (2, 3))
+    assert np.isnan(prior.mutual_info[0, 2]) and "forest" in caplog.text

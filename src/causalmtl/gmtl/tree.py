@@ -345,6 +345,11 @@ class TreePrior:
         if edges is None:
             tree_edges = chow_liu_edges(mi, threshold)
             logger.info("Chow–Liu: %d edges over %d tasks (threshold=%s)", len(tree_edges), T, threshold)
+            if threshold is None and len(tree_edges) < T - 1:
+                logger.warning(
+                    "Chow–Liu gave a forest (%d edges for %d tasks): some task pairs are never "
+                    "labelled together, so they cannot be joined", len(tree_edges), T,
+                )
         else:
             tree_edges = check_forest(edges, T)
         rooted = _root_forest(tree_edges, T)
