@@ -131,13 +131,29 @@ def test_fast_method_equals_scipy(variant, K, x_ties):
 
 
 @pytest.mark.parametrize("variant", ["scipy", "shieh"])
-def test_fast_method_rows_with_ties_fall_back_to_scipy(variant):
+def test_fast_method_with_ties_in_q_and_zero_probabilities(variant):
+    """Ties in q, ties in both p and q, and -inf (classes of probability 0) in p and q."""
     rng = np.random.default_rng(9)
-    lp = np.round(rng.normal(size=40), 1)
-    lq = np.vstack([lp, np.round(rng.normal(size=40), 0), rng.normal(size=40)])  # rows 0, 1 tied
-    fast = severity(lp, lq, variant)
-    np.testing.assert_allclose(fast, [weighted_tau(lp, r, variant) for r in lq], rtol=0, atol=1e-12)
+    lp = np.round(rng.normal(size=60), 1)
+    lp[[3, 17, 40]] = -np.inf
+    rows = [lp, np.round(rng.normal(size=60), 0), rng.normal(size=60), lp[::-1]]
+    with_zeros = rng.normal(size=60)
+    with_zeros[rng.random(60) < 0.3] = -np.inf
+    rows.append(with_zeros)
+    lq = np.vstack(rows)
+    fast = severity(lp, lq, variant, chunk_size=2)
+    np.testing.assert_allclose(fast, severity(lp, lq, variant, method="scipy"), rtol=0, atol=1e-12)
     assert fast[0] == pytest.approx(1.0)
+
+
+def test_brute_force_definitions_hold_with_ties_in_both():
+    rng = np.random.default_rng(11)
+    x, y = np.round(rng.normal(size=35), 0), np.round(rng.normal(size=35), 0)
+    assert weighted_tau(x, y) == pytest.approx(_brute_scipy_default(x, y), abs=1e-12)
+    assert weighted_tau(x, y, "shieh") == pytest.approx(
+        _brute_tau(x, y, _lex_rank(x, y), additive=False), abs=1e-12
+    )
+    np.testing.assert_allclose(severity(x, y[None]), [_brute_scipy_default(x, y)], atol=1e-12)
 
 
 def test_variants_differ_on_shifted_priors():
@@ -162,3 +178,17 @@ def test_bad_input():
         severity(np.zeros(3), np.zeros((2, 3)), method="numba")
     with pytest.raises(ValueError, match="chunk_size"):
         severity(np.zeros(3), np.zeros((2, 3)), chunk_size=0)
+
+
+@pytest.mark.parametrize("variant", ["scipy", "shieh"])
+def test_both_fast_paths_agree_with_scipy_without_ties(variant):
+    """The general (tie-aware) path also covers tie-free rows; both must give scipy's value."""
+    from causalmtl.shift.severity import _tau_general, _tau_untied
+
+    rng = np.random.default_rng(21)
+    x = np.round(rng.normal(size=150), 1)  # ties in p only
+    Y = rng.normal(size=(4, 150))
+    ref = severity(x, Y, variant, method="scipy")
+    np.testing.assert_allclose(_tau_general(x, Y, variant), ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_tau_untied(x, Y, variant), ref, rtol=0, atol=1e-12)
+    assert np.isnan(_tau_untied(x, np.round(Y, 0), variant)).all()  # tied rows are left out

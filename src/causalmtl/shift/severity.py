@@ -29,7 +29,7 @@ Both lie in [−1, 1].
 
 Computation: :func:`weighted_tau` calls scipy. :func:`severity` (a batch of q's) by default
 uses an exact vectorised numpy evaluation of the same formulas (``method="fast"``; pinned to
-scipy to 1e-12 in the tests; rows of q with tied values go to scipy) because scipy takes
+scipy to 1e-12 in the tests, with and without ties, ``-inf`` included) because scipy takes
 ~30–60 ms per call at K = 6,400 joint classes, too slow for thousands of draws. The multiplicative weights concentrate almost all the mass on the few
 most probable classes of p, so "shieh" values are typically far more extreme than "scipy".
 """
@@ -85,32 +85,146 @@ def _tau(x: np.ndarray, y: np.ndarray, variant: str) -> float:
     return float(weightedtau(x, y, rank=None, additive=False).statistic)
 
 
-def _left_smaller(seq: np.ndarray, u: np.ndarray | None, block: int = 128) -> np.ndarray:
+def _gather(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``a[d, idx[d, k]]`` for a C-contiguous 2-D ``a`` (a faster ``take_along_axis``)."""
+    a = np.ascontiguousarray(a)
+    off = (np.arange(a.shape[0], dtype=np.int64) * a.shape[1])[:, None]
+    return a.reshape(-1)[off + idx]
+
+
+def _left_smaller(
+    seq: np.ndarray, u: np.ndarray | None, distinct: bool = False, block: int = 128
+) -> np.ndarray:
     """``out[d, k] = Σ_{j < k, seq[d, j] < seq[d, k]} u[d, j]`` (``u = 1`` when None) for rows
-    ``seq`` that are permutations of ``0..K-1``. Positions are processed in blocks; pairs across
-    blocks via a prefix sum over the ranks already seen, pairs inside a block directly."""
+    ``seq`` of integer ranks in ``[0, K)`` (repeats allowed unless ``distinct``). Positions are processed in blocks;
+    pairs across blocks via a prefix sum over the ranks already seen, pairs inside a block
+    directly."""
     D, K = seq.shape
     out = np.empty((D, K))
     hist = np.zeros((D, K), dtype=np.int32 if u is None else np.float64)
     rows = np.arange(D)[:, None]
+    flat_rows = (rows * K).astype(np.int64)
     tri = np.tri(block, k=-1, dtype=bool)
     for start in range(0, K, block):
         s = seq[:, start : start + block]
         b = s.shape[1]
-        seen = np.take_along_axis(np.cumsum(hist, axis=1, dtype=hist.dtype), s, axis=1)
+        seen = _gather(np.cumsum(hist, axis=1, dtype=hist.dtype), s)
+        if not distinct:  # equal ranks seen earlier are not smaller
+            seen = seen - _gather(hist, s)
         less = (s[:, None, :] < s[:, :, None]) & tri[:b, :b]
-        if u is None:
-            out[:, start : start + b] = seen + less.sum(axis=2)
-            hist[rows, s] = 1
-        else:
-            w = u[:, start : start + b]
-            out[:, start : start + b] = seen + np.einsum("dkj,dj->dk", less, w)
+        w = np.ones((D, b), dtype=hist.dtype) if u is None else u[:, start : start + b]
+        out[:, start : start + b] = seen + (
+            less.sum(axis=2) if u is None else np.einsum("dkj,dj->dk", less, w)
+        )
+        if distinct:
             hist[rows, s] = w
+        else:  # repeated ranks may share a cell
+            hist += (
+                np.bincount((flat_rows + s).ravel(), weights=w.ravel(), minlength=D * K)
+                .reshape(D, K)
+                .astype(hist.dtype)
+            )
     return out
 
 
-def _fast_tau(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
-    """Both τ variants for a batch of rows ``Y`` (NaN for rows with ties, left to scipy).
+def _runs(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) position of the run of equal ``keys`` each position is in,
+    for rows sorted by those keys: two ``(D, K)`` int arrays."""
+    D, K = keys[0].shape
+    change = np.zeros((D, K), dtype=bool)
+    change[:, 0] = True
+    for k in keys:
+        change[:, 1:] |= k[:, 1:] != k[:, :-1]
+    pos = np.arange(K)
+    start = np.maximum.accumulate(np.where(change, pos, 0), axis=1)
+    nxt = np.ones((D, K + 1), dtype=bool)
+    nxt[:, 1:K] = change[:, 1:]
+    end = np.minimum.accumulate(np.where(nxt[:, 1:], pos + 1, K)[:, ::-1], axis=1)[:, ::-1]
+    return start, end
+
+
+def _tau_general(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
+    """Both τ variants for a batch of rows ``Y`` with any ties (and ``-inf``), exactly.
+
+    With ``S_i = Σ_j u_j sgn(x_i − x_j) sgn(y_i − y_j)`` the additive numerator is
+    ``Σ_{i<j} (w_i + w_j) sgn·sgn = Σ_i w_i S_i`` (u = 1) and the multiplicative one is
+    ``Σ_{i<j} w_i w_j sgn·sgn = ½ Σ_i w_i S_i`` (u = w). Splitting the partners j of i by the
+    order of their (x, y) relative to i's,
+
+        S_i = 4A − L + H − 2L_y + 2E + T_L − T_H,
+
+    where u is summed over: A ``x_j < x_i, y_j < y_i``; L ``x_j < x_i``; H ``x_j > x_i``;
+    ``L_y`` ``y_j < y_i``; E ``x_j = x_i, y_j < y_i``; ``T_L`` ``y_j = y_i, x_j < x_i``;
+    ``T_H`` ``y_j = y_i, x_j > x_i``. A is a dominance count (:func:`_left_smaller` in the
+    (x, y) order); the rest are prefix sums over runs of the (x, y) and (y, x) orders. Elements
+    tied in both x and y get different ranks in an arbitrary order, but their S are equal, so
+    the sums do not depend on that order (as in scipy).
+    """
+    D, K = Y.shape
+    rows = np.arange(D)[:, None]
+    pos = np.arange(K)
+    small = np.uint16 if K < 2**16 else np.int64
+    # dense ranks of x (shared) and y (per row)
+    _, xd, xcount = np.unique(x, return_inverse=True, return_counts=True)
+    xd = xd.reshape(-1)
+    yorder = np.argsort(Y, axis=1, kind="stable")
+    ys = _gather(Y, yorder)
+    yd_sorted = np.cumsum(np.concatenate([np.zeros((D, 1), bool), ys[:, 1:] != ys[:, :-1]], 1), 1)
+    yd = np.empty((D, K), dtype=np.int64)
+    yd[rows, yorder] = yd_sorted
+    # order 1: (x, y) increasing; order 2: (y, x) increasing (stable radix sorts on small ints)
+    o1 = _gather(yorder, np.argsort(xd[yorder].astype(small), axis=1, kind="stable"))
+    xorder = np.argsort(xd, kind="stable")
+    o2 = xorder[np.argsort(yd[:, xorder].astype(small), axis=1, kind="stable")]
+
+    def to_elements(order: np.ndarray, values: np.ndarray) -> np.ndarray:
+        out = np.empty((D, K))
+        out[rows, order] = values
+        return out
+
+    w_pos = 1.0 / (K - pos)  # weight of the element at position k of a decreasing ranking
+    w1 = to_elements(o1, np.broadcast_to(w_pos, (D, K)))  # rank by decreasing (x, y)
+    u = np.ones((D, K)) if variant == "scipy" else w1
+    # order-1 quantities: A + E, E, L, H
+    seq1 = _gather(yd, o1)
+    xs1 = np.broadcast_to(xd[xorder], (D, K))  # x groups sit at fixed positions in order 1
+    u1 = _gather(u, o1)
+    cu1 = np.concatenate([np.zeros((D, 1)), np.cumsum(u1, axis=1)], axis=1)
+    gstart = np.repeat(np.cumsum(xcount) - xcount, xcount)
+    gend = gstart + np.repeat(xcount, xcount)
+    run1, _ = _runs([xs1, seq1])
+    A_plus_E = _left_smaller(seq1, None if variant == "scipy" else u1)
+    E = _gather(cu1, run1) - cu1[:, gstart]
+    L = cu1[:, gstart]
+    W = cu1[:, -1:]
+    GX = cu1[:, gend] - L
+    # order-2 quantities: L_y, T_L, T_H, y-group sums
+    ys2 = _gather(yd, o2)
+    xs2 = xd[o2]
+    u2 = _gather(u, o2)
+    cu2 = np.concatenate([np.zeros((D, 1)), np.cumsum(u2, axis=1)], axis=1)
+    ystart, yend = _runs([ys2])
+    rstart, rend = _runs([ys2, xs2])
+    c = lambda idx: _gather(cu2, idx)  # noqa: E731
+    Ly, TL, TH, GY = c(ystart), c(rstart) - c(ystart), c(yend) - c(rend), c(yend) - c(ystart)
+    S = to_elements(o1, 4 * (A_plus_E - E) - L + (W - L - GX) + 2 * E) + to_elements(
+        o2, -2 * Ly + TL - TH
+    )
+    if variant == "scipy":
+        mx = to_elements(o1, np.broadcast_to(gend - gstart, (D, K)))
+        my = to_elements(o2, yend - ystart)
+        w2 = to_elements(o2, np.broadcast_to(w_pos, (D, K)))  # rank by decreasing (y, x)
+        taus = [
+            (w * S).sum(1) / np.sqrt((w * (K - mx)).sum(1) * (w * (K - my)).sum(1))
+            for w in (w1, w2)
+        ]
+        return 0.5 * (taus[0] + taus[1])
+    GXe, GYe = to_elements(o1, GX), to_elements(o2, GY)
+    return (w1 * S).sum(1) / np.sqrt((w1 * (W - GXe)).sum(1) * (w1 * (W - GYe)).sum(1))
+
+
+def _tau_untied(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
+    """Both τ variants for rows ``Y`` without ties (NaN for rows with ties): the fast path.
 
     With ``S_i = Σ_j u_j sgn(x_i − x_j) sgn(y_i − y_j)`` the additive numerator is
     ``Σ_{i<j} (w_i + w_j) sgn·sgn = Σ_i w_i S_i`` (u = 1) and the multiplicative one is
@@ -122,7 +236,8 @@ def _fast_tau(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
     D, K = Y.shape
     rows = np.arange(D)[:, None]
     yorder = np.argsort(Y, axis=1)
-    tied = (np.diff(np.take_along_axis(Y, yorder, axis=1), axis=1) == 0).any(axis=1)
+    ys = _gather(Y, yorder)
+    tied = (ys[:, 1:] == ys[:, :-1]).any(axis=1)  # not np.diff: -inf - -inf is NaN
     ry = np.empty((D, K), dtype=np.int64)
     ry[rows, yorder] = np.arange(K)
     _, xdense, xcount = np.unique(x, return_inverse=True, return_counts=True)
@@ -139,7 +254,7 @@ def _fast_tau(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
     w1 = np.broadcast_to(1.0 / (K - pos), (D, K))  # rank by decreasing (x, y) = K − 1 − pos
     if variant == "scipy":
         E = (pos - gstart).astype(np.float64)
-        A = _left_smaller(seq, None) - E
+        A = _left_smaller(seq, None, distinct=True) - E
         L = gstart.astype(np.float64)
         H = K - L - gsize
         S = 4 * A - L + H - 2 * seq + 2 * E
@@ -153,7 +268,7 @@ def _fast_tau(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
         u = np.array(w1)
         cu = np.concatenate([np.zeros((D, 1)), np.cumsum(u, axis=1)], axis=1)
         E = cu[:, pos] - cu[:, gstart]
-        A = _left_smaller(seq, u) - E
+        A = _left_smaller(seq, u, distinct=True) - E
         L = cu[:, gstart]
         gsum = cu[:, gstart + gsize] - L
         W = cu[:, -1:]
@@ -164,6 +279,15 @@ def _fast_tau(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
         num = (w1 * S).sum(1)
         out = num / np.sqrt((w1 * (W - gsum)).sum(1) * (w1 * (W - w1)).sum(1))
     out[tied] = np.nan
+    return out
+
+
+def _fast_tau(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
+    """τ for a batch: the fast path for rows without ties, the general one for the rest."""
+    out = _tau_untied(x, Y, variant)
+    tied = np.flatnonzero(np.isnan(out))
+    if tied.size:
+        out[tied] = _tau_general(x, Y[tied], variant)
     return out
 
 
@@ -183,7 +307,7 @@ def severity(
     variant : see :func:`weighted_tau`
     method : ``"fast"`` (default): a vectorised numpy computation of the same statistic,
         equal to :func:`scipy.stats.weightedtau` to ~1e-15 and about 5–10× faster at
-        K = 6,400 (rows of ``log_q`` with tied values fall back to scipy); ``"scipy"``: one
+        K = 6,400, ties and ``-inf`` (zero-probability classes) included; ``"scipy"``: one
         :func:`scipy.stats.weightedtau` call per row.
     chunk_size : rows processed at once by the fast method (bounds memory at about
         ``12 · chunk_size · K`` floats)
@@ -210,12 +334,9 @@ def severity(
         or chunk_size < 1
     ):
         raise ValueError(f"chunk_size must be an int >= 1, got {chunk_size!r}")
-    out = np.concatenate(
+    return np.concatenate(
         [_fast_tau(x, lq[i : i + chunk_size], variant) for i in range(0, lq.shape[0], chunk_size)]
     )
-    for i in np.flatnonzero(np.isnan(out)):  # rows with tied values: scipy's own handling
-        out[i] = _tau(x, lq[i], variant)
-    return out
 
 
 __all__ = ["weighted_tau", "severity", "TAU_VARIANTS", "TauVariant"]
