@@ -374,7 +374,11 @@ class Trainer:
         if self.device.type == "cuda":
             cuda_devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
         with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(self.seed)
+            # seed only the generators this run uses (fork_rng restores exactly these)
+            torch.random.default_generator.manual_seed(self.seed)
+            if cuda_devices:
+                with torch.cuda.device(cuda_devices[0]):
+                    torch.cuda.manual_seed(self.seed)
             state = self._fresh_state()
             ckpt_path = None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
             if resume and ckpt_path is not None and ckpt_path.exists():
