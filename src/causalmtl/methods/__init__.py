@@ -21,5 +21,7 @@ __all__ = [
     "ERM", "PCGrad", "GradVac", "IRM", "VREx", "DANN",
     "pcgrad_aggregate", "random_task_orders", "gradvac_aggregate", "parameter_groups",
     "irm_penalty", "vrex_penalty", "GradientReversal", "grad_reverse", "dann_lambda",
-    "per_task_gradients", "write_flat_grad",
+    "per_task_gradients", "write_flat_grad", "MTCRL",
 ]
+
+from .mtcrl import MTCRL  # noqa: E402  (registers itself in METHODS)

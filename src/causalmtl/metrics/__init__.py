@@ -6,7 +6,11 @@
   metric direction (Hu et al., NeurIPS 2022, Table 2).
 """
 
-from .relative import per_task_relative_improvement, relative_improvement, relative_improvement_table
+from .relative import (
+    per_task_relative_improvement,
+    relative_improvement,
+    relative_improvement_table,
+)
 from .spurious import input_saliency, model_spurious_score, spurious_score
 
 __all__ = [

@@ -16,6 +16,7 @@ from .encoders import CNNEncoder, EmbeddingEncoder, MLPEncoder, encoder_out_dim
 from .fps import FPS
 from .heads import ClassificationHead, RegressionHead, make_head, make_heads
 from .mmoe import MMoE
+from .mtcrl import MTCRLNet, module_width
 from .shared_trunk import SharedTrunk
 from .stl import NPS, STL
 
@@ -25,4 +26,5 @@ __all__ = [
     "CNNEncoder", "EmbeddingEncoder", "MLPEncoder", "encoder_out_dim",
     "ClassificationHead", "RegressionHead", "make_head", "make_heads",
     "SharedTrunk", "STL", "NPS", "CrossStitch", "CrossStitchNetwork", "MMoE", "FPS",
+    "MTCRLNet", "module_width",
 ]
