@@ -3,7 +3,7 @@
 Implements GMTL (Makino, Geras & Cho, NeurIPS 2022) and MT-CRL (Hu et al., NeurIPS 2022),
 their baselines, the target-shift evaluation protocol and the papers' experiments.
 
-The GMTL essentials are available at the top level; sub-packages (``data``, ``shift``,
+The GMTL essentials are available at the top level; they and the sub-packages (``data``, ``shift``,
 ``nn``, ``methods``, ``train``, ``metrics``, ``experiments``, ``report``) are imported on
 first use, so ``import causalmtl`` stays light.
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .gmtl import JointPrior, decode, select_alpha
-
 __version__ = "0.1.0"
 
 _SUBPACKAGES = ("data", "experiments", "gmtl", "methods", "metrics", "nn", "report", "shift", "train")
@@ -29,7 +27,12 @@ _SUBPACKAGES = ("data", "experiments", "gmtl", "methods", "metrics", "nn", "repo
 __all__ = ["JointPrior", "__version__", "decode", "select_alpha", *_SUBPACKAGES]
 
 
+_GMTL_NAMES = ("JointPrior", "decode", "select_alpha")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _GMTL_NAMES:
+        return getattr(importlib.import_module(".gmtl", __name__), name)
     if name in _SUBPACKAGES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'causalmtl' has no attribute {name!r}")
