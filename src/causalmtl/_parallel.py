@@ -44,6 +44,7 @@ __all__ = [
     "world_size",
     "global_batch",
     "global_sum",
+    "global_sums",
     "global_gradient",
     "average_across_ranks",
 ]
@@ -106,6 +107,24 @@ def global_sum(x: Tensor) -> Tensor:
     if not x.requires_grad:
         return total
     return total + _WORLD * (x - x.detach())
+
+
+def global_sums(*xs: Tensor) -> tuple[Tensor, ...]:
+    """:func:`global_sum` of several tensors with ONE ``all_reduce`` (same dtype and device).
+
+    Identity outside :func:`global_batch` (returns ``xs`` unchanged).
+    """
+    if not _ACTIVE:
+        return xs
+    flat = torch.cat([x.reshape(-1) for x in xs])
+    total = _all_reduce(flat)
+    if flat.requires_grad:
+        total = total + _WORLD * (flat - flat.detach())
+    out, offset = [], 0
+    for x in xs:
+        out.append(total[offset:offset + x.numel()].view_as(x))
+        offset += x.numel()
+    return tuple(out)
 
 
 def global_gradient(g: Tensor) -> Tensor:

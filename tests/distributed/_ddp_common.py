@@ -25,7 +25,7 @@ from causalmtl.nn.mtcrl import MTCRLNet
 from causalmtl.train import Trainer
 
 TASKS = (Task("main", n_classes=2), Task("aux", n_classes=3))
-EPOCHS_KILLED = 30
+EPOCHS_KILLED = 12
 METHODS = ("erm", "pcgrad", "gradvac", "irm", "vrex", "dann", "mtcrl")
 
 

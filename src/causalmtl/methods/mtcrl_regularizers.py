@@ -96,8 +96,9 @@ def _global_correlation(flat: Tensor, eps: float) -> Tensor:
     ``z̄`` because ``Σ_i (z_i − z̄) = 0``, so value and gradient equal the single-process ones
     while every sum stays a first-level global sum.
     """
-    n = _parallel.global_sum(flat.new_tensor(float(flat.shape[0])))
-    mean = _parallel.global_sum(flat.detach().sum(dim=0, keepdim=True)) / n
+    stats = flat.detach().float()  # counts and sums in float32 also under bfloat16 autocast
+    n, total = _parallel.global_sums(stats.new_tensor([float(flat.shape[0])]), stats.sum(dim=0))
+    mean = (total / n).unsqueeze(0).to(flat.dtype)
     centred = flat - mean
     cov = _parallel.global_sum(centred.T @ centred)
     scale = torch.sqrt(torch.diagonal(cov) + eps)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._parallel import global_sum
+from .._parallel import global_sums
 from ..data.base import Task
 
 ModelInput = Tensor | Mapping[str, Tensor]
@@ -136,11 +136,13 @@ def grouped_risks(
     """
     obs = observed.to(losses.dtype)
     if group is None:
-        return (global_sum(losses.sum(0)) / global_sum(obs.sum(0)).clamp(min=1)).unsqueeze(0)
+        total, count = global_sums(losses.sum(0), obs.sum(0))  # data parallel: global batch
+        return (total / count.clamp(min=1)).unsqueeze(0)
     total = losses.new_zeros(n_groups, losses.shape[1]).index_add(0, group, losses)
     count = obs.new_zeros(n_groups, losses.shape[1]).index_add(0, group, obs)
     # data-parallel training: sums over the global batch (identity otherwise; docs/scaling.md)
-    return global_sum(total) / global_sum(count).clamp(min=1)
+    total, count = global_sums(total, count)
+    return total / count.clamp(min=1)
 
 
 def masked_task_losses(outputs: Sequence[Tensor], y: Tensor, tasks: Sequence[Task]) -> Tensor:
