@@ -18,6 +18,14 @@ Protocol (``protocol=``)
     uses the valid split (as in the paper), which is then not held out; say so when reporting.
 
 The test split is never looked at.
+
+Data parallelism
+----------------
+Under ``torchrun --nproc-per-node N`` the same code trains data-parallel (gloo on CPU, nccl
+on CUDA): every process takes its shard of each seeded global batch, losses are those of the
+global batch, gradients are averaged before each step, and rank 0 alone writes checkpoints.
+The update equals the single-process one; see :mod:`causalmtl.train.distributed` and
+``docs/scaling.md``.
 """
 
 from __future__ import annotations
@@ -140,7 +148,8 @@ class Trainer:
     ----------
     method : the method (owning the model) to train; trained in place
     epochs : maximum number of epochs (>= 1)
-    batch_size : rows per batch (per environment for methods that take one batch per env)
+    batch_size : rows per batch (per environment for methods that take one batch per env);
+        under torchrun the global batch, split over the processes
     lr : Adam learning rate
     weight_decay : L2 penalty added by Adam (``decoupled=True``: AdamW's decoupled decay)
     decoupled : use AdamW instead of Adam's L2 form
