@@ -46,7 +46,7 @@ def test_movielens_experiment_tiny(tmp_path: Path) -> None:
             f"data.path={data}",
             "data.genres=[Comedy,Action,Drama]",
             "data.min_word_count=1",
-            "methods=[stl,mtl,irm,mtcrl]",
+            "methods=[stl,mtl,pcgrad,gradvac,dann,irm,mtcrl]",
             "case_genre=Comedy",
             "min_word_occurrences=1",
         ],  # fmt: skip
@@ -54,12 +54,12 @@ def test_movielens_experiment_tiny(tmp_path: Path) -> None:
         seeds=1,
         out=out,
     )
-    assert summary.counts == {"done": 4}, summary
+    assert summary.counts == {"done": 7}, summary
     with ResultStore(out / "results.sqlite") as store:
         frame = store.metrics_frame("movielens", summary.config_hash)
     test = frame[(frame["name"] == "mse") & (frame["split"] == "test")]
     assert sorted(set(test["task"])) == ["Action", "Comedy", "Drama"]
-    assert set(test["method"]) == {"stl", "mtl", "irm", "mtcrl"}
+    assert set(test["method"]) == {"stl", "mtl", "pcgrad", "gradvac", "dann", "irm", "mtcrl"}
     assert np.isfinite(test["value"]).all() and (test["value"] >= 0).all()
     # the average is the mean of the per-genre MSEs
     for m in ("mtl", "mtcrl"):
