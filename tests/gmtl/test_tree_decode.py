@@ -282,3 +282,25 @@ def test_needs_structured_routing_rules():
     # a small TreePrior is already a drop-in prior for decode (through its flattened table)
     lp = random_log_probs(np.random.default_rng(0), 20, (2, 2))
     np.testing.assert_array_equal(decode(lp, tree, alpha=0.7), decode_structured(lp, tree, alpha=0.7))
+
+
+def test_numpy_and_torch_backends_agree():
+    rng = np.random.default_rng(13)
+    prior = TreePrior.random((2, 3, 2, 4, 2, 2), seed=13, concentration=0.4)
+    q = TreePrior.random(prior.n_classes, edges=prior.edges, seed=14)
+    lp = random_log_probs(rng, 200, prior.n_classes)
+    lpt = [torch.as_tensor(x) for x in lp]
+    for kw in (dict(alpha=[0.0, 0.4, 1.0]), dict(alpha_marginal=[0.0, 1.0], alpha_dependence=[1.0, 0.3]),
+               dict(target_prior=q)):
+        for mode in ("joint", "marginal"):
+            a, ma = decode_structured(lp, prior, mode=mode, return_marginals=True, backend="numpy", **kw)
+            b, mb = decode_structured(lpt, prior, mode=mode, return_marginals=True, backend="torch", **kw)
+            assert isinstance(b, torch.Tensor)
+            np.testing.assert_array_equal(a, b.numpy())
+            for x, y in zip(ma, mb):
+                np.testing.assert_allclose(x, y.numpy(), atol=1e-12)
+    c = decode_structured(lpt, prior, alpha=0.5)  # CPU tensors take the numpy kernels, return tensors
+    assert isinstance(c, torch.Tensor)
+    np.testing.assert_array_equal(c.numpy(), decode_structured(lp, prior, alpha=0.5, backend="torch"))
+    with pytest.raises(ValueError, match="backend must be 'auto', 'numpy' or 'torch', got 'jax'"):
+        decode_structured(lp, prior, backend="jax")

@@ -41,7 +41,7 @@ import torch
 from .._validation import _is_torch, check_alpha, check_n_classes
 from .prior import JointPrior, as_prior
 from .tree import MAX_TABLE_SIZE, TreePrior
-from .tree_infer import max_product, sum_product
+from .tree_infer import _argmax1, _swap12, max_product, sum_product
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +201,40 @@ def _score_tensors(
     return joint, True, device, joint.shape[0]
 
 
+def _score_arrays(log_probs: Any, n_classes: tuple[int, ...], normalized: bool) -> tuple[list[np.ndarray], int]:
+    """The numpy twin of :func:`_score_tensors` for per-task lists (tree decoding on the CPU)."""
+    T = len(n_classes)
+    if len(log_probs) != T:
+        raise ValueError(f"log_probs has {len(log_probs)} tasks but the prior has {T} (n_classes={n_classes})")
+    out = [np.asarray(x, dtype=np.float64) for x in log_probs]
+    n = out[0].shape[0] if out[0].ndim else 0
+    for t, (x, c) in enumerate(zip(out, n_classes)):
+        name = f"log_probs[{t}]"
+        if x.ndim != 2 or x.shape[1] != c:
+            raise ValueError(f"{name} must have shape (N, {c}) to match n_classes[{t}]={c}, got {x.shape}")
+        if x.shape[0] != n:
+            raise ValueError(f"{name} has {x.shape[0]} rows but log_probs[0] has {n}")
+        if n == 0:
+            raise ValueError(f"{name} is empty (shape {x.shape}); at least one example is needed")
+        if np.isnan(x).any():
+            raise ValueError(f"{name} contains NaN at index {tuple(int(i) for i in np.argwhere(np.isnan(x))[0])}")
+        if np.isposinf(x).any():
+            raise ValueError(f"{name} contains +inf; scores must be log-probabilities")
+        if normalized:
+            mx = np.maximum(x.max(axis=1), -1e300)
+            with np.errstate(divide="ignore"):
+                lse = mx + np.log(np.exp(x - mx[:, None]).sum(axis=1))
+            bad = (np.abs(lse) > LOG_PROB_ATOL) | (x > LOG_PROB_ATOL).any(axis=1)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"{name} is not a normalised log-probability at row {row} (logsumexp "
+                    f"{float(lse[row]):.6g}, expected 0 within {LOG_PROB_ATOL}). Pass "
+                    "normalized=False for unnormalised logits"
+                )
+    return out, n
+
+
 def _refuse_zeros(prior: JointPrior | TreePrior) -> None:
     if prior.has_zeros:
         raise ValueError(
@@ -218,10 +252,15 @@ def _safe_log(p: np.ndarray) -> np.ndarray:
 
 
 def _tree_potentials(
-    prior: TreePrior, am: np.ndarray, ad: np.ndarray, q: TreePrior | None, device: torch.device
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Node terms (A, C_t) and edge terms (A, C_s, C_t) of (S1) or of F_q, by (T2)."""
-    def tens(x: np.ndarray) -> torch.Tensor:
+    prior: TreePrior, am: np.ndarray, ad: np.ndarray, q: TreePrior | None, device: torch.device | None
+) -> tuple[list[Any], list[Any]]:
+    """Node terms (A, C_t) and edge terms (A, C_s, C_t) of (S1) or of F_q, by (T2).
+
+    numpy arrays when ``device`` is None, else tensors on ``device``.
+    """
+    def tens(x: np.ndarray) -> Any:
+        if device is None:
+            return np.ascontiguousarray(x, dtype=np.float64)
         return torch.as_tensor(x, dtype=torch.float64, device=device)
 
     log_node = [_safe_log(p) for p in prior.node_probs]
@@ -241,7 +280,7 @@ def _tree_potentials(
 
 
 def _decode_tree(
-    inputs: list[torch.Tensor],
+    inputs: list[Any],
     prior: TreePrior,
     am: np.ndarray,
     ad: np.ndarray,
@@ -249,36 +288,49 @@ def _decode_tree(
     mode: str,
     want_marginals: bool,
     memory_mb: float,
-    device: torch.device,
+    device: torch.device | None,
     n: int,
-) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+) -> tuple[Any, list[Any] | None]:
+    """Tree decoding in chunks of rows; numpy when ``device`` is None, else torch on it."""
     node, edge = _tree_potentials(prior, am, ad, q, device)
     A, T = len(am), prior.n_tasks
     sum_c = sum(prior.n_classes)
     max_pair = max((prior.n_classes[s] * prior.n_classes[t] for s, t in prior.edges), default=1)
     bytes_per_row = A * 8 * (6 * sum_c + 2 * max_pair)
     chunk = max(1, int(memory_mb * 2**20 // bytes_per_row))
-    labels = torch.empty((A, n, T), dtype=torch.int64, device=device)
-    margs = (
-        [torch.empty((A, n, c), dtype=torch.float64, device=device) for c in prior.n_classes]
-        if want_marginals
-        else None
-    )
+    if device is None:
+        labels: Any = np.empty((A, T, n), dtype=np.int64)
+        margs: Any = [np.empty((A, c, n)) for c in prior.n_classes] if want_marginals else None
+        stack: Any = np.stack
+        cols = [np.ascontiguousarray(x.T) for x in inputs]  # (C_t, N): rows of examples
+    else:
+        labels = torch.empty((A, T, n), dtype=torch.int64, device=device)
+        margs = (
+            [torch.empty((A, c, n), dtype=torch.float64, device=device) for c in prior.n_classes]
+            if want_marginals
+            else None
+        )
+        stack = torch.stack
+        cols = [x.T.contiguous() for x in inputs]
     rooted, edges = prior._rooted, prior.edges
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         # class-major unary terms (A, C_t, n): log p(y_t|x) + node term
-        unary = [x[start:stop].T.unsqueeze(0) + nt.unsqueeze(2) for x, nt in zip(inputs, node)]
+        unary = [x[None, :, start:stop] + nt[:, :, None] for x, nt in zip(cols, node)]
         if mode == "joint":
-            labels[:, start:stop] = max_product(unary, edge, rooted, edges).transpose(1, 2)
+            labels[:, :, start:stop] = max_product(unary, edge, rooted, edges)
         if mode == "joint" and not want_marginals:
             continue
         marg = sum_product(unary, edge, rooted, edges, normalize=want_marginals)
         if mode == "marginal":
-            labels[:, start:stop] = torch.stack([m.argmax(dim=1) for m in marg], dim=2)
+            labels[:, :, start:stop] = stack([_argmax1(m) for m in marg], 1)
         if margs is not None:
             for t in range(T):
-                margs[t][:, start:stop] = marg[t].transpose(1, 2)
+                margs[t][:, :, start:stop] = marg[t]
+    # back to example-major (A, N, T) and (A, N, C_t)
+    labels = _swap12(labels)
+    if margs is not None:
+        margs = [_swap12(m) for m in margs]
     return labels, margs
 
 
@@ -380,6 +432,7 @@ def decode_structured(
     memory_mb: float = 256.0,
     return_marginals: bool = False,
     return_info: bool = False,
+    backend: str = "auto",
 ) -> Any:
     """GMTL decoding with a full or tree prior, split α, joint or marginal mode.
 
@@ -401,6 +454,10 @@ def decode_structured(
     return_marginals : also return the log-marginals of r, T arrays ``(N, C_t)`` (``(A, N,
         C_t)`` for several α)
     return_info : also return a :class:`DecodeInfo` saying which method was used and why
+    backend : tree-decoding kernels: ``"numpy"``, ``"torch"`` or ``"auto"`` (numpy for numpy
+        inputs and CPU tensors, which it shares memory with; torch for tensors on an
+        accelerator). numpy is single-threaded, which avoids torch's thread-pool barriers on a
+        small, busy CPU (10x slower there); torch keeps the work on the device.
 
     Returns
     -------
@@ -451,7 +508,20 @@ def decode_structured(
     was_torch = _is_torch(log_probs) or (
         isinstance(log_probs, (list, tuple)) and any(_is_torch(x) for x in log_probs)
     )
-    inputs, is_joint, device, n = _score_tensors(log_probs, prior.n_classes, normalized)
+    if backend not in ("auto", "numpy", "torch"):
+        raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
+    is_list = isinstance(log_probs, (list, tuple))
+    on_cpu = not was_torch or (is_list and all(not _is_torch(x) or x.device.type == "cpu" for x in log_probs))
+    if backend == "numpy" and not on_cpu:
+        raise ValueError("backend='numpy' needs numpy inputs or CPU tensors; use backend='torch' on an accelerator")
+    use_numpy = method == "tree" and is_list and (backend == "numpy" or (backend == "auto" and on_cpu))
+    if use_numpy:
+        # CPU tensors are viewed as numpy arrays (shared memory, no copy for float64)
+        arrays = [x.detach().numpy() if _is_torch(x) else x for x in log_probs]
+        inputs, n = _score_arrays(arrays, prior.n_classes, normalized)
+        is_joint, device = False, None
+    else:
+        inputs, is_joint, device, n = _score_tensors(log_probs, prior.n_classes, normalized)
     uses_prior = target_prior is not None or bool((am > 0).any() or (ad > 0).any())
     if uses_prior:
         _refuse_zeros(prior)
@@ -490,9 +560,12 @@ def decode_structured(
     out_marg: Any = None
     if marginals is not None:
         out_marg = [m if several else m[0] for m in marginals]
-    if not was_torch:
+    if not was_torch and device is not None:
         out_labels = out_labels.cpu().numpy()
         out_marg = None if out_marg is None else [m.cpu().numpy() for m in out_marg]
+    elif was_torch and device is None:  # numpy kernels on CPU tensors: hand back tensors
+        out_labels = torch.from_numpy(np.ascontiguousarray(out_labels))
+        out_marg = None if out_marg is None else [torch.from_numpy(np.ascontiguousarray(m)) for m in out_marg]
     result: list[Any] = [out_labels]
     if return_marginals:
         result.append(out_marg)

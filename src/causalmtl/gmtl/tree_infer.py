@@ -15,49 +15,107 @@ examples. Messages are passed
 from the leaves to the root of each component (the rooting of
 :class:`~causalmtl.gmtl.tree.TreePrior`), then back down.
 
-Everything runs in PyTorch on the device of the inputs (float64); there is no host copy and
-no ``.item()`` in these functions.
+The same code runs on numpy arrays (single-threaded, no thread-pool barriers: the fast
+choice on a small, busy CPU) and on torch tensors (on their device; there is no host copy and
+no ``.item()`` in these functions), through the few backend helpers below. Both work in
+float64.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 
 from .tree import _Rooted
 
+Array = Any  # numpy.ndarray or torch.Tensor (all inputs of one call share the type)
 
-def _finite_max(h: torch.Tensor) -> torch.Tensor:
+
+def _is_t(x: Array) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
+def _exp(x: Array) -> Array:
+    return torch.exp(x) if _is_t(x) else np.exp(x)
+
+
+def _log(x: Array) -> Array:
+    if _is_t(x):
+        return torch.log(x)
+    with np.errstate(divide="ignore"):
+        return np.log(x)
+
+
+def _swap12(x: Array) -> Array:
+    return x.transpose(1, 2) if _is_t(x) else x.transpose(0, 2, 1)
+
+
+def _sum1(x: Array) -> Array:
+    return x.sum(dim=1, keepdim=True) if _is_t(x) else x.sum(axis=1, keepdims=True)
+
+
+def _finite_max(h: Array) -> Array:
     """Max over the class axis (1), floored at -1e300 so that ``h − max`` is never NaN.
 
     Where every class is ``-inf`` this gives ``exp(h − max) = 0`` and a ``-inf`` result.
     """
-    return h.amax(dim=1, keepdim=True).clamp_(min=-1e300)
+    if _is_t(h):
+        return h.amax(dim=1, keepdim=True).clamp_(min=-1e300)
+    return np.maximum(h.max(axis=1, keepdims=True), -1e300)
 
 
-def _lse_matmul(h: torch.Tensor, exp_w: torch.Tensor) -> torch.Tensor:
+def _where(cond: Array, a: Array, b: Array) -> Array:
+    return torch.where(cond, a, b) if _is_t(cond) else np.where(cond, a, b)
+
+
+def _argmax1(x: Array) -> Array:
+    """Argmax over the class axis 1 of (A, C, N), lowest class on ties, by a loop over C.
+
+    Elementwise passes over contiguous rows of examples; faster than a strided argmax.
+    """
+    best = x[:, 0]
+    arg = torch.zeros_like(best, dtype=torch.int64) if _is_t(x) else np.zeros(best.shape, dtype=np.int64)
+    for b in range(1, x.shape[1]):
+        v = x[:, b]
+        better = v > best
+        best = _where(better, v, best)
+        arg[better] = b
+    return arg
+
+
+def _select1(table: Array, index: Array) -> Array:
+    """``table[a, index[a, n], n]`` for a table (A, C, N) and an index (A, N)."""
+    out = table[:, 0]
+    for a in range(1, table.shape[1]):
+        out = _where(index == a, table[:, a], out)
+    return out
+
+
+def _lse_matmul(h: Array, exp_w: Array) -> Array:
     """``log Σ_a exp(W[b, a] + h[a, :])`` as ``log(exp(W) @ exp(h − max)) + max``.
 
     ``h``: (A, Ca, N); ``exp_w``: (A, Cb, Ca). Returns (A, Cb, N).
     """
     mx = _finite_max(h)
-    return torch.log(torch.matmul(exp_w, torch.exp(h - mx))) + mx
+    return _log(exp_w @ _exp(h - mx)) + mx
 
 
-def _oriented(edge_pot: Sequence[torch.Tensor], rooted: _Rooted, edges: Sequence[tuple[int, int]], t: int) -> torch.Tensor:
+def _oriented(edge_pot: Sequence[Array], rooted: _Rooted, edges: Sequence[tuple[int, int]], t: int) -> Array:
     """Potential of the edge (parent(t), t) as (A, C_parent, C_t)."""
     e = rooted.parent_edge[t]
     w = edge_pot[e]
-    return w if edges[e][1] == t else w.transpose(1, 2)
+    return w if edges[e][1] == t else _swap12(w)
 
 
 def max_product(
-    unary: Sequence[torch.Tensor],
-    edge_pot: Sequence[torch.Tensor],
+    unary: Sequence[Array],
+    edge_pot: Sequence[Array],
     rooted: _Rooted,
     edges: Sequence[tuple[int, int]],
-) -> torch.Tensor:
+) -> Array:
     """Exact ``argmax_y Σ_t φ_t(y_t) + Σ_e ψ_e(y_s, y_t)`` by max-product with backtracking.
 
     Parameters
@@ -72,33 +130,41 @@ def max_product(
     """
     T = len(unary)
     h = list(unary)
-    back: list[torch.Tensor | None] = [None] * T
+    back: list[Array | None] = [None] * T
     for t in reversed(rooted.order):
         s = rooted.parent[t]
         if s < 0:
             continue
-        w = _oriented(edge_pot, rooted, edges, t)
-        cand = h[t].unsqueeze(1) + w.unsqueeze(3)  # (A, C_s, C_t, N)
-        m, back[t] = cand.max(dim=2)
-        h[s] = h[s] + m
+        w = _oriented(edge_pot, rooted, edges, t)  # (A, C_s, C_t)
+        ht = h[t]  # (A, C_t, N)
+        # m[a, y_s, n] = max_{y_t} h_t[a, y_t, n] + w[a, y_s, y_t]: a running max over y_t
+        best = ht[:, None, 0, :] + w[:, :, 0, None]  # (A, C_s, N)
+        arg = torch.zeros_like(best, dtype=torch.int64) if _is_t(best) else np.zeros(best.shape, dtype=np.int64)
+        for b in range(1, ht.shape[1]):
+            v = ht[:, None, b, :] + w[:, :, b, None]
+            better = v > best  # strict: the lowest y_t wins ties
+            best = _where(better, v, best)
+            arg[better] = b
+        back[t] = arg
+        h[s] = h[s] + best
     a, _, n = unary[0].shape
-    labels = torch.empty((a, T, n), dtype=torch.int64, device=unary[0].device)
+    if _is_t(unary[0]):
+        labels = torch.empty((a, T, n), dtype=torch.int64, device=unary[0].device)
+    else:
+        labels = np.empty((a, T, n), dtype=np.int64)
     for t in rooted.order:
         s = rooted.parent[t]
-        if s < 0:
-            labels[:, t] = h[t].argmax(dim=1)
-        else:
-            labels[:, t] = back[t].gather(1, labels[:, s : s + 1]).squeeze(1)  # type: ignore[union-attr]
+        labels[:, t] = _argmax1(h[t]) if s < 0 else _select1(back[t], labels[:, s])
     return labels
 
 
 def sum_product(
-    unary: Sequence[torch.Tensor],
-    edge_pot: Sequence[torch.Tensor],
+    unary: Sequence[Array],
+    edge_pot: Sequence[Array],
     rooted: _Rooted,
     edges: Sequence[tuple[int, int]],
     normalize: bool = True,
-) -> list[torch.Tensor]:
+) -> list[Array]:
     """Exact log-marginals ``log r(y_t|x)`` of ``r(y|x) ∝ exp(Σ_t φ_t + Σ_e ψ_e)``.
 
     Same arguments as :func:`max_product`. Returns T tensors (A, C_t, N), each normalised
@@ -107,30 +173,30 @@ def sum_product(
     the children's messages (no subtraction, so ``-inf`` potentials are safe).
     """
     T = len(unary)
-    exp_w = [torch.exp(w) for w in edge_pot]
-    up: list[torch.Tensor | None] = [None] * T  # message t -> parent(t), (A, C_parent, N)
+    exp_w = [_exp(w) for w in edge_pot]
+    up: list[Array | None] = [None] * T  # message t -> parent(t), (A, C_parent, N)
     inc = list(unary)  # unary + messages from children
     for t in reversed(rooted.order):
         s = rooted.parent[t]
         if s < 0:
             continue
         e = rooted.parent_edge[t]
-        ew = exp_w[e] if edges[e][1] == t else exp_w[e].transpose(1, 2)  # (A, C_s, C_t)
+        ew = exp_w[e] if edges[e][1] == t else _swap12(exp_w[e])  # (A, C_s, C_t)
         up[t] = _lse_matmul(inc[t], ew)
         inc[s] = inc[s] + up[t]
-    down: list[torch.Tensor | None] = [None] * T  # message parent(t) -> t, (A, C_t, N)
-    out: list[torch.Tensor] = [unary[0]] * T
+    down: list[Array | None] = [None] * T  # message parent(t) -> t, (A, C_t, N)
+    out: list[Array] = [unary[0]] * T
     for s in rooted.order:
         belief = inc[s] if down[s] is None else inc[s] + down[s]
         if normalize:
             mx = _finite_max(belief)
-            belief = belief - (torch.log(torch.exp(belief - mx).sum(dim=1, keepdim=True)) + mx)
+            belief = belief - (_log(_sum1(_exp(belief - mx))) + mx)
         out[s] = belief
         kids = rooted.children[s]
         if not kids:
             continue
         base = unary[s] if down[s] is None else unary[s] + down[s]
-        suffix: list[torch.Tensor | None] = [None] * (len(kids) + 1)
+        suffix: list[Array | None] = [None] * (len(kids) + 1)
         for i in range(len(kids) - 1, -1, -1):
             msg = up[kids[i]]
             suffix[i] = msg if suffix[i + 1] is None else suffix[i + 1] + msg  # type: ignore[operator]
@@ -138,8 +204,8 @@ def sum_product(
         for i, c in enumerate(kids):
             cavity = prefix if suffix[i + 1] is None else prefix + suffix[i + 1]
             e = rooted.parent_edge[c]
-            ew = exp_w[e] if edges[e][1] == c else exp_w[e].transpose(1, 2)  # (A, C_s, C_c)
-            down[c] = _lse_matmul(cavity, ew.transpose(1, 2))
+            ew = exp_w[e] if edges[e][1] == c else _swap12(exp_w[e])  # (A, C_s, C_c)
+            down[c] = _lse_matmul(cavity, _swap12(ew))
             prefix = prefix + up[c]  # type: ignore[operator]
     return out
 
