@@ -199,3 +199,20 @@ def test_cluster_resources_from_yaml_and_overrides(tmp_path):
         load_resources(None, ["timeout_min=0"])
     with pytest.raises(ValueError, match="cluster"):
         load_resources(None, ["cluster=lsf"])
+
+
+def test_global_sums_identity_outside_a_group():
+    a, b = torch.ones(2), torch.zeros(3)
+    assert _parallel.global_sums(a, b) == (a, b)
+
+
+def test_a_global_batch_smaller_than_the_world_is_refused():
+    import numpy as np
+
+    from causalmtl.train.distributed import DataParallel
+
+    dp = DataParallel(rank=1, world_size=2, device=torch.device("cpu"))
+    plans = [[np.arange(4), np.arange(4, 7)]]
+    assert [r.tolist() for r in dp.shard_plans(plans)[0]] == [[1, 3], [5]]
+    with pytest.raises(ValueError, match="global batch of 1 rows, fewer than the 2 processes"):
+        dp.shard_plans([[np.arange(4), np.arange(4, 5)]])

@@ -33,6 +33,7 @@ model's own entry points; the gradient average here is the same collective at th
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from collections.abc import Iterator
@@ -245,6 +246,13 @@ class DataParallel:
             dist.barrier(group=self.group)
 
 
+def _destroy() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _backend_for(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
@@ -279,6 +287,7 @@ def setup(device: str | torch.device, backend: str | None = None) -> SingleProce
         if backend == "nccl":
             kwargs["device_id"] = device
         dist.init_process_group(**kwargs)
+        atexit.register(_destroy)  # the trainer started it, so it ends it (no exit-time warning)
         log.info("initialised torch.distributed (%s): rank %d of %d", backend, dist.get_rank(),
                  dist.get_world_size())
     world = dist.get_world_size()
