@@ -97,6 +97,15 @@ def test_plain_and_accelerated_em_agree_and_are_monotone() -> None:
         assert (np.diff(r.history) >= -1e-9 * abs(r.history[-1])).all()
 
 
+def test_fused_blocked_e_step_equals_full_products(monkeypatch: pytest.MonkeyPatch) -> None:
+    ll, _ = simulate(Q_TRUE, 1000, 4)
+    full = estimate_prior_em(ll, P_START, smoothing=3.0, tol=1e-12)
+    monkeypatch.setattr(em_mod, "_CPU_BLOCK_BYTES", 8 * K * 37)  # blocks of 37 rows
+    blocked = estimate_prior_em(ll, P_START, smoothing=3.0, tol=1e-12)
+    np.testing.assert_allclose(blocked.q, full.q, rtol=1e-9)
+    np.testing.assert_allclose(blocked.history, full.history, rtol=1e-12)
+
+
 def test_joint_shape_input_and_mle_of_exact_posteriors() -> None:
     # with point-mass likelihoods (labels observed) EM returns the empirical frequencies
     y = np.array([0, 0, 1, 3, 3, 3, 2, 0])

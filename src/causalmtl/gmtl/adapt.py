@@ -172,7 +172,7 @@ def adapt(
     interactions: bool = False,
     smoothing: float | Literal["auto"] = "auto",
     max_iter: int = 2000,
-    tol: float = 1e-9,
+    tol: float = 1e-8,
     device: str = "cpu",
 ) -> AdaptResult:
     """Adapt a multi-task model to an unknown test prior from unlabeled test scores.

@@ -66,6 +66,10 @@ __all__ = [
 ]
 
 
+#: Bytes of likelihood rows per block of the fused CPU E-step (kept in cache between products).
+_CPU_BLOCK_BYTES = 2**23
+
+
 class EMConvergenceWarning(UserWarning):
     """EM stopped at the iteration limit, or its objective fell (divergence)."""
 
@@ -205,7 +209,7 @@ def estimate_prior_em(
     smoothing: float | Literal["auto"] = "auto",
     smoothing_prior: JointPrior | Any | None = None,
     max_iter: int = 2000,
-    tol: float = 1e-9,
+    tol: float = 1e-8,
     accelerate: bool = True,
     device: str | torch.device = "cpu",
     memory_mb: float = 2048.0,
@@ -281,10 +285,22 @@ def estimate_prior_em(
     p = torch.as_tensor(sp.probs.reshape(-1), dtype=torch.float64, device=dev)
     q = torch.as_tensor(p0.probs.reshape(-1), dtype=torch.float64, device=dev)
 
+    # On CPU the two products are fused over blocks of rows that stay in cache (one pass over
+    # L per step instead of two); on an accelerator two full products are faster.
+    block = max(1, int(_CPU_BLOCK_BYTES // (8 * K))) if dev.type == "cpu" else n
+
     def step(qv: torch.Tensor) -> tuple[torch.Tensor, float]:
-        d = L @ qv
+        if block >= n:
+            d = L @ qv
+            g = L.T @ (1.0 / d)
+        else:
+            d = torch.empty(n, dtype=torch.float64, device=dev)
+            g = torch.zeros(K, dtype=torch.float64, device=dev)
+            for a in range(0, n, block):
+                blk = L[a : a + block]
+                torch.mv(blk, qv, out=d[a : a + block])
+                g.addmv_(blk.T, 1.0 / d[a : a + block])
         f = _objective(d, qv, p, lam, const)
-        g = L.T @ (1.0 / d)
         q_new = (qv * g + lam * p) / (n + lam)
         return q_new / q_new.sum(), f
 

@@ -74,7 +74,7 @@ def estimate_tree_prior_em(
     *,
     smoothing: float | Literal["auto"] = "auto",
     max_iter: int = 500,
-    tol: float = 1e-9,
+    tol: float = 1e-8,
     device: str | torch.device = "cpu",
     memory_mb: float = 2048.0,
 ) -> TreeEMResult:
