@@ -40,6 +40,7 @@ import torch
 
 from .._validation import _is_torch, check_alpha, check_n_classes
 from .prior import JointPrior, as_prior
+from .table_np import table_joint, table_marginals
 from .tree import MAX_TABLE_SIZE, TreePrior
 from .tree_infer import _argmax1, _swap12, max_product, sum_product
 
@@ -361,6 +362,23 @@ def _table_directions(
     return -a_d * logp[None] - (a_m - a_d) * marg[None]
 
 
+def _table_directions_np(
+    prior: JointPrior, am: np.ndarray, ad: np.ndarray, q: JointPrior | None
+) -> np.ndarray:
+    """numpy twin of :func:`_table_directions`, centred (max 0) per α so that a uniform prior
+    adds exactly zero; (A, K)."""
+    logp = _safe_log(prior.probs).reshape(-1)
+    if q is not None:
+        return (-logp + _safe_log(q.probs).reshape(-1))[None]
+    marg = np.zeros(prior.n_classes)
+    for t in range(prior.n_tasks):
+        shape = [1] * prior.n_tasks
+        shape[t] = prior.n_classes[t]
+        marg = marg + _safe_log(prior.marginal(t)).reshape(shape)
+    d = -ad[:, None] * logp[None] - (am - ad)[:, None] * marg.reshape(1, -1)
+    return d - d.max(axis=1, keepdims=True)
+
+
 def _table_marginals(
     inputs: list[torch.Tensor] | torch.Tensor,
     is_joint: bool,
@@ -514,7 +532,7 @@ def decode_structured(
     on_cpu = not was_torch or (is_list and all(not _is_torch(x) or x.device.type == "cpu" for x in log_probs))
     if backend == "numpy" and not on_cpu:
         raise ValueError("backend='numpy' needs numpy inputs or CPU tensors; use backend='torch' on an accelerator")
-    use_numpy = method == "tree" and is_list and (backend == "numpy" or (backend == "auto" and on_cpu))
+    use_numpy = is_list and (backend == "numpy" or (backend == "auto" and on_cpu))
     if use_numpy:
         # CPU tensors are viewed as numpy arrays (shared memory, no copy for float64)
         arrays = [x.detach().numpy() if _is_torch(x) else x for x in log_probs]
@@ -549,12 +567,21 @@ def decode_structured(
             q_joint = target_prior.to_joint() if isinstance(target_prior, TreePrior) else as_prior(target_prior, "target_prior")
             if q_joint.n_classes != prior.n_classes:
                 raise ValueError(f"target_prior has n_classes {q_joint.n_classes} but the prior has {prior.n_classes}")
-        if mode == "marginal" or return_marginals:
-            marginals = _table_marginals(inputs, is_joint, prior, am, ad, q_joint, memory_mb, device, n)
-        if mode == "marginal":
-            labels = torch.stack([m.argmax(dim=2) for m in marginals], dim=2)  # type: ignore[union-attr]
+        if device is None:  # numpy kernels (CPU)
+            directions = _table_directions_np(prior, am, ad, q_joint)
+            if mode == "marginal" or return_marginals:
+                marginals = table_marginals(inputs, prior.n_classes, directions, memory_mb)
+            if mode == "marginal":
+                labels = np.stack([m.argmax(axis=2) for m in marginals], axis=2)  # type: ignore[union-attr]
+            else:
+                labels = table_joint(inputs, prior.n_classes, directions, memory_mb)
         else:
-            labels = _table_joint(inputs, is_joint, prior, am, ad, q_joint, memory_mb, device, n)
+            if mode == "marginal" or return_marginals:
+                marginals = _table_marginals(inputs, is_joint, prior, am, ad, q_joint, memory_mb, device, n)
+            if mode == "marginal":
+                labels = torch.stack([m.argmax(dim=2) for m in marginals], dim=2)  # type: ignore[union-attr]
+            else:
+                labels = _table_joint(inputs, is_joint, prior, am, ad, q_joint, memory_mb, device, n)
 
     out_labels: Any = labels if several else labels[0]
     out_marg: Any = None
