@@ -1,7 +1,7 @@
 """causalmtl.experiments: named experiments, typed configs, the results database and sweeps.
 
 >>> from causalmtl.experiments import run_experiment   # doctest: +SKIP
->>> run_experiment("quickstart", ["epochs=2"], seeds=2, out="runs")
+>>> run_experiment("quickstart", ["train.epochs=2"], seeds=2, out="runs")
 """
 
 from . import hparams
