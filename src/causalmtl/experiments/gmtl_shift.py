@@ -149,7 +149,7 @@ def report(ctx: Any) -> list[Any]:
 EXPERIMENT = register(Experiment(
     name="gmtl-shift",
     description="GMTL Figure 3: optimal α and GMTL gain vs shift severity τ for NPS, STN, cross-stitch, FPS",
-    expected_seconds=180,
+    expected_seconds=90,
     config_cls=GmtlShiftConfig,
     plan=plan,
     run=run,

@@ -302,7 +302,7 @@ EXPERIMENT = register(Experiment(
     name="mtcrl-digits",
     description="MT-CRL Table 6/2 analogue (STL, MTL, PCGrad, GradVac, DANN, IRM, MT-CRL norm/var), "
                 "Table 3 ablations, Table 11 K sweep, Figure 4 diagnostics on pair-disjoint digits",
-    expected_seconds=900,
+    expected_seconds=660,
     config_cls=MtcrlDigitsConfig,
     plan=plan,
     run=run,

@@ -175,7 +175,7 @@ def report(ctx: Any) -> list[Any]:
 EXPERIMENT = register(Experiment(
     name="multi-sem",
     description="MT-CRL Table 1 and Table 5: STL vs shared-bottom MTL on Multi-SEM, 2 to 8 tasks",
-    expected_seconds=60,
+    expected_seconds=90,
     config_cls=MultiSemConfig,
     plan=plan,
     run=run,

@@ -208,7 +208,7 @@ EXPERIMENT = register(Experiment(
     name="quickstart",
     description="Multi-Digits, confounded labels: STL/shared/MMoE/MT-CRL, DMTL vs GMTL under simulated "
                 "target shift, MT-CRL vs MTL on unseen label pairs",
-    expected_seconds=150,
+    expected_seconds=120,
     config_cls=QuickstartConfig,
     plan=plan,
     run=run,
