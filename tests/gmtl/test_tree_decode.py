@@ -216,12 +216,16 @@ def test_info_reports_the_method(caplog):
     with caplog.at_level(logging.INFO, logger="causalmtl.gmtl.structured"):
         _, info = decode_structured(lp, tree, alpha=0.5, return_info=True)
     assert info.method == "tree" and info.prior == "TreePrior" and info.n_joint == 2**30
+    assert info.backend == "numpy"
     assert "tree decoding" in caplog.text
     joint = JointPrior.uniform((2, 2))
     _, info = decode_structured(random_log_probs(rng, 5, (2, 2)), joint, return_info=True)
     assert info.method == "table"
     _, info = decode_structured(random_log_probs(rng, 5, (2, 2)), joint, method="tree", return_info=True)
     assert info.method == "tree" and "projected" in info.reason
+    lpt = [torch.as_tensor(x) for x in random_log_probs(rng, 5, (2, 2))]
+    _, info = decode_structured(lpt, joint, backend="torch", return_info=True)
+    assert info.backend == "torch" and info.method == "table"
 
 
 def test_fit_prior_chooses_by_size():

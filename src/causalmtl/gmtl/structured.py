@@ -59,7 +59,8 @@ class DecodeInfo:
     """What :func:`decode_structured` did.
 
     ``method``: ``"table"`` or ``"tree"``; ``mode``: ``"joint"`` or ``"marginal"``;
-    ``prior``: the class of the prior given; ``n_joint``: ``Π C_t``; ``reason``: why.
+    ``prior``: the class of the prior given; ``n_joint``: ``Π C_t``; ``reason``: why;
+    ``backend``: ``"numpy"`` or ``"torch"`` (the kernels that ran).
     """
 
     method: str
@@ -67,6 +68,7 @@ class DecodeInfo:
     prior: str
     n_joint: int
     reason: str
+    backend: str = "numpy"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,9 +522,6 @@ def decode_structured(
         prior = TreePrior.from_joint(prior)
         reason += "; the JointPrior was projected onto its Chow–Liu tree (approximation)"
         logger.warning("decode: method='tree' with a full JointPrior uses its Chow–Liu projection")
-    info = DecodeInfo(method=method, mode=mode, prior=kind, n_joint=K, reason=reason)
-    logger.info("decode: %s decoding (mode=%s, prior=%s, Π C_t=%d): %s", method, mode, kind, K, reason)
-
     was_torch = _is_torch(log_probs) or (
         isinstance(log_probs, (list, tuple)) and any(_is_torch(x) for x in log_probs)
     )
@@ -540,6 +539,10 @@ def decode_structured(
         is_joint, device = False, None
     else:
         inputs, is_joint, device, n = _score_tensors(log_probs, prior.n_classes, normalized)
+    info = DecodeInfo(method=method, mode=mode, prior=kind, n_joint=K, reason=reason,
+                      backend="numpy" if use_numpy else "torch")  # fmt: skip
+    logger.info("decode: %s decoding (mode=%s, prior=%s, Π C_t=%d, %s kernels): %s",
+                method, mode, kind, K, info.backend, reason)  # fmt: skip
     uses_prior = target_prior is not None or bool((am > 0).any() or (ad > 0).any())
     if uses_prior:
         _refuse_zeros(prior)
