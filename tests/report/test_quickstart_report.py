@@ -36,7 +36,7 @@ def test_runs_recorded(quickstart_dir):
 def test_report_has_every_section(quickstart_dir):
     html = (quickstart_dir / "report.html").read_text()
     md = (quickstart_dir / "report.md").read_text()
-    for text in ("Part 1", "Part 2", "In-distribution test accuracy", "Per-bin optimal α",
+    for text in ("At a glance", "Part 1", "Part 2", "In-distribution test accuracy", "Per-bin optimal α",
                  "GMTL findings", "Relative improvement over MTL", "Learned task-to-module graph",
                  "-0.847", "0.912"):
         assert text in html, text

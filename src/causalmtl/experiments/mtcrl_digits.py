@@ -204,8 +204,12 @@ def report(ctx: Any) -> list[Any]:
                     else:
                         continue
                     ours = None if row is None else float(row["mean"])
-                    verdict = "–" if ours is None else ("better than MTL, as in the paper" if ours > 0
-                                                        else "not better than MTL (paper: better)")
+                    if ours is None:
+                        verdict = "–"
+                    elif abs(ours) < 0.001:
+                        verdict = "same as MTL (paper: better)"
+                    else:
+                        verdict = "better than MTL, as in the paper" if ours > 0 else "worse than MTL (paper: better)"
                     comps.append(Comparison(q, paper, ours, None if row is None else float(row["std"]),
                                             0 if row is None else int(row["n_seeds"]), verdict, fmt="{:+.3f}"))
                 blocks.append(PaperComparison(comps, caption="Table 2, Multi-MNIST column: relative improvement "

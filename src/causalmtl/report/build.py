@@ -23,7 +23,7 @@ from ..experiments import config as cfgmod
 from ..experiments import registry
 from ..experiments.runner import DB_NAME, load_artefacts
 from ..experiments.store import ResultStore, RunRow
-from .blocks import Section, Table, Text, render_html, render_markdown
+from .blocks import PaperComparison, Section, Table, Text, render_html, render_markdown
 from .tables import summary_table
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,30 @@ def experiment_section(out: Path, store: ResultStore, name: str, chash: str) -> 
     return section
 
 
+def _at_a_glance(sections: list[Section]) -> Any:
+    """Every paper comparison that carries a verdict, one row each."""
+    import pandas as pd
+
+    rows = []
+    for s in sections:
+        for b in s.blocks:
+            if not isinstance(b, PaperComparison):
+                continue
+            for r in b.rows:
+                if not r.verdict or r.verdict in ("–", "not run", "not implemented"):
+                    continue
+                if r.ours_text is not None:
+                    ours = r.ours_text
+                elif r.ours is None:
+                    continue
+                else:
+                    ours = r.fmt.format(r.ours)
+                paper = r.paper if isinstance(r.paper, str) else r.fmt.format(r.paper) if r.paper is not None else "–"
+                rows.append({"experiment": s.anchor, "finding": r.quantity, "paper": paper, "ours": ours,
+                             "verdict": r.verdict})
+    return pd.DataFrame(rows)
+
+
 def build_report(out: str | os.PathLike, title: str = "causalmtl report") -> dict[str, Path]:
     """Write ``report.html``, ``report.md`` and ``figures/`` in ``out``; return their paths.
 
@@ -165,6 +189,10 @@ def build_report(out: str | os.PathLike, title: str = "causalmtl report") -> dic
     ]
     if sections:
         preamble.append(Table(overview, caption="Experiments in this directory"))
+        glance = _at_a_glance(sections)
+        if not glance.empty:
+            preamble.append(Table(glance, caption="At a glance: the papers' findings with a verdict, as "
+                                  "reproduced here (details and all numbers in each section)"))
     else:
         preamble.append(Text("The database holds no finished run yet.", kind="warning"))
     page = render_html(title, sections, preamble)
