@@ -206,7 +206,10 @@ def test_joint_array_input_on_the_table():
     b = decode_structured(lp, prior, alpha=0.7, mode="marginal")
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="tree decoding needs per-task scores"):
-        decode_structured(joint_scores, prior, alpha=0.7)
+        decode_structured(joint_scores, prior, alpha=0.7, method="tree")
+    auto, info = decode_structured(joint_scores, prior, alpha=0.7, mode="marginal", return_info=True)
+    assert info.method == "table"
+    np.testing.assert_array_equal(auto, b)
 
 
 def test_info_reports_the_method(caplog):

@@ -514,6 +514,9 @@ def decode_structured(
             if method == "tree"
             else "a JointPrior is decoded exactly on its table"
         )
+        if method == "tree" and not isinstance(log_probs, (list, tuple)):
+            method = "table"
+            reason = "one joint score array (not per-task scores) is decoded on the flattened table"
     else:
         reason = f"forced method={method!r}"
     if method == "table" and isinstance(prior, TreePrior):
