@@ -8,6 +8,7 @@ variables), and compares with the same training in this process on the same glob
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -111,9 +112,17 @@ def test_resume_after_killing_both_processes(tmp_path):
     epochs = common.EPOCHS_KILLED
     assert 2 <= done < epochs
 
+    # the 2-process checkpoint also resumes in ONE process, to the same weights
+    single_dir = tmp_path / "single"
+    single_dir.mkdir()
+    shutil.copy(ckpt, single_dir / "checkpoint.pt")
+    single, _, single_calls = common.train("erm", epochs=epochs, checkpoint_dir=str(single_dir), resume=True)
+
     _spawn(tmp_path, "resume")
     _, _, calls_one_epoch = common.train("erm", epochs=1)
     ref, ref_res, _ = common.train("erm", epochs=epochs)
+    assert len(single_calls) == (epochs - done) * len(calls_one_epoch)
+    _assert_close(common.weights(single), common.weights(ref), "2-process checkpoint resumed in 1 process")
     for rank in range(WORLD):
         got = torch.load(tmp_path / f"resume-rank{rank}.pt")
         assert got["epochs"] == epochs == len(ref_res.history)
