@@ -16,12 +16,14 @@ correction of the co-occurrence (``α_d``, "dependence" part); ``α_m = α_d = �
 task, ``argmax_{y_t} r(y_t|x)`` where ``r(y|x) ∝ exp F(y)`` is the GMTL-adjusted distribution;
 that is the Bayes decision for per-task accuracy under r (joint MAP is the one for
 exact-match). On a tree both are exact: max-product with backtracking and sum-product
-(:mod:`causalmtl.gmtl.tree_infer`); on a full table, the chunked exhaustive argmax of
-:func:`causalmtl.gmtl.decode` and exact sums over the table.
+(:mod:`causalmtl.gmtl.tree_infer`); on a full table, a chunked exhaustive argmax and exact
+sums over the table (:mod:`causalmtl.gmtl.table_np` on the CPU,
+:mod:`causalmtl.gmtl.table_torch` on accelerators).
 
 Choosing how to decode (``method``): a :class:`JointPrior` is decoded on its table; a
 :class:`TreePrior` on its tree (``O(N Σ_edges C_s C_t)``, exact for the tree distribution), or
-on its flattened table when forced with ``method="table"`` (only while ``Π C_t`` fits); a
+on its flattened table when forced with ``method="table"`` or given one joint score array
+(only while ``Π C_t`` fits); a
 :class:`JointPrior` forced with ``method="tree"`` is first projected onto its Chow–Liu tree
 (an approximation; logged). Which prior to build is chosen by :func:`fit_prior`
 (``structure="auto"``: the full table while ``Π C_t <= max_table_size``, the Chow–Liu tree
