@@ -111,7 +111,13 @@ def run(cfg: GmtlShiftConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
 
 def report(ctx: Any) -> list[Any]:
     from ..report.blocks import Table, Text
-    from .reporting import accuracy_table, pooled_shift, select_trials, shift_blocks
+    from .reporting import (
+        accuracy_table,
+        pooled_shift,
+        select_trials,
+        selection_blocks,
+        shift_blocks,
+    )
 
     cfg = ctx.config
     frame = select_trials(ctx.frame)
@@ -123,6 +129,7 @@ def report(ctx: Any) -> list[Any]:
              "task; the paper pools five seeds (use `--seeds 5`)."),
         Table(accuracy_table(frame, cfg.methods, tasks, split="test"),
               caption="In-distribution test accuracy (DMTL, independent argmax)"),
+        *selection_blocks(ctx.frame, frame),
     ]
     kept = set(frame["run_id"])
     analyses = {}

@@ -164,7 +164,14 @@ def report(ctx: Any) -> list[Any]:
 
     from ..report.blocks import Comparison, Figure, PaperComparison, Table, Text
     from ..report.tables import seed_mean
-    from .reporting import accuracy_table, graph_figure, line_figure, relative_table, select_trials
+    from .reporting import (
+        accuracy_table,
+        graph_figure,
+        line_figure,
+        relative_table,
+        select_trials,
+        selection_blocks,
+    )
 
     cfg = ctx.config
     frame = ctx.frame
@@ -176,7 +183,8 @@ def report(ctx: Any) -> list[Any]:
     src = "Multi-Digits (8×8 sklearn digits)" if cfg.dataset == "digits" else "Multi-MNIST"
     blocks: list[Any] = [Text(f"{src}, pair-disjoint splits (no test label pair in training). All methods but "
                               "STL and MT-CRL use the MMoE architecture; MT-CRL uses K modules and a learned "
-                              "task-to-module graph; environment protocol of §4.")]
+                              "task-to-module graph; environment protocol of §4."),
+                      *selection_blocks(frame[frame["part"] == "table6"], t6)]
     if not t6.empty:
         blocks.append(Table(accuracy_table(t6, cfg.methods, tasks, split="test", extra=("rho_spur_mean",)),
                             caption="Table 6 analogue: test accuracy per digit and ρ_spur (mean ± std over seeds)"))

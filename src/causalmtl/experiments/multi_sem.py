@@ -101,7 +101,7 @@ def report(ctx: Any) -> list[Any]:
 
     from ..report.blocks import Comparison, Figure, PaperComparison, Table, Text
     from ..report.tables import seed_mean
-    from .reporting import line_figure, order_verdict, select_trials
+    from .reporting import line_figure, order_verdict, select_trials, selection_blocks
 
     cfg = ctx.config
     frame = select_trials(ctx.frame)
@@ -110,7 +110,8 @@ def report(ctx: Any) -> list[Any]:
     paper_key = {"stl": "stl", "shared": "mtl", "mtl": "mtl"}
     blocks: list[Any] = [Text(
         f"Label agreement m = {cfg.data.m_train} in training and {cfg.data.m_test} at test (OOD); "
-        f"factor dimension {cfg.data.dim}; MTL = shared-bottom network (§2.2). Accuracies are means over tasks.")]
+        f"factor dimension {cfg.data.dim}; MTL = shared-bottom network (§2.2). Accuracies are means over tasks."),
+        *selection_blocks(ctx.frame, frame)]
     # Table 1 (T = 2)
     two = frame[frame["dataset"] == "multi-sem-T2"]
     if not two.empty:

@@ -119,12 +119,13 @@ def report(ctx: Any) -> list[Any]:
         pooled_shift,
         relative_table,
         select_trials,
+        selection_blocks,
         shift_blocks,
     )
 
     cfg = ctx.config
     frame = select_trials(ctx.frame)
-    blocks: list[Any] = []
+    blocks: list[Any] = selection_blocks(ctx.frame, frame)
     tasks = ["left", "right"]
 
     # --- part 1: GMTL ----------------------------------------------------------------------

@@ -25,6 +25,28 @@ def select_trials(frame: Any, by: tuple[str, ...] = ("method", "dataset"), metri
     return hp.keep_best_trials(frame, best, by=by)
 
 
+def selection_blocks(frame: Any, kept: Any, metric: str = "acc_mean") -> list[Any]:
+    """When several random-search trials ran: which trial each method kept, chosen on valid."""
+    import pandas as pd
+
+    if frame.empty or frame["trial"].nunique() <= 1:
+        return []
+    rows = []
+    for (m, ds), grp in kept.groupby(["method", "dataset"], sort=False):
+        trial = int(grp["trial"].iloc[0])
+        allv = frame[(frame["method"] == m) & (frame["dataset"] == ds) & (frame["name"] == metric)
+                     & (frame["split"] == "valid")]
+        per_trial = allv.groupby("trial")["value"].mean()
+        h = grp["params"].iloc[0].get("hparams", {})
+        rows.append({"method": label(m), "dataset": ds, "trials": int(per_trial.size), "kept trial": trial,
+                     f"valid {metric} (kept)": float(per_trial.get(trial, float("nan"))),
+                     f"valid {metric} (worst)": float(per_trial.min()) if per_trial.size else float("nan"),
+                     "hyperparameters": ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                                  for k, v in h.items())})
+    return [Table(pd.DataFrame(rows), caption="Random search: the trial kept per method, chosen on the "
+                  "validation split only (test metrics are never used for selection)")]
+
+
 def accuracy_table(frame: Any, methods: Sequence[str], tasks: Sequence[str], split: str = "test",
                    metric: str = "acc", extra: Sequence[str] = ()) -> Any:
     """Rows: methods; columns: metric per task and the task mean (mean ± std over seeds)."""
@@ -227,5 +249,6 @@ __all__ = [
     "pooled_shift",
     "relative_table",
     "select_trials",
+    "selection_blocks",
     "shift_blocks",
 ]
