@@ -96,7 +96,7 @@ def gmtl_log_likelihood(
                 "(causalmtl.gmtl.calibrate) or use the generative score model"
             )
             warnings.warn(msg, RawScoresWarning, stacklevel=2)
-            logger.warning(msg)
+            logger.debug(msg)  # the warning above carries it to the user
         lps = [np.asarray(as_numpy(x), dtype=np.float64) for x in log_probs]
         lps = [x - np.logaddexp.reduce(x, axis=1, keepdims=True) for x in lps]
     n = lps[0].shape[0]

@@ -164,7 +164,9 @@ def _normalised_likelihood(
         if torch.isneginf(m).any():
             r = s + int(torch.nonzero(torch.isneginf(m))[0][0])
             raise ValueError(f"{name} row {r} is -inf in every cell: that example has zero likelihood")
-        torch.exp(chunk - m[:, None], out=out[s : s + rows])
+        dst = out[s : s + rows]
+        torch.sub(chunk, m[:, None], out=dst)
+        dst.exp_()
         total_max += m.sum()
     return out, float(total_max)
 
@@ -367,7 +369,7 @@ def estimate_prior_em(
             "or not finite; returned the best iterate"
         )
         warnings.warn(msg, EMConvergenceWarning, stacklevel=2)
-        logger.warning(msg)
+        logger.debug(msg)  # the warning above carries it to the user
         notes.append(msg)
         q_out, f_out = best_q, best_f
     else:
@@ -379,7 +381,7 @@ def estimate_prior_em(
                 f"tolerance {tol:g}); returned the last estimate"
             )
             warnings.warn(msg, EMConvergenceWarning, stacklevel=2)
-            logger.warning(msg)
+            logger.debug(msg)  # the warning above carries it to the user
             notes.append(msg)
     q_np = q_out.cpu().numpy()
     q_np = (q_np / q_np.sum()).reshape(n_classes)
@@ -512,7 +514,7 @@ def bbse(
             f"{cond:.3g}) and were set to 0 before renormalising q"
         )
         warnings.warn(msg, UserWarning, stacklevel=2)
-        logger.warning(msg)
+        logger.debug(msg)  # the warning above carries it to the user
     return BBSEResult(
         q=(q / q.sum()).reshape(n_classes), weights=w, condition_number=cond,
         n_clipped=n_clipped, rank=rank,

@@ -148,7 +148,7 @@ def estimate_tree_prior_em(
             f"{float(np.diff(hist).min()):.6g}); returned the best iterate"
         )
         warnings.warn(msg, EMConvergenceWarning, stacklevel=2)
-        logger.warning(msg)
+        logger.debug(msg)  # the warning above carries it to the user
         q_tree, f = best
     elif not converged:
         change = float(hist[-1] - hist[-2]) if hist.size >= 2 else float("nan")
@@ -158,7 +158,7 @@ def estimate_tree_prior_em(
             f"tolerance {tol:g}); returned the last estimate"
         )
         warnings.warn(msg, EMConvergenceWarning, stacklevel=2)
-        logger.warning(msg)
+        logger.debug(msg)  # the warning above carries it to the user
     return TreeEMResult(
         q=q_tree, objective=float(f), history=hist, n_iter=n_iter, converged=converged,
         diverged=diverged, smoothing=lam, n_examples=n,
