@@ -286,7 +286,7 @@ MANY_TASKS = register(
         name="many-tasks",
         description="GMTL with many labels on Yeast: full vs Chow–Liu tree prior, single vs split α, "
         "joint vs marginal decoding, correlation shift and τ analysis; decoding scaling table.",
-        expected_seconds=240,
+        expected_seconds=180,
         config_cls=ManyTasksConfig,
         plan=plan,
         run=run,
