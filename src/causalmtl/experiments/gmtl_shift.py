@@ -10,8 +10,11 @@ and the GMTL − DMTL gain per bin (Figure 3) and the correlation between τ-bin
 optimal α (the paper: −0.847 over all its runs).
 
 Datasets: ``digits`` (default; Multi-Digits with a confounded training prior and an i.i.d.
-test split) or ``attributes`` (Attributes of People, a pair of tasks; needs its files in
-``data_dir`` or ``$CAUSALMTL_DATA``).
+test split), ``attributes`` (Attributes of People, a pair of tasks; needs its files in
+``data_dir`` or ``$CAUSALMTL_DATA``) or ``table`` (any CSV/Parquet file with two
+classification label columns: ``table_path`` and ``table_labels``; rows split at random, or by
+a ``split`` column). Without a known test prior, shifts are drawn around the test split's
+smoothed empirical joint label distribution.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ ALPHAS = [round(0.1 * i, 1) for i in range(11)]
 @dataclass
 class GmtlShiftConfig:
     methods: list[str] = field(default_factory=lambda: ["nps", "shared", "cross_stitch", "fps"])
-    dataset: str = "digits"  # "digits" or "attributes"
+    dataset: str = "digits"  # "digits", "attributes" or "table"
     data: DigitsConfig = field(default_factory=DigitsConfig)
     data_dir: str | None = None  # Attributes of People: its directory (else $CAUSALMTL_DATA)
     pair: str = "hat+long_sleeves"  # Attributes of People task pair (GMTL §5.1)
+    table_path: str | None = None  # dataset=table: a CSV/Parquet file
+    table_labels: list[str] = field(default_factory=list)  # dataset=table: two label columns
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     alphas: list[float] = field(default_factory=lambda: list(ALPHAS))
@@ -57,8 +62,11 @@ class GmtlShiftConfig:
 
 def _validate(cfg: GmtlShiftConfig) -> None:
     check_methods(cfg.methods)
-    if cfg.dataset not in ("digits", "attributes"):
-        raise ValueError(f"dataset must be 'digits' or 'attributes', got {cfg.dataset!r}")
+    if cfg.dataset not in ("digits", "attributes", "table"):
+        raise ValueError(f"dataset must be 'digits', 'attributes' or 'table', got {cfg.dataset!r}")
+    if cfg.dataset == "table" and (not cfg.table_path or len(cfg.table_labels) != 2):
+        raise ValueError("dataset=table needs table_path=FILE and table_labels=[col1,col2] (two label "
+                         f"columns), got table_path={cfg.table_path!r}, table_labels={cfg.table_labels}")
     if 0.0 not in [float(a) for a in cfg.alphas]:
         raise ValueError(f"alphas must include 0.0 (DMTL is the reference), got {cfg.alphas}")
     if cfg.n_draws < 2:
@@ -71,11 +79,19 @@ def check_data(cfg: GmtlShiftConfig) -> None:
         from ..data import load_attributes
 
         load_attributes(cfg.data_dir, tasks=cfg.pair, load_images=False)
+    if cfg.dataset == "table":
+        from pathlib import Path
+
+        from .registry import MissingDataError
+
+        if not Path(str(cfg.table_path)).is_file():
+            raise MissingDataError(f"table_path {cfg.table_path!r} is not a file; give a CSV or Parquet file")
 
 
 def plan(cfg: GmtlShiftConfig) -> list[RunSpec]:
     _validate(cfg)
-    ds = "digits-biased" if cfg.dataset == "digits" else f"attributes-{cfg.pair}"
+    ds = {"digits": "digits-biased", "attributes": f"attributes-{cfg.pair}",
+          "table": f"table-{'+'.join(cfg.table_labels)}"}[cfg.dataset]
     return [
         RunSpec(run_key=f"{m}/trial={k}", method=m, dataset=ds, trial=k,
                 params={"hparams": hp.sample(method_def(m).family, ds, k)})
@@ -89,11 +105,14 @@ def load_splits(cfg: GmtlShiftConfig, seed: int) -> tuple[Any, np.ndarray]:
     if cfg.dataset == "digits":
         splits = make_digits(cfg.data, "biased", seed=seed)
         return splits, splits.meta["true_joint"]["test"]
-    from ..data import load_attributes
+    from ..data import load_attributes, load_table
     from ..gmtl import JointPrior
 
-    image = 32 if cfg.model.encoder == "cnn" else 16
-    splits = load_attributes(cfg.data_dir, tasks=cfg.pair, seed=seed, image_size=image)
+    if cfg.dataset == "table":
+        splits = load_table(cfg.table_path, labels=list(cfg.table_labels), seed=seed)
+    else:
+        image = 32 if cfg.model.encoder == "cnn" else 16
+        splits = load_attributes(cfg.data_dir, tasks=cfg.pair, seed=seed, image_size=image)
     return splits, JointPrior.fit(splits.test.labels, splits.test.n_classes, pseudocount=cfg.pseudocount).probs
 
 
