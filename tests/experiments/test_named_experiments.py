@@ -51,3 +51,28 @@ def test_named_experiment_tiny(name, tmp_path, monkeypatch):
         "SELECT COUNT(DISTINCT r.id), COUNT(*) FROM runs r JOIN metrics m ON m.run_id = r.id"
     ).fetchone()
     assert n_runs == sum(summary.counts.values()) and n_metrics > n_runs
+
+
+def test_gmtl_shift_on_a_user_table(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 600
+    y1 = rng.integers(0, 2, n)
+    y2 = np.where(rng.random(n) < 0.8, y1, rng.integers(0, 3, n))  # confounded labels
+    x = rng.normal(size=(n, 3)) + np.stack([y1, y2, y1 - y2], 1)
+    df = pd.DataFrame(x, columns=["a", "b", "c"]).assign(hat=y1, coat=y2)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    s = run_experiment("gmtl-shift", ["dataset=table", f"table_path={tmp_path / 't.csv'}",
+                                      "table_labels=[hat,coat]", "methods=[nps,fps]"],
+                       preset="tiny", out=tmp_path / "out")
+    assert s.complete and s.counts == {"done": 2}
+    con = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    tasks = {t for (t,) in con.execute("SELECT DISTINCT task FROM metrics WHERE name='tau_alpha_corr'")}
+    assert tasks == {"hat", "coat"}
+    with pytest.raises(ValueError, match="table_labels"):
+        run_experiment("gmtl-shift", ["dataset=table"], preset="tiny", out=tmp_path / "bad")
+    with pytest.raises(MissingDataError, match="not a file"):
+        run_experiment("gmtl-shift", ["dataset=table", "table_path=/no/such.csv", "table_labels=[a,b]"],
+                       preset="tiny", out=tmp_path / "bad")
