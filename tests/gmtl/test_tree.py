@@ -257,3 +257,20 @@ def test_pairs_never_labelled_together_are_not_joined(caplog):
         prior = TreePrior.fit(labels, (2,) * 4)
     assert prior.edges == ((0, 1), (2, 3))
     assert np.isnan(prior.mutual_info[0, 2]) and "forest" in caplog.text
+
+
+def test_save_load_round_trip(tmp_path):
+    rng = np.random.default_rng(13)
+    labels = rng.integers(0, 2, size=(300, 5))
+    labels[:, 2] = rng.integers(0, 3, 300)
+    prior = TreePrior.fit(labels, (2, 2, 3, 2, 2), pseudocount=0.5, threshold=0.001)
+    prior.save(tmp_path / "tree.npz")
+    back = TreePrior.load(tmp_path / "tree.npz")
+    assert back.edges == prior.edges and back.n_classes == prior.n_classes
+    assert back.pseudocount == 0.5 and back.n_fitted == 300
+    for a, b in zip(back.pair_probs + back.node_probs, prior.pair_probs + prior.node_probs):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(back.mutual_info, prior.mutual_info)
+    JointPrior.uniform((2, 2)).save(tmp_path / "joint.npz")
+    with pytest.raises(ValueError, match="is not a TreePrior file"):
+        TreePrior.load(tmp_path / "joint.npz")

@@ -44,6 +44,7 @@ class) was never observed, since ``log p(y)`` would be ``-inf`` there.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,8 @@ from .._validation import check_labels, check_n_classes, check_probability_vecto
 
 logger = logging.getLogger(__name__)
 
+#: The ``format`` entry of files written by :meth:`TreePrior.save`.
+FORMAT = "causalmtl.TreePrior/1"
 #: Largest number of joint cells for which the flattened table is built (4,194,304 = 32 MB).
 MAX_TABLE_SIZE = 2**22
 
@@ -657,6 +660,57 @@ class TreePrior:
                 f"{name} is a tree on different edges: it has {extra} that the prior lacks and "
                 f"lacks {lacking}; tree decoding with q needs q on the prior's tree "
                 "(TreePrior.fit(..., edges=prior.edges))"
+            )
+
+    # --- persistence -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the prior to a NumPy ``.npz`` archive with the keys
+
+        ``format`` (``"causalmtl.TreePrior/1"``), ``n_classes`` int64 ``(T,)``, ``edges`` int64
+        ``(E, 2)``, ``pair_probs`` float64 (every ``p(y_s, y_t)`` flattened in C-order and
+        concatenated in edge order), ``node_probs`` float64 (every ``p(y_t)`` concatenated),
+        ``pseudocount``, ``n_fitted`` and ``mutual_info`` (``(T, T)``, or empty).
+        """
+        np.savez(
+            path,
+            format=np.array(FORMAT),
+            n_classes=np.asarray(self.n_classes, dtype=np.int64),
+            edges=np.asarray(self.edges, dtype=np.int64).reshape(-1, 2),
+            pair_probs=np.concatenate([p.ravel() for p in self.pair_probs]) if self.edges else np.empty(0),
+            node_probs=np.concatenate([p.ravel() for p in self.node_probs]),
+            pseudocount=np.float64(self.pseudocount),
+            n_fitted=np.int64(self.n_fitted),
+            mutual_info=np.empty(0) if self.mutual_info is None else self.mutual_info,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TreePrior:
+        """Read a prior written by :meth:`save` (checked like :meth:`from_marginals`)."""
+        with np.load(path, allow_pickle=False) as z:
+            fmt = str(z["format"]) if "format" in z else None
+            if fmt != FORMAT:
+                raise ValueError(f"{os.fspath(path)!r} is not a TreePrior file (format {fmt!r}, expected {FORMAT!r})")
+            n_classes = tuple(int(c) for c in z["n_classes"])
+            edges = [tuple(int(v) for v in e) for e in z["edges"]]
+            flat_pairs, flat_nodes = z["pair_probs"], z["node_probs"]
+            sizes = [n_classes[s] * n_classes[t] for s, t in edges]
+            if flat_pairs.size != sum(sizes) or flat_nodes.size != sum(n_classes):
+                raise ValueError(f"{os.fspath(path)!r}: pair_probs/node_probs sizes do not match n_classes and edges")
+            bounds = np.cumsum([0, *sizes])
+            pairs = [flat_pairs[a:b].reshape(n_classes[s], n_classes[t])
+                     for (a, b, (s, t)) in zip(bounds[:-1], bounds[1:], edges)]  # fmt: skip
+            nb = np.cumsum([0, *n_classes])
+            nodes = [flat_nodes[a:b] for a, b in zip(nb[:-1], nb[1:])]
+            prior = cls.from_marginals(n_classes, edges, pairs, nodes, atol=1e-9)
+            mi = z["mutual_info"]
+            return cls(
+                n_classes=prior.n_classes,
+                edges=prior.edges,
+                pair_probs=prior.pair_probs,
+                node_probs=prior.node_probs,
+                pseudocount=float(z["pseudocount"]),
+                n_fitted=int(z["n_fitted"]),
+                mutual_info=None if mi.size == 0 else mi,
             )
 
     def __repr__(self) -> str:
