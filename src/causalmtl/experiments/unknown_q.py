@@ -1,6 +1,8 @@
 """Experiment ``unknown-q``: GMTL without an oracle — estimate the test prior q and adapt.
 
-For each dataset (simulated scores, Multi-Digits, Yeast), each simulated shift (``flip`` /
+For each dataset (simulated scores, Multi-Digits, Yeast, or ``table``: a CSV/Parquet file a
+user brings, read by :func:`causalmtl.data.table.load_table` with its train/valid/test split),
+each simulated shift (``flip`` /
 ``remove`` the strongest pairwise label correlations, or ``none``) and each method (the
 likelihood EM uses, :func:`causalmtl.gmtl.adapt`):
 
@@ -33,7 +35,7 @@ from .store import MetricRow
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("simulated", "digits", "yeast")
+DATASETS = ("simulated", "digits", "yeast", "table")
 SHIFTS = ("flip", "remove", "none")
 METHODS: dict[str, dict[str, Any]] = {
     "score": {"likelihood": "score"},
@@ -47,7 +49,7 @@ METHODS: dict[str, dict[str, Any]] = {
 class UnknownQConfig:
     """Configuration of ``unknown-q`` (``causalmtl run unknown-q --show-config``)."""
 
-    datasets: list[str] = field(default_factory=lambda: list(DATASETS))
+    datasets: list[str] = field(default_factory=lambda: ["simulated", "digits", "yeast"])
     shifts: list[str] = field(default_factory=lambda: list(SHIFTS))
     methods: list[str] = field(default_factory=lambda: ["score", "cal-bcts"])
     n_tasks_simulated: int = 6
@@ -59,6 +61,8 @@ class UnknownQConfig:
     smoothing: str = "auto"  # "auto" or a number (λ of the MAP M-step)
     yeast_path: str = ""  # "" = $CAUSALMTL_DATA
     yeast_labels: int = 6  # the most frequent Yeast labels used
+    table_path: str = ""  # dataset "table": a CSV/Parquet file a user brings (causalmtl.data.table)
+    table_labels: list[str] = field(default_factory=list)  # its label columns (T ≤ 8 advised)
 
 
 def _check(cfg: UnknownQConfig) -> None:
@@ -74,6 +78,11 @@ def _check(cfg: UnknownQConfig) -> None:
     for name in ("n_unlabeled", "n_train", "n_valid", "n_pool"):
         if getattr(cfg, name) < 10:
             raise ValueError(f"{name} must be >= 10, got {getattr(cfg, name)}")
+    if "table" in cfg.datasets and (not cfg.table_path or len(cfg.table_labels) < 2):
+        raise ValueError(
+            "dataset 'table' needs table_path (a CSV/Parquet file) and at least two table_labels, "
+            f"got table_path={cfg.table_path!r}, table_labels={list(cfg.table_labels)}"
+        )
     if cfg.smoothing != "auto":
         try:
             if float(cfg.smoothing) < 0:
@@ -154,6 +163,27 @@ def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
         flat = [s.inputs.reshape(len(s.inputs), -1) for s in (splits.train, splits.valid, splits.test)]
         (xtr, xv, xp), (ytr, yv, yp) = flat, (splits.train.targets, splits.valid.targets, splits.test.targets)
         heads = _heads(xtr, ytr, 0.5, seed)
+    elif data == "table":
+        from ..data.table import load_table
+
+        splits = load_table(cfg.table_path, labels=list(cfg.table_labels), seed=seed)
+        parts = []
+        for sp in (splits.train, splits.valid, splits.test):
+            xs = np.asarray(sp.inputs, dtype=np.float64)
+            ys = np.asarray(sp.targets, dtype=np.int64)
+            parts.append((xs, ys))
+        (xtr, ytr), (xv, yv), (xp, yp) = parts
+        full = (yp >= 0).all(axis=1)  # the pool is scored against complete label rows
+        xp, yp = xp[full], yp[full]
+        mu, sd = xtr.mean(0), xtr.std(0) + 1e-12
+        xtr, xv, xp = (xtr - mu) / sd, (xv - mu) / sd, (xp - mu) / sd
+        n_classes = tuple(int(c) for c in splits.train.n_classes)
+        from sklearn.linear_model import LogisticRegression
+
+        heads = [LogisticRegression(max_iter=2000, random_state=seed).fit(xtr[ytr[:, t] >= 0], ytr[ytr[:, t] >= 0, t])
+                 for t in range(len(n_classes))]  # fmt: skip
+        prior = JointPrior.fit(ytr, n_classes, pseudocount=1.0)
+        return _scores(heads, xv), yv, _scores(heads, xp), yp, prior
     else:
         from ..data.yeast import read_yeast
 
