@@ -1,22 +1,20 @@
 """Helpers shared by the data-parallel tests and the processes they spawn (2 ranks, gloo, 127.0.0.1).
 
-Imported by the test module, by ``torch.multiprocessing`` children (spawn) and by submitit's
-local jobs (``PYTHONPATH`` holds this directory). Registers the tiny experiment ``ddp-toy``.
+Imported by the test module and by ``torch.multiprocessing`` children (spawn). The sweep
+experiment ``ddp-toy`` lives in ``_ddp_sweep`` (imported only where a sweep runs, so the
+registry of the test session is not polluted at collection time).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from causalmtl.data.base import DatasetSplits, MultiTaskDataset, Task
-from causalmtl.experiments import MetricRow, RunResult, RunSpec
-from causalmtl.experiments.registry import Experiment, register
 from causalmtl.methods import DANN, ERM, IRM, PCGrad, VREx
 from causalmtl.methods.gradvac import GradVac
 from causalmtl.methods.mtcrl import MTCRL
@@ -80,28 +78,6 @@ def weights(method) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in method.state_dict().items() if isinstance(v, torch.Tensor)}
 
 
-# --- the experiment used by the sweep tests -------------------------------------------------
-@dataclass
-class ToyConfig:
-    methods: list[str] = field(default_factory=lambda: ["erm", "pcgrad"])
-    epochs: int = 1
-
-
-def plan(cfg: ToyConfig) -> list[RunSpec]:
-    return [RunSpec(run_key=f"{m}", method=m, dataset="ddp-tiny") for m in cfg.methods]
-
-
-def run(cfg: ToyConfig, spec: RunSpec, ctx) -> RunResult:
-    method, result, _ = train(spec.method, epochs=cfg.epochs, checkpoint_dir=str(ctx.artefact_dir / "ckpt"))
-    metrics = [MetricRow("valid_loss", float(result.history["valid/loss"].iloc[-1]), split="valid",
-                         higher_is_better=False)]
-    return RunResult(metrics=metrics, info={"pid": os.getpid()})
-
-
-EXPERIMENT = register(Experiment(name="ddp-toy", description="tiny DDP test sweep", expected_seconds=1,
-                                 config_cls=ToyConfig, plan=plan, run=run))
-
-
 # --- process entry points --------------------------------------------------------------------
 def init_env(rank: int, world: int, port: int) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
@@ -130,6 +106,8 @@ def rank_main(rank: int, world: int, port: int, out: str, job: str) -> None:
             for name in METHODS:
                 method, _, _ = train(name, checkpoint_dir=str(out_dir / f"ckpt-{name}"))
                 torch.save(weights(method), out_dir / f"{name}-rank{rank}.pt")
+            import _ddp_sweep  # noqa: F401  (registers ddp-toy)
+
             from causalmtl.experiments.launchers import launch  # then a sweep, in the same group
 
             summary = launch("local", "ddp-toy", out=str(out_dir / "runs"))

@@ -169,7 +169,13 @@ def test_shard_rows_is_distributed_sampler_split():
 # --- Slurm through submitit's local executor ----------------------------------------------
 def test_slurm_launcher_sweep_with_submitit_local_executor(tmp_path, monkeypatch):
     pytest.importorskip("submitit", reason="optional dependency (extra 'cluster')")
+    import _ddp_sweep
+
+    from causalmtl.experiments import registry
     from causalmtl.experiments.launchers import ClusterResources, run_slurm
+
+    registry._REGISTRY.pop("ddp-toy", None)  # importing registered it; register it for this test only
+    monkeypatch.setitem(registry._REGISTRY, "ddp-toy", _ddp_sweep.EXPERIMENT)
 
     here = str(Path(__file__).parent)  # the jobs import _ddp_common (the experiment's module)
     monkeypatch.setenv("PYTHONPATH", here + os.pathsep + os.environ.get("PYTHONPATH", ""))
