@@ -231,3 +231,14 @@ def test_a_global_batch_smaller_than_the_world_is_refused():
     assert [r.tolist() for r in dp.shard_plans(plans)[0]] == [[1, 3], [5]]
     with pytest.raises(ValueError, match="global batch of 1 rows, fewer than the 2 processes"):
         dp.shard_plans([[np.arange(4), np.arange(4, 5)]])
+
+
+def test_cli_launcher_options(capsys, tmp_path):
+    from causalmtl.cli import main
+
+    assert main(["run", "quickstart", "--resources", "x.yaml", "--out", str(tmp_path)]) == 2
+    assert "--launcher slurm only" in capsys.readouterr().err
+    assert main(["run", "quickstart", "--launcher", "slurm", "--cluster", "timeout_min=0",
+                 "--out", str(tmp_path)]) == 2
+    assert "timeout_min must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "results.sqlite").exists()  # refused before touching the database
