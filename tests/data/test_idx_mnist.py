@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _shared_data import SHARED_DATA
 from causalmtl.data import (
     ChecksumWarning,
     IDXFormatError,
@@ -134,7 +135,7 @@ def test_load_mnist_structural_errors(tmp_path):
 
 
 def test_official_digests_accept_identical_files(tmp_path):
-    real = Path("/work/shared/data/mnist/t10k-labels-idx1-ubyte.gz")
+    real = SHARED_DATA / "mnist/t10k-labels-idx1-ubyte.gz"
     if not real.is_file():
         pytest.skip("real MNIST test labels not available on this machine")
     from causalmtl.data.mnist import _check_sha256
@@ -196,9 +197,9 @@ def test_download_from_a_mirror(tmp_path):
     assert (dest / "t10k-images-idx3-ubyte.gz").read_bytes() == (mirror / "t10k-images-idx3-ubyte.gz").read_bytes()
 
 
-@pytest.mark.skipif(not Path("/work/shared/data/mnist").is_dir(), reason="needs the real MNIST files")
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs the real MNIST files")
 def test_real_mnist_files_load(tmp_path):
     with pytest.warns(ChecksumWarning, match="train-images-idx3-ubyte.gz"):
-        data = load_mnist("/work/shared/data/mnist")
+        data = load_mnist(SHARED_DATA / "mnist")
     assert data["train_images"].shape == (60000, 28, 28) and data["test_labels"].shape == (10000,)
     assert np.bincount(data["test_labels"]).tolist()[:2] == [980, 1135]

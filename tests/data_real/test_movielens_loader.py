@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _shared_data import SHARED_DATA
 from causalmtl.data._sources import MissingDataError
 from causalmtl.data.movielens import (
     GENRES,
@@ -354,7 +355,7 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 
 # --- the real file ---------------------------------------------------------------------------------
-REAL = Path("/work/shared/data/movielens/ml-latest-small")
+REAL = SHARED_DATA / "movielens/ml-latest-small"
 
 
 @pytest.mark.skipif(

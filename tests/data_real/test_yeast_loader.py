@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _shared_data import SHARED_DATA
 from causalmtl.data._sources import MissingDataError
 from causalmtl.data.yeast import YEAST_LABELS, load_yeast, read_yeast
 
@@ -142,7 +143,7 @@ def test_split_leaving_task_empty(tmp_path: Path) -> None:
         load_yeast(tmp_path / "y.csv", valid_fraction=1.5)
 
 
-REAL = Path("/work/shared/data/yeast/yeast.csv.gz")
+REAL = SHARED_DATA / "yeast/yeast.csv.gz"
 
 
 @pytest.mark.skipif(not REAL.is_file(), reason="yeast.csv.gz not available here")
