@@ -36,19 +36,11 @@ def parameter_groups(names_shapes: Sequence[tuple[str, int]], group: str) -> lis
     return sizes or [0]
 
 
-def _segment_sum(v: Tensor, sizes: Sequence[int]) -> Tensor:
-    """Per-group sums along dim 1: ``(T, P) -> (T, K)``."""
+def _group_gram(grads: Tensor, sizes: Sequence[int]) -> Tensor:
+    """Per-group Gram matrices ``M_k = G_k G_kᵀ``: ``(T, P) -> (K, T, T)`` (one matmul per group)."""
     if len(sizes) == 1:
-        return v.sum(1, keepdim=True)
-    return torch.stack([c.sum(1) for c in v.split(list(sizes), dim=1)], dim=1)
-
-
-def _expand(w: Tensor, sizes: Sequence[int], repeats: Tensor | None) -> Tensor:
-    """Per-group values to per-scalar values: ``(T, K) -> (T, P)`` (broadcast for one group)."""
-    if len(sizes) == 1:
-        return w
-    assert repeats is not None
-    return torch.repeat_interleave(w, repeats, dim=1, output_size=int(sum(sizes)))
+        return (grads @ grads.T).unsqueeze(0)
+    return torch.stack([g @ g.T for g in grads.split(list(sizes), dim=1)])
 
 
 def gradvac_aggregate(
@@ -66,7 +58,14 @@ def gradvac_aggregate(
     ``φ_ij = cos(g_i', g_j)`` and target ``φ̂_ij``: if ``φ_ij < φ̂_ij``,
     ``g_i' ← g_i' + ‖g_i'‖ (φ̂_ij √(1−φ_ij²) − φ_ij √(1−φ̂_ij²)) / (‖g_j‖ √(1−φ̂_ij²)) · g_j``
     (which sets the cosine to exactly ``φ̂_ij``); then ``φ̂_ij ← (1−β) φ̂_ij + β φ_ij``.
-    The update is ``Σ_i g_i'``. Vectorised over ``i`` and over groups; pure.
+    The update is ``Σ_i g_i'``.
+
+    Computed in Gram space, per group: ``g_i'`` restricted to group ``k`` stays a linear
+    combination ``Σ_l C_kil g_l`` of the original gradients' group-``k`` blocks, so with the
+    group Gram matrices ``M_k = G_k G_kᵀ`` (``O(T²P)`` once) ``g_i' · g_j = (C_k M_k)_ij``,
+    ``‖g_i'‖² = (C_k M_k C_kᵀ)_ii`` and each adjustment only changes ``C_kij``; the rounds are
+    ``O(KT³)`` small ops vectorised over ``i`` and ``k``, the update ``(1ᵀ C_k) G_k`` per group.
+    Pure.
 
     Parameters
     ----------
@@ -75,6 +74,7 @@ def gradvac_aggregate(
     targets : ``(T, T, K)`` current targets ``φ̂``
     group_sizes : sizes of the K contiguous groups (summing to P)
     beta : EMA rate in [0, 1]
+    eps : added to the denominators of the cosine and of the step size
 
     Returns
     -------
@@ -88,29 +88,32 @@ def gradvac_aggregate(
             f"group_sizes sum to {sum(sizes)} with {len(sizes)} groups but grads has shape "
             f"{tuple(grads.shape)} and targets {tuple(targets.shape)}"
         )
-    pc = grads.clone()
     new_targets = targets.clone()
     if n_tasks < 2:
-        return pc.sum(0), new_targets
+        return grads.sum(0), new_targets
     orders = orders.to(grads.device)
     rows = torch.arange(n_tasks, device=grads.device)
-    repeats = None if len(sizes) == 1 else torch.tensor(sizes, device=grads.device)
-    gj_norm_all = _segment_sum(grads * grads, sizes).sqrt()
+    gram = _group_gram(grads, sizes)  # (K, T, T)
+    norm_all = gram.diagonal(dim1=1, dim2=2).clamp(min=0).sqrt().T  # (T, K): ‖g_j‖ per group
+    coef = torch.eye(n_tasks, dtype=grads.dtype, device=grads.device).repeat(len(sizes), 1, 1)
     for r in range(n_tasks - 1):
         j = orders[:, r]
-        gj = grads[j]
-        dot = _segment_sum(pc * gj, sizes)
-        norm_i = _segment_sum(pc * pc, sizes).sqrt()
-        norm_j = gj_norm_all[j]
+        cm = coef @ gram  # (K, T, T): (C M)_il = g_i' · g_l
+        dot = cm[:, rows, j].T  # (T, K)
+        norm_i = (cm * coef).sum(2).clamp(min=0).sqrt().T  # ‖g_i'‖ = √(C M Cᵀ)_ii
+        norm_j = norm_all[j]
         phi = dot / (norm_i * norm_j + eps)
         target = new_targets[rows, j].to(phi.dtype)
         root_t = (1 - target * target).clamp(min=0).sqrt()
         root_p = (1 - phi * phi).clamp(min=0).sqrt()
         w = norm_i * (target * root_p - phi * root_t) / (norm_j * root_t + eps)
         w = torch.where(phi < target, w, torch.zeros_like(w))
-        pc = pc + _expand(w, sizes, repeats) * gj
+        coef[:, rows, j] += w.T
         new_targets[rows, j] = ((1 - beta) * target + beta * phi).to(new_targets.dtype)
-    return pc.sum(0), new_targets
+    weights = coef.sum(1)  # (K, T): the update is Σ_k (1ᵀ C_k) G_k on group k
+    if len(sizes) == 1:
+        return weights[0] @ grads, new_targets
+    return torch.cat([w @ g for w, g in zip(weights, grads.split(sizes, dim=1))]), new_targets
 
 
 class GradVac(GradientMethod):
