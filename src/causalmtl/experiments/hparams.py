@@ -85,7 +85,8 @@ REGISTRY: dict[str, dict[str, HParam]] = {
     },
     "mtcrl": {
         **_COMMON,
-        "lambda_decor": HParam(0.01, log_uniform(1e-3, 1.0), "decorrelation weight (Eq. 2)"),
+        "lambda_decor": HParam(1e-4, log_uniform(1e-5, 1e-3), "decorrelation weight (Eq. 2); Eq. 2 sums "
+                              "C(K,2)(d/K)^2 squared correlations, see docs/mtcrl.md"),
         "lambda_sps": HParam(0.01, log_uniform(1e-4, 1e-1), "graph sparsity weight (Eq. 3)"),
         "lambda_bal": HParam(0.1, log_uniform(1e-3, 1.0), "graph balance weight (Eq. 3)"),
         "lambda_girm": HParam(1.0, log_uniform(1e-2, 1e2), "G-IRM weight (Eq. 7)"),

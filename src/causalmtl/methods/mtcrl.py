@@ -74,7 +74,8 @@ class MTCRL(Method):
         "Spurious Correlation. NeurIPS 2022"
     )
     HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
-        "lambda_decor": (0.01, "λ_decor of the decorrelation regulariser, Eq. (2)"),
+        "lambda_decor": (1e-4, "λ_decor of the decorrelation regulariser, Eq. (2) (a sum of "
+                                 "C(K,2)·(d/K)² squared correlations; see docs/mtcrl.md)"),
         "lambda_sps": (0.01, "λ_sps of the graph sparsity term ‖A‖₁, Eq. (3)"),
         "lambda_bal": (0.1, "λ_bal of the graph balance (entropy) term, Eq. (3)"),
         "lambda_girm": (1.0, "λ of the G-IRM invariance penalty, Eq. (7)"),
