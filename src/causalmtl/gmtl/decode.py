@@ -154,6 +154,12 @@ def decode(
     return_scores: bool = False,
     normalized: bool = True,
     memory_mb: float = 256.0,
+    mode: str = "joint",
+    method: str = "auto",
+    alpha_marginal: float | Sequence[float] | None = None,
+    alpha_dependence: float | Sequence[float] | None = None,
+    return_marginals: bool = False,
+    return_info: bool = False,
 ) -> Any:
     """Decode all tasks jointly with the GMTL objective (Eq. 6, or the known-q objective).
 
@@ -180,6 +186,10 @@ def decode(
         in y for each x, so the argmax is unchanged (the scores are shifted per row).
     memory_mb : float
         Upper bound on the working memory of one chunk of scores.
+    mode, method, alpha_marginal, alpha_dependence, return_marginals, return_info
+        Many tasks, split α and marginal decoding (a :class:`~causalmtl.gmtl.TreePrior`
+        prior, ``mode="marginal"``, ...): the call goes to
+        :func:`causalmtl.gmtl.decode_structured`, which documents them.
 
     Returns
     -------
@@ -199,6 +209,13 @@ def decode(
     >>> decode(lp, prior, target_prior=[[0.05, 0.45], [0.45, 0.05]])  # test labels disagree
     array([[0, 1]])
     """
+    from .structured import decode_structured, needs_structured  # issue 10: trees, split α, modes
+
+    extra = dict(mode=mode, method=method, alpha_marginal=alpha_marginal, alpha_dependence=alpha_dependence,
+                 return_marginals=return_marginals, return_info=return_info)  # fmt: skip
+    if needs_structured(prior, return_scores=return_scores, **extra):
+        return decode_structured(log_probs, prior, alpha, target_prior, normalized=normalized,
+                                 memory_mb=memory_mb, **extra)  # fmt: skip
     prior = as_prior(prior)
     n_classes = prior.n_classes
     if alpha is not None and target_prior is not None:
