@@ -7,3 +7,8 @@ oversubscription that makes the tiny test models an order of magnitude slower.
 import torch
 
 torch.set_num_threads(1)
+
+# ``--doctest-modules`` (pyproject addopts) would import every module under tests/, and
+# importing a helper such as ``distributed/_ddp_sweep.py`` registers a test-only experiment
+# as a side effect. Helper modules are imported by the tests that need them, never collected.
+collect_ignore_glob = ["_*.py", "*/_*.py"]

@@ -1,7 +1,9 @@
 """causalmtl.experiments: named experiments, typed configs, the results database and sweeps.
 
->>> from causalmtl.experiments import run_experiment   # doctest: +SKIP
->>> run_experiment("quickstart", ["train.epochs=2"], seeds=2, out="runs")
+Example (not run as a doctest: it trains models)::
+
+    from causalmtl.experiments import run_experiment
+    run_experiment("quickstart", ["train.epochs=2"], seeds=2, out="runs")
 """
 
 from . import hparams

@@ -1,7 +1,9 @@
 """causalmtl.report: the HTML / Markdown report built from a results database.
 
->>> from causalmtl.report import build_report   # doctest: +SKIP
->>> build_report("runs")                          # writes runs/report.html and runs/report.md
+Example (not run as a doctest: it reads a results directory)::
+
+    from causalmtl.report import build_report
+    build_report("runs")  # writes runs/report.html and runs/report.md
 """
 
 from .blocks import (

@@ -1,8 +1,10 @@
 """The trainer: environments, Adam, early stopping on validation, checkpoints, seeds, devices.
 
->>> from causalmtl.train import Trainer                                   # doctest: +SKIP
->>> result = Trainer(method, epochs=20, lr=1e-3, seed=0).fit(splits)       # doctest: +SKIP
->>> result.history                    # one row per epoch (pandas)        # doctest: +SKIP
+Example (not run as a doctest: it trains models)::
+
+    from causalmtl.train import Trainer
+    result = Trainer(method, epochs=20, lr=1e-3, seed=0).fit(splits)
+    result.history                    # one row per epoch (pandas)
 
 Protocol (``protocol=``)
 ------------------------
