@@ -24,10 +24,10 @@ __version__ = "0.1.0"
 
 _SUBPACKAGES = ("data", "experiments", "gmtl", "methods", "metrics", "nn", "report", "shift", "train")
 
-__all__ = ["JointPrior", "__version__", "decode", "select_alpha", *_SUBPACKAGES]
+__all__ = ["JointPrior", "TreePrior", "__version__", "adapt", "decode", "fit_prior", "select_alpha", *_SUBPACKAGES]
 
 
-_GMTL_NAMES = ("JointPrior", "decode", "select_alpha")
+_GMTL_NAMES = ("JointPrior", "TreePrior", "adapt", "decode", "fit_prior", "select_alpha")
 
 
 def __getattr__(name: str) -> Any:
