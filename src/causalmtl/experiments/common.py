@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,8 +175,14 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
             return MMoE(enc, tasks, n_experts=mcfg.n_experts, gate_in_dim=d_in)
         if arch == "mtcrl":
             k = int(over.get("n_modules", mcfg.n_modules))
+            vae_shape = None
+            if over.get("beta_vae"):  # MT-CRL's β-VAE ablation: variational modules + decoder
+                if isinstance(data.inputs, Mapping):
+                    raise ValueError("disentangle='beta_vae' reconstructs the input and needs array inputs; "
+                                     f"data.inputs is a dict with keys {sorted(data.inputs)}")
+                vae_shape = tuple(int(s) for s in shape[1:])
             return MTCRLNet(lambda d: encoder_factory(mcfg, d_in, d, in_channels=ch)(), tasks, n_modules=k,
-                            width=mcfg.width)
+                            width=mcfg.width, vae_input_shape=vae_shape)
     raise ValueError(f"unknown architecture {arch!r}")
 
 
@@ -256,6 +262,8 @@ def train_method(
         model = CrossStitchNetwork.from_stl(stl, stitch_lr_mult=float(model_h.get("stitch_lr_mult", 100.0)))
         result = fit(model, "erm", {}, "cs")
     else:
+        if mdef.method == "mtcrl" and method_h.get("disentangle") == "beta_vae":
+            model_over = {**model_over, "beta_vae": True}
         model = build_model(mdef.arch, splits.train, mcfg, seed, **model_over)
         result = fit(model, mdef.method, method_h, "main")
     train_data = splits.train if proto == "split" else concatenate([splits.train, splits.valid])

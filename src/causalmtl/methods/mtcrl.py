@@ -3,7 +3,8 @@
 The training objective (Eq. 4 and 7)
 
     L = Σ_t w_t R_t(Φ, A_t, f_t)                          (training environment only)
-      + λ_decor Σ_{i<j} ‖ρ(Φ_i(X), Φ_j(X))‖_F²             (Eq. 2)
+      + λ_decor Σ_{i<j} ‖ρ(Φ_i(X), Φ_j(X))‖_F²             (Eq. 2; disentangle="decor")
+        or λ_vae (E_q[−log p(x|z)] + β KL(q(z|x) ‖ N(0,I)))  (β-VAE; disentangle="beta_vae")
       + λ_sps ‖A‖₁ − λ_bal Entropy(Σ_t A_t· / Σ A)         (Eq. 3)
       + λ · L_G-IRM(Φ, A | f)                              (Eq. 8 "norm" or Eq. 9 "var")
 
@@ -34,15 +35,17 @@ from .base import Method, cat_batches
 from .batch import Batch
 from .mtcrl_regularizers import (
     balance_entropy,
+    beta_vae_terms,
     decorrelation_penalty,
     girm_norm,
     girm_variance,
     graph_risk_gradients,
 )
 
-__all__ = ["MTCRL", "GIRM_FORMS"]
+__all__ = ["MTCRL", "GIRM_FORMS", "DISENTANGLE_FORMS"]
 
 GIRM_FORMS: tuple[str, ...] = ("var", "norm", "none")
+DISENTANGLE_FORMS: tuple[str, ...] = ("decor", "beta_vae", "none")
 
 
 class MTCRL(Method):
@@ -57,9 +60,14 @@ class MTCRL(Method):
 
     Notes
     -----
-    Ablations (Table 3): ``decorrelation``, ``sparsity`` and ``balance`` switch each
-    regulariser off without touching its λ; ``girm="none"`` is "MT-CRL w/o L_G-IRM" (then one
-    environment suffices). The K sweep (Table 11) is the model's ``n_modules``.
+    Ablations (Table 3): ``disentangle`` picks the disentanglement regulariser — ``"decor"``
+    (Eq. 2, the default), ``"beta_vae"`` ("β-VAE instead of L_decor": the β-VAE objective of
+    Higgins et al. 2017, Eq. 4, on variational modules; the model must be built with
+    ``MTCRLNet(..., vae_input_shape=...)``) or ``"none"``. ``decorrelation=False`` is kept as
+    the older spelling of ``disentangle="none"`` (it is read only when ``disentangle="decor"``).
+    ``sparsity`` and ``balance`` switch each graph term off without touching its λ;
+    ``girm="none"`` is "MT-CRL w/o L_G-IRM" (then one environment suffices). The K sweep
+    (Table 11) is the model's ``n_modules``.
 
     Errors: a negative or non-finite λ, an unknown ``girm`` form, fewer than two environments
     with G-IRM on, or an environment batch that has no label for some task (its ``R_t^e`` and
@@ -80,7 +88,13 @@ class MTCRL(Method):
         "lambda_bal": (0.1, "λ_bal of the graph balance (entropy) term, Eq. (3)"),
         "lambda_girm": (1.0, "λ of the G-IRM invariance penalty, Eq. (7)"),
         "girm": ("var", "G-IRM form: 'var' (Eq. 9), 'norm' (Eq. 8) or 'none' (no invariance)"),
-        "decorrelation": (True, "ablation switch: use the decorrelation regulariser"),
+        "disentangle": ("decor", "disentanglement regulariser: 'decor' (Eq. 2), 'beta_vae' (β-VAE, "
+                                 "Higgins et al. 2017 Eq. 4; Table 3) or 'none'"),
+        "beta": (4.0, "β of the β-VAE KL term (Higgins et al. 2017; used with disentangle='beta_vae')"),
+        "lambda_vae": (0.01, "weight of the whole β-VAE objective (reconstruction + β·KL, per-example "
+                             "sums averaged over the batch) against the task risks"),
+        "decorrelation": (True, "ablation switch: use the decorrelation regulariser "
+                                "(False = disentangle='none'; read only when disentangle='decor')"),
         "sparsity": (True, "ablation switch: use the sparsity term λ_sps ‖A‖₁"),
         "balance": (True, "ablation switch: use the balance term −λ_bal Entropy(...)"),
         "decor_eps": (1e-8, "added to the variances inside the Pearson correlation, Eq. (1)"),
@@ -99,13 +113,40 @@ class MTCRL(Method):
                 "MTCRL needs an MTCRLNet model (K modules and a task-to-module graph), got "
                 f"{type(model).__name__}"
             )
-        for name in ("lambda_decor", "lambda_sps", "lambda_bal", "lambda_girm", "decor_eps"):
+        for name in ("lambda_decor", "lambda_sps", "lambda_bal", "lambda_girm", "decor_eps", "beta", "lambda_vae"):
             self._nonneg(name)
         if self.hparams["girm"] not in GIRM_FORMS:
             raise ValueError(f"girm must be one of {GIRM_FORMS}, got {self.hparams['girm']!r}")
+        if self.hparams["disentangle"] not in DISENTANGLE_FORMS:
+            raise ValueError(
+                f"disentangle must be one of {DISENTANGLE_FORMS}, got {self.hparams['disentangle']!r}"
+            )
         for name in ("decorrelation", "sparsity", "balance", "check_labels"):
             if not isinstance(self.hparams[name], bool):
                 raise ValueError(f"{name} must be True or False, got {self.hparams[name]!r}")
+        if self.disentanglement == "beta_vae" and not model.is_variational:
+            raise ValueError(
+                "disentangle='beta_vae' needs a model with variational modules and a decoder: build "
+                "MTCRLNet(..., vae_input_shape=<shape of one input example>)"
+            )
+        if self.disentanglement != "beta_vae" and model.is_variational:
+            raise ValueError(
+                f"the model has β-VAE parts (vae_input_shape={model.vae_input_shape}) but "
+                f"disentangle={self.hparams['disentangle']!r}: its sampled modules would go "
+                "unregularised; use disentangle='beta_vae' or a model without vae_input_shape"
+            )
+
+    @property
+    def disentanglement(self) -> str:
+        """The regulariser in use: ``"decor"``, ``"beta_vae"`` or ``"none"``.
+
+        ``disentangle="decor"`` with ``decorrelation=False`` (the older ablation switch) is
+        ``"none"``.
+        """
+        form = self.hparams["disentangle"]
+        if form == "decor" and not self.hparams["decorrelation"]:
+            return "none"
+        return form
 
     @property
     def uses_girm(self) -> bool:
@@ -149,8 +190,17 @@ class MTCRL(Method):
         else:
             batch, which = batches[0], None
         logs: dict[str, Tensor] = {}
+        use_vae = self.disentanglement == "beta_vae"
+        if use_vae and not isinstance(batch.x, Tensor):
+            raise ValueError(
+                f"disentangle='beta_vae' reconstructs the input, so batch.x must be a tensor; got "
+                f"{type(batch.x).__name__} (dict inputs such as MovieLens are not supported)"
+            )
         with self.autocast():
-            z = model.encode(batch.x)  # (B, K, m)
+            if use_vae:
+                z, mu, logvar = model.encode_variational(batch.x)  # z drawn in training mode
+            else:
+                z = model.encode(batch.x)  # (B, K, m)
             graph = model.graph  # (T, K)
             if use_girm:
                 # one copy of A per environment, so one autograd.grad call gives every ∇_{A_t} R_t^e
@@ -166,7 +216,17 @@ class MTCRL(Method):
             for t, task in enumerate(model.tasks):
                 logs[f"loss/{task.name}"] = risks[t].detach()
 
-            if hp["decorrelation"] and hp["lambda_decor"] > 0:
+            if use_vae and hp["lambda_vae"] > 0:
+                # β-VAE (Higgins et al. 2017, Eq. 4) on the training rows, in float32 under autocast
+                x_train = batch.x[:n_train]
+                x_hat = _wide(model.decode(z[:n_train]))
+                recon, kl = beta_vae_terms(_wide(x_train), x_hat, _wide(mu[:n_train]), _wide(logvar[:n_train]))
+                vae = recon + float(hp["beta"]) * kl
+                loss = loss + float(hp["lambda_vae"]) * vae
+                logs["vae_recon"] = recon.detach()
+                logs["vae_kl"] = kl.detach()
+                logs["beta_vae"] = vae.detach()
+            if self.disentanglement == "decor" and hp["lambda_decor"] > 0:
                 # correlations in float32 even under bfloat16 autocast
                 decor = decorrelation_penalty(z[:n_train].float(), eps=float(hp["decor_eps"]))
                 loss = loss + float(hp["lambda_decor"]) * decor
@@ -195,6 +255,11 @@ class MTCRL(Method):
                 logs["girm"] = penalty.detach()
         logs["loss"] = loss.detach()
         return loss, logs
+
+
+def _wide(t: Tensor) -> Tensor:
+    """``t`` in float32 unless it already is float32 or float64 (autocast gives bfloat16)."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
 def _register() -> None:

@@ -6,7 +6,9 @@
 * :func:`graph_regularizer` — Eq. (3): ``λ_sps ‖A‖₁ − λ_bal · Entropy(Σ_t A_{t,·} / Σ_{t,i} A_{t,i})``;
 * :func:`graph_risk_gradients` — the graph gradients ``∇_{A_t} R_t^e`` of every task and every
   environment from ONE ``torch.autograd.grad`` call with ``create_graph=True``;
-* :func:`girm_norm` — Eq. (8) and :func:`girm_variance` — Eq. (9), from those gradients.
+* :func:`girm_norm` — Eq. (8) and :func:`girm_variance` — Eq. (9), from those gradients;
+* :func:`gaussian_kl` and :func:`beta_vae_terms` — the β-VAE objective of Higgins et al.
+  (ICLR 2017, Eq. 4), the disentanglement alternative of the paper's Table 3 ablation.
 
 None of these multiply by their λ except :func:`graph_regularizer`, whose two weights are part
 of the equation; the method (:class:`causalmtl.methods.mtcrl.MTCRL`) applies the others.
@@ -24,6 +26,8 @@ from .._validation import check_nonnegative
 
 __all__ = [
     "balance_entropy",
+    "beta_vae_terms",
+    "gaussian_kl",
     "decorrelation_penalty",
     "girm_norm",
     "girm_variance",
@@ -216,3 +220,63 @@ def girm_variance(grads: Tensor) -> Tensor:
     _check_envs(grads)
     dev = grads - grads.mean(dim=0, keepdim=True)
     return (dev * dev).sum() / grads.shape[0]
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """Closed-form ``KL(N(μ, diag σ²) ‖ N(0, I))`` per example.
+
+    ``KL = ½ Σ_j (μ_j² + σ_j² − 1 − log σ_j²)``, summed over every non-batch dimension
+    (Kingma & Welling 2014, App. B).
+
+    Parameters
+    ----------
+    mu, logvar : Tensor ``(B, ...)``
+        Posterior means and log-variances ``log σ²`` of the same shape.
+
+    Returns
+    -------
+    Tensor ``(B,)``
+
+    Examples
+    --------
+    >>> import torch
+    >>> gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 3))
+    tensor([0., 0.])
+    """
+    if mu.shape != logvar.shape or mu.dim() < 1:
+        raise ValueError(
+            f"mu and logvar must have the same shape (B, ...), got {tuple(mu.shape)} and {tuple(logvar.shape)}"
+        )
+    kl = 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
+    return kl.reshape(kl.shape[0], -1).sum(dim=1)
+
+
+def beta_vae_terms(x: Tensor, x_hat: Tensor, mu: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
+    """Batch means of the two terms of the β-VAE objective (Higgins et al. 2017, Eq. 4).
+
+    ``L_β-VAE = E_q[−log p(x|z)] + β · KL(q(z|x) ‖ N(0, I))`` with a unit-variance Gaussian
+    decoder ``p(x|z) = N(x̂(z), I)``, so ``−log p(x|z) = ½ ‖x − x̂‖² + (D/2) log 2π``; the
+    constant is dropped. The expectation over q is the usual one-sample estimate (``x̂``
+    decoded from one reparameterised draw of ``z``).
+
+    Parameters
+    ----------
+    x, x_hat : Tensor ``(B, ...)``
+        Inputs and reconstructions (same number of elements per example).
+    mu, logvar : Tensor ``(B, ...)``
+        Posterior means and log-variances.
+
+    Returns
+    -------
+    (recon, kl) : two scalar tensors, ``mean_b ½‖x_b − x̂_b‖²`` and ``mean_b KL_b``; the method
+    combines them as ``recon + β · kl``.
+    """
+    if x.shape[0] != x_hat.shape[0] or x.numel() != x_hat.numel():
+        raise ValueError(
+            f"x_hat must match x example by example: x has shape {tuple(x.shape)}, x_hat {tuple(x_hat.shape)}"
+        )
+    if mu.shape[0] != x.shape[0]:
+        raise ValueError(f"mu has {mu.shape[0]} rows but x has {x.shape[0]}; expected one posterior per example")
+    diff = (x.reshape(x.shape[0], -1) - x_hat.reshape(x.shape[0], -1)).to(mu.dtype)
+    recon = 0.5 * diff.square().sum(dim=1).mean()
+    return recon, gaussian_kl(mu, logvar).mean()

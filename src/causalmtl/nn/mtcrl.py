@@ -14,10 +14,18 @@ The module outputs ``Z``, the graph ``A`` and the routed representations are ret
 ``ModelOutput.extra`` so that the regularisers of :mod:`causalmtl.methods.mtcrl_regularizers`
 need one forward pass; :meth:`MTCRLNet.predict_from_mixed` can run the predictors with their
 parameters detached, which G-IRM (Eq. 7–9) needs (f_t held fixed).
+
+Optional β-VAE parts (Table 3's "β-VAE instead of L_decor" ablation; Higgins et al., ICLR 2017):
+with ``vae_input_shape`` set, each module gets a variational head ``h_i ↦ (μ_i, log σ_i²)`` of
+the module width, the modules' representation becomes ``z_i = μ_i + σ_i ⊙ ε`` (ε ~ N(0, I)) in
+training mode and ``z_i = μ_i`` in evaluation mode, and a light MLP decoder maps the
+concatenated ``z`` back to the flattened input. Without it (the default) none of these
+parameters exist and the model is exactly the plain MT-CRL network.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -79,6 +87,13 @@ class MTCRLNet(MultiTaskModel):
         paper's "one-layer MLP as per-task predictor", Appendix C.2).
     graph_init : float, default 0.0
         Initial value of every θ entry (A starts at ``sigmoid(graph_init)`` = 0.5).
+    vae_input_shape : int or sequence of int, optional
+        Shape of one input example (e.g. ``(1, 8, 16)``); builds the β-VAE parts (a variational
+        head per module and a decoder to ``prod(vae_input_shape)`` values) that
+        :class:`~causalmtl.methods.mtcrl.MTCRL` uses with ``disentangle="beta_vae"``. Default
+        ``None``: no β-VAE parameters at all (plain MT-CRL, unchanged state dict).
+    vae_hidden : int, default 256
+        Hidden width of the one-hidden-layer (ReLU) decoder; used only with ``vae_input_shape``.
 
     Notes
     -----
@@ -111,6 +126,8 @@ class MTCRLNet(MultiTaskModel):
         width: int = 128,
         head: HeadFactory | None = None,
         graph_init: float = 0.0,
+        vae_input_shape: int | Sequence[int] | None = None,
+        vae_hidden: int = 256,
     ) -> None:
         super().__init__()
         self.tasks = tuple(tasks)
@@ -148,6 +165,32 @@ class MTCRLNet(MultiTaskModel):
         self.theta_rows = nn.ParameterList(
             [nn.Parameter(torch.full((k,), float(graph_init))) for _ in self.tasks]
         )
+        self.vae_input_shape: tuple[int, ...] | None = None
+        self.vae_hidden = vae_hidden
+        if vae_input_shape is not None:
+            self._build_vae(vae_input_shape, vae_hidden)
+
+    def _build_vae(self, shape: int | Sequence[int], hidden: int) -> None:
+        dims = (shape,) if isinstance(shape, int) else tuple(shape)
+        if len(dims) == 0 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
+            raise ValueError(
+                f"vae_input_shape must be a positive int or a non-empty sequence of positive ints "
+                f"(the shape of one input example, e.g. (1, 28, 28)), got {shape!r}"
+            )
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+            raise ValueError(f"vae_hidden must be an int >= 1 (decoder hidden width), got {hidden!r}")
+        m = self.module_dim
+        self.vae_input_shape = dims
+        # one variational head per module: h_i -> (μ_i, log σ_i²), each of the module width
+        self.vae_heads = nn.ModuleList([nn.Linear(m, 2 * m) for _ in range(self.n_modules)])
+        self.decoder = nn.Sequential(
+            nn.Linear(self.n_modules * m, hidden), nn.ReLU(), nn.Linear(hidden, math.prod(dims))
+        )
+
+    @property
+    def is_variational(self) -> bool:
+        """Whether the β-VAE parts (variational heads and decoder) exist."""
+        return self.vae_input_shape is not None
 
     # --- the graph ----------------------------------------------------------------------
     @property
@@ -165,13 +208,62 @@ class MTCRLNet(MultiTaskModel):
         return super().task_parameters(t) + [self.theta_rows[t]]
 
     # --- pieces -------------------------------------------------------------------------
-    def encode(self, x: ModelInput) -> Tensor:
-        """Module outputs ``Z_i = Φ_i(x)`` stacked as ``(B, K, d/K)``."""
+    def module_outputs(self, x: ModelInput) -> Tensor:
+        """Raw module outputs ``h_i = Φ_i(x)`` stacked as ``(B, K, d/K)``."""
         zs = [enc(x) for enc in self.encoders]
         if not all(zi.dim() == 2 and zi.shape[1] == self.module_dim for zi in zs):
             shapes = [tuple(zi.shape) for zi in zs]
             raise ValueError(f"every module must output (B, {self.module_dim}) = (B, width/K); got {shapes}")
         return torch.stack(zs, dim=1)
+
+    def encode(self, x: ModelInput) -> Tensor:
+        """Module representations ``Z_i`` stacked as ``(B, K, d/K)``.
+
+        ``Z_i = Φ_i(x)`` for the plain network; with the β-VAE parts, ``Z_i`` is a draw
+        ``μ_i + σ_i ⊙ ε`` in training mode and ``μ_i`` in evaluation mode (see
+        :meth:`encode_variational`).
+        """
+        h = self.module_outputs(x)
+        if not self.is_variational:
+            return h
+        mu, logvar = self.posterior(h)
+        return self.reparameterize(mu, logvar) if self.training else mu
+
+    def posterior(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of ``q(z_i | x)`` from module outputs ``h`` ``(B, K, m)``.
+
+        Returns two tensors ``(B, K, m)``. Needs ``vae_input_shape``.
+        """
+        if not self.is_variational:
+            raise ValueError("posterior needs the β-VAE parts: build MTCRLNet with vae_input_shape=...")
+        out = torch.stack([head(h[:, i]) for i, head in enumerate(self.vae_heads)], dim=1)
+        mu, logvar = out.chunk(2, dim=-1)
+        return mu, logvar
+
+    @staticmethod
+    def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``z = μ + exp(½ log σ²) ⊙ ε`` with ``ε ~ N(0, I)`` (Kingma & Welling 2014).
+
+        ε is drawn from ``generator`` if given, else from torch's default generator, which the
+        :class:`~causalmtl.train.Trainer` seeds for each run (as it does for dropout).
+        """
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def encode_variational(
+        self, x: ModelInput, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(z, μ, log σ²)``, each ``(B, K, m)``; ``z`` is a draw in training mode, ``μ`` in eval."""
+        mu, logvar = self.posterior(self.module_outputs(x))
+        z = self.reparameterize(mu, logvar, generator) if self.training else mu
+        return z, mu, logvar
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Reconstruction ``x̂ = g(concat_i z_i)`` of shape ``(B, *vae_input_shape)``."""
+        if not self.is_variational:
+            raise ValueError("decode needs the β-VAE parts: build MTCRLNet with vae_input_shape=...")
+        flat = self.decoder(z.reshape(z.shape[0], -1))
+        return flat.reshape(z.shape[0], *self.vae_input_shape)
 
     @staticmethod
     def mix(z: Tensor, graph: Tensor) -> Tensor:
@@ -221,4 +313,6 @@ class MTCRLNet(MultiTaskModel):
     def config(self) -> dict:
         cfg = super().config()
         cfg.update(n_modules=self.n_modules, width=self.width)
+        if self.is_variational:
+            cfg.update(vae_input_shape=list(self.vae_input_shape or ()), vae_hidden=self.vae_hidden)
         return cfg
