@@ -84,7 +84,7 @@ def test_objective_equals_hand_written_formula():
         a = torch.sigmoid(torch.stack(list(net.theta_rows)))
         risk = 0.0
         for t in range(2):
-            mixed = sum(a[t, i] * z[:, i] for i in range(4))
+            mixed = torch.cat([a[t, i] * z[:, i] for i in range(4)], 1)  # routing="concat"
             logits = net.heads[t](mixed)
             risk = risk + F.cross_entropy(logits, b.y[:, t].long())
         x_hat = net.decoder(z.reshape(len(b), -1))
@@ -193,7 +193,7 @@ def test_default_model_has_no_new_parameters_and_plain_parts_are_bit_identical()
     # a reference built by hand in the pre-existing order: K encoders, T heads, θ = 0
     with seeded(0):
         encs = [encoder(4) for _ in range(4)]
-        heads = [nn.Linear(4, 3), nn.Linear(4, 2)]
+        heads = [nn.Linear(16, 3), nn.Linear(16, 2)]  # routing="concat": heads see all d = 16
     ref = [p for m in encs + heads for p in m.parameters()]
     got = list(plain.encoders.parameters()) + list(plain.heads.parameters())
     assert all(torch.equal(a.double(), b) for a, b in zip(ref, got))

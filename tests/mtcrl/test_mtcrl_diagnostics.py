@@ -45,8 +45,8 @@ def risks_with_scale(model, batch, scale):
     """R_t with task-to-module routing multiplied by `scale` (T, K), written out directly."""
     if isinstance(model, MTCRLNet):
         z = [enc(batch.x) for enc in model.encoders]
-        mixed = torch.stack([sum(model.graph[t, i] * scale[t, i] * z[i] for i in range(len(z)))
-                             for t in range(len(TASKS))], 1)
+        mixed = torch.stack([torch.cat([model.graph[t, i] * scale[t, i] * z[i] for i in range(len(z))], 1)
+                             for t in range(len(TASKS))], 1)  # routing="concat": modules side by side
         outs = model.predict_from_mixed(mixed)
     else:
         ex = [e(batch.x) for e in model.experts]

@@ -1,4 +1,4 @@
-"""MTCRLNet: modules, graph A = sigmoid(θ), routing Σ_i A_ti Φ_i(X), predictors (MT-CRL §3.1)."""
+"""MTCRLNet: modules, graph A = sigmoid(θ), routing (concat or Σ_i A_ti Φ_i(X)), predictors (MT-CRL §3.1)."""
 
 import pytest
 import torch
@@ -17,8 +17,9 @@ def make_net(k=4, width=16, **kw):
                         n_modules=k, width=width, **kw)
 
 
-def test_forward_is_heads_on_graph_weighted_module_sum():
-    net = make_net(graph_init=0.3)
+@pytest.mark.parametrize("routing", ["concat", "sum"])
+def test_forward_is_heads_on_graph_weighted_modules(routing):
+    net = make_net(graph_init=0.3, routing=routing)
     with torch.no_grad():
         for row in net.theta_rows:
             row.normal_()
@@ -28,15 +29,35 @@ def test_forward_is_heads_on_graph_weighted_module_sum():
     torch.testing.assert_close(out.extra["graph"], a)
     zs = [enc(x) for enc in net.encoders]
     for t, task in enumerate(TASKS):
-        h = sum(a[t, i] * zs[i] for i in range(net.n_modules))  # the literal Σ_i A_ti Φ_i(X)
+        if routing == "sum":
+            h = sum(a[t, i] * zs[i] for i in range(net.n_modules))  # the literal Σ_i A_ti Φ_i(X)
+        else:
+            h = torch.cat([a[t, i] * zs[i] for i in range(net.n_modules)], dim=1)  # side by side
         logits = net.heads[t](h)
         want = torch.log_softmax(logits, 1) if task.kind == "classification" else logits[:, 0]
         torch.testing.assert_close(out.outputs[t], want)
         torch.testing.assert_close(out.extra["mixed"][:, t], h)
     assert out.extra["z"].shape == (5, 4, 4)
+    assert out.extra["mixed"].shape == (5, 3, 16 if routing == "concat" else 4)
     assert out.features.shape == (5, 16)
     assert torch.allclose(out.outputs[0].exp().sum(1), torch.ones(5))
     assert [o.shape for o in net(x)] == [(5, 3), (5,), (5, 2)]
+
+
+def test_concat_routing_equals_sum_of_zero_padded_modules():
+    """concat is the §3.1 sum once each d/K-wide module is zero-padded into its own d/K block."""
+    net = make_net(routing="concat")
+    z = torch.randn(5, 4, 4)
+    a = torch.rand(3, 4)
+    padded = torch.zeros(5, 4, 16)
+    for i in range(4):
+        padded[:, i, 4 * i:4 * i + 4] = z[:, i]
+    torch.testing.assert_close(net.mix(z, a), torch.einsum("tk,bkm->btm", a, padded))
+
+
+def test_unknown_routing_is_refused():
+    with pytest.raises(ValueError, match="routing must be 'concat' or 'sum'.*'max'"):
+        make_net(routing="max")
 
 
 def test_default_k_and_width_follow_appendix_e():
@@ -46,10 +67,12 @@ def test_default_k_and_width_follow_appendix_e():
     assert torch.all(net.graph == 0.5)
 
 
-def test_per_row_graph_mixing_matches_shared_graph():
+@pytest.mark.parametrize("routing", ["concat", "sum"])
+def test_per_row_graph_mixing_matches_shared_graph(routing):
+    net = MTCRLNet(lambda d: nn.Linear(3, d), TASKS[:2], n_modules=3, width=6, routing=routing)
     z = torch.randn(4, 3, 2)
     a = torch.rand(2, 3)
-    torch.testing.assert_close(MTCRLNet.mix(z, a.expand(4, 2, 3)), MTCRLNet.mix(z, a))
+    torch.testing.assert_close(net.mix(z, a.expand(4, 2, 3)), net.mix(z, a))
 
 
 def test_detached_heads_pass_gradient_to_modules_and_graph_only():

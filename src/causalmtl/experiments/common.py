@@ -95,6 +95,7 @@ class ModelConfig:
     n_experts: int = 4  # MMoE experts
     n_modules: int = 8  # MT-CRL modules K (paper default 8)
     width: int = 128  # MT-CRL total representation width d (paper 128)
+    routing: str = "concat"  # MT-CRL: modules side by side ("concat") or summed ("sum", §3.1 literally)
 
 
 @dataclass
@@ -182,7 +183,7 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
                                      f"data.inputs is a dict with keys {sorted(data.inputs)}")
                 vae_shape = tuple(int(s) for s in shape[1:])
             return MTCRLNet(lambda d: encoder_factory(mcfg, d_in, d, in_channels=ch)(), tasks, n_modules=k,
-                            width=mcfg.width, vae_input_shape=vae_shape)
+                            width=mcfg.width, routing=mcfg.routing, vae_input_shape=vae_shape)
     raise ValueError(f"unknown architecture {arch!r}")
 
 

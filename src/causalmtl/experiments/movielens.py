@@ -76,6 +76,7 @@ class MovieLensModel:
     n_experts: int = 4  # MMoE experts
     n_modules: int = 4  # MT-CRL modules K
     width: int = 32  # MT-CRL total width d (each module d / K)
+    routing: str = "concat"  # MT-CRL: modules side by side ("concat") or summed ("sum", §3.1 literally)
 
 
 @dataclass
@@ -178,7 +179,7 @@ def build_model(arch: str, splits: Any, mcfg: MovieLensModel, seed: int) -> Any:
                         n_experts=mcfg.n_experts, gate_encoder=EmbeddingEncoder(vocab, mcfg.dim, (h2,)))  # fmt: skip
         if arch == "mtcrl":
             return MTCRLNet(lambda d: EmbeddingEncoder(vocab, mcfg.dim, (h1, d)), tasks,
-                            n_modules=mcfg.n_modules, width=mcfg.width)  # fmt: skip
+                            n_modules=mcfg.n_modules, width=mcfg.width, routing=mcfg.routing)  # fmt: skip
     raise ValueError(f"unknown architecture {arch!r}")
 
 
@@ -262,8 +263,8 @@ def _genre_output(model: Any, x: Any, zs: list[Any], t: int) -> Any:
     if hasattr(model, "experts"):  # MMoE: y_t = h_t(sum_k g_tk(x) z_k)
         gates = model.gate_weights(x)[:, t]  # (B, K)
         mixed = torch.einsum("bk,bkd->bd", gates, z)
-    else:  # MT-CRL: y_t = f_t(sum_k A_tk z_k)
-        mixed = torch.einsum("k,bkd->bd", model.graph[t], z)
+    else:  # MT-CRL: y_t = f_t(routed z), the model's own routing of A_t
+        mixed = model.mix(z, model.graph)[:, t]
     return model.heads[t](mixed).reshape(-1)
 
 

@@ -10,6 +10,17 @@ via Regularizing Spurious Correlation* (NeurIPS 2022):
   (unlike MMoE's per-example softmax gates, several modules can be fully used by a task);
 * per-task predictors ``Ŷ_t = f_t(Σ_i A_{t,i} Φ_i(X))``.
 
+**Routing: ``"concat"`` (default) or ``"sum"``.** §3.1 writes ``Σ_i A_{t,i} Φ_i(X)`` with every
+``Z_i`` of width d; Appendix E keeps the total width fixed at d = 128 with modules of width d/K.
+Read literally together, a sum of d/K-wide modules leaves each task a d/K-dimensional input
+(16 at K = 8, a single number at K = 128, where Table 11 still reports 0.882 accuracy on
+10-class digits). ``routing="concat"`` gives task t the weighted modules side by side,
+``[A_{t,1} Z_1, …, A_{t,K} Z_K]`` of width d — the same linear map as the sum of the modules
+zero-padded to width d, and the reading under which K trades disentanglement against capacity
+as Table 11 describes. ``routing="sum"`` is the literal Eq. above. Measured (docs/mtcrl.md):
+concat lifts MT-CRL's pair-disjoint accuracy on the quickstart from 0.794 to 0.882 and on real
+Multi-MNIST from 0.753 to 0.793 (2 seeds).
+
 The module outputs ``Z``, the graph ``A`` and the routed representations are returned in
 ``ModelOutput.extra`` so that the regularisers of :mod:`causalmtl.methods.mtcrl_regularizers`
 need one forward pass; :meth:`MTCRLNet.predict_from_mixed` can run the predictors with their
@@ -82,11 +93,15 @@ class MTCRLNet(MultiTaskModel):
     width : int, default 128 (the paper's d)
         Total representation width; each module outputs ``width // n_modules`` dimensions.
     head : callable ``(task_index, in_dim) -> nn.Module``, optional
-        Builds the predictor ``f_t`` from the routed representation (width ``width // K``) to
+        Builds the predictor ``f_t`` from the routed representation (width ``width`` with
+        ``routing="concat"``, ``width // K`` with ``routing="sum"``) to
         ``C_t`` logits (classification) or 1 value (regression). Default ``nn.Linear`` (the
         paper's "one-layer MLP as per-task predictor", Appendix C.2).
     graph_init : float, default 0.0
         Initial value of every θ entry (A starts at ``sigmoid(graph_init)`` = 0.5).
+    routing : {"concat", "sum"}, default "concat"
+        How a task combines its weighted modules (see the module docstring): side by side
+        (width d) or summed (width d/K, §3.1 literally).
     vae_input_shape : int or sequence of int, optional
         Shape of one input example (e.g. ``(1, 8, 16)``); builds the β-VAE parts (a variational
         head per module and a decoder to ``prod(vae_input_shape)`` values) that
@@ -99,7 +114,8 @@ class MTCRLNet(MultiTaskModel):
     -----
     Outputs follow :class:`~causalmtl.nn.base.MultiTaskModel`: log-probabilities ``(B, C_t)``
     for classification, ``(B,)`` for regression. ``forward_full(x).extra`` holds ``"z"``
-    ``(B, K, d/K)``, ``"graph"`` ``(T, K)`` and ``"mixed"`` ``(B, T, d/K)``; ``features`` is
+    ``(B, K, d/K)``, ``"graph"`` ``(T, K)`` and ``"mixed"`` ``(B, T, d)`` (``(B, T, d/K)`` with
+    ``routing="sum"``); ``features`` is
     ``z`` flattened to ``(B, d)``. θ is stored as one parameter row per task
     (``theta_rows[t]``), so :meth:`task_parameters` of task ``t`` are its head and its graph
     row — both influence task ``t`` only.
@@ -126,6 +142,7 @@ class MTCRLNet(MultiTaskModel):
         width: int = 128,
         head: HeadFactory | None = None,
         graph_init: float = 0.0,
+        routing: str = "concat",
         vae_input_shape: int | Sequence[int] | None = None,
         vae_hidden: int = 256,
     ) -> None:
@@ -153,14 +170,19 @@ class MTCRLNet(MultiTaskModel):
         bad = [i for i, m in enumerate(mods) if not isinstance(m, nn.Module)]
         if bad:
             raise ValueError(f"{what} a {type(mods[bad[0]]).__name__} for module {bad[0]}, expected nn.Module")
+        if routing not in ("concat", "sum"):
+            raise ValueError(f"routing must be 'concat' or 'sum' (how a task combines its weighted modules), "
+                             f"got {routing!r}")
+        self.routing = routing
         self.n_modules = k
         self.width = width
         self.feature_dim = width
+        self.routed_dim = width if routing == "concat" else self.module_dim
         self.encoders = nn.ModuleList(mods)
         if head is None:
-            heads = [nn.Linear(self.module_dim, _head_out_dim(t)) for t in self.tasks]
+            heads = [nn.Linear(self.routed_dim, _head_out_dim(t)) for t in self.tasks]
         else:
-            heads = [head(t, self.module_dim) for t in range(len(self.tasks))]
+            heads = [head(t, self.routed_dim) for t in range(len(self.tasks))]
         self.heads = nn.ModuleList(heads)
         self.theta_rows = nn.ParameterList(
             [nn.Parameter(torch.full((k,), float(graph_init))) for _ in self.tasks]
@@ -265,16 +287,22 @@ class MTCRLNet(MultiTaskModel):
         flat = self.decoder(z.reshape(z.shape[0], -1))
         return flat.reshape(z.shape[0], *self.vae_input_shape)
 
-    @staticmethod
-    def mix(z: Tensor, graph: Tensor) -> Tensor:
-        """Routed representations ``Σ_i A_{t,i} Z_i`` for all tasks at once, ``(B, T, d/K)``.
+    def mix(self, z: Tensor, graph: Tensor) -> Tensor:
+        """Routed representations of all tasks at once, ``(B, T, routed_dim)``.
 
-        ``graph`` is ``(T, K)`` or, to give each row its own copy of the graph (one copy per
-        environment, as G-IRM needs), ``(B, T, K)``.
+        ``routing="concat"``: ``[A_{t,1} Z_1, …, A_{t,K} Z_K]`` (width d); ``routing="sum"``:
+        ``Σ_i A_{t,i} Z_i`` (width d/K). ``graph`` is ``(T, K)`` or, to give each row its own
+        copy of the graph (one copy per environment, as G-IRM needs), ``(B, T, K)``.
         """
+        if self.routing == "sum":
+            if graph.dim() == 2:
+                return torch.einsum("tk,bkm->btm", graph, z)
+            return torch.einsum("btk,bkm->btm", graph, z)
         if graph.dim() == 2:
-            return torch.einsum("tk,bkm->btm", graph, z)
-        return torch.einsum("btk,bkm->btm", graph, z)
+            routed = graph[None, :, :, None] * z[:, None]
+        else:
+            routed = graph[:, :, :, None] * z[:, None]
+        return routed.reshape(z.shape[0], graph.shape[-2], -1)
 
     def predict_from_mixed(self, mixed: Tensor, detach_heads: bool = False) -> list[Tensor]:
         """Task outputs ``f_t(mixed[:, t])`` (log-probabilities, or ``(B,)`` for regression).
@@ -312,7 +340,7 @@ class MTCRLNet(MultiTaskModel):
 
     def config(self) -> dict:
         cfg = super().config()
-        cfg.update(n_modules=self.n_modules, width=self.width)
+        cfg.update(n_modules=self.n_modules, width=self.width, routing=self.routing)
         if self.is_variational:
             cfg.update(vae_input_shape=list(self.vae_input_shape or ()), vae_hidden=self.vae_hidden)
         return cfg
