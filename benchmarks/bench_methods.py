@@ -26,6 +26,7 @@ METHODS = {
     "GradVac": (GradVac, {}),
     "GradVac(module)": (GradVac, {"group": "module"}),
     "IRM": (IRM, {}),
+    "IRM(autograd)": (IRM, {"penalty": "autograd"}),
     "VREx": (VREx, {}),
     "DANN": (DANN, {}),
 }

@@ -6,7 +6,7 @@ from .dann import DANN, GradientReversal, dann_lambda, grad_reverse
 from .erm import ERM
 from .gradients import per_task_gradients, write_flat_grad
 from .gradvac import GradVac, gradvac_aggregate, parameter_groups
-from .irm import IRM, irm_penalty
+from .irm import IRM, irm_penalty, irm_penalty_linear_heads
 from .pcgrad import PCGrad, pcgrad_aggregate, random_task_orders
 from .vrex import VREx, vrex_penalty
 
@@ -20,7 +20,7 @@ __all__ = [
     "Batch", "targets_to_tensor", "to_tensor_inputs",
     "ERM", "PCGrad", "GradVac", "IRM", "VREx", "DANN",
     "pcgrad_aggregate", "random_task_orders", "gradvac_aggregate", "parameter_groups",
-    "irm_penalty", "vrex_penalty", "GradientReversal", "grad_reverse", "dann_lambda",
+    "irm_penalty", "irm_penalty_linear_heads", "vrex_penalty", "GradientReversal", "grad_reverse", "dann_lambda",
     "per_task_gradients", "write_flat_grad", "MTCRL",
 ]
 

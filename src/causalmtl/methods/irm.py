@@ -1,20 +1,41 @@
-"""IRM adapted to multi-task learning with per-task predictors (MT-CRL Eq. 6)."""
+"""IRM adapted to multi-task learning with per-task predictors (MT-CRL Eq. 6).
+
+Two exact ways to compute the penalty ``Σ_e Σ_t ‖∇_{f_t} R_t^e‖²``:
+
+* :func:`irm_penalty` — any predictor: one ``autograd.grad(..., create_graph=True)`` per
+  environment; the penalty's backward is a double backward through the heads;
+* :func:`irm_penalty_linear_heads` — linear heads (the default :class:`ClassificationHead` /
+  :class:`RegressionHead` without hidden layers): ``∇_{W_t} R_t^e = (1/n_te) Σ_{i∈e} g_it h_itᵀ``
+  and ``∇_{b_t} R_t^e = (1/n_te) Σ_{i∈e} g_it`` in closed form, with ``h_it`` the head input and
+  ``g_it`` the derivative of the row loss with respect to the head's linear output
+  (``softmax − onehot(y)`` for the negative log-likelihood of ``log_softmax``, ``2(ŷ − y)`` for the
+  squared error, 0 for a missing label). Only first-order expressions: no double backward.
+
+:class:`IRM` uses the closed form when every task's predictor is such a head and the autograd
+path otherwise (MLP heads, FPS's shared predictor, STL's per-task encoders, custom losses).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .._parallel import global_gradient
-from ..nn.base import MultiTaskModel
+from .._parallel import global_gradient, global_sums
+from ..data.base import Task
+from ..nn.base import MultiTaskModel, loss_precision
+from ..nn.heads import ClassificationHead, RegressionHead
 from ._penalty import annealed_weight, maybe_reset_optimizer
-from .base import Method
+from .base import Method, cat_batches
 from .batch import Batch
 
-__all__ = ["IRM", "irm_penalty"]
+__all__ = ["IRM", "irm_penalty", "irm_penalty_linear_heads", "linear_heads"]
+
+PENALTY_PATHS: tuple[str, ...] = ("auto", "autograd")
 
 
 def irm_penalty(env_risks: Tensor, predictor_params: Sequence[torch.nn.Parameter]) -> Tensor:
@@ -37,6 +58,133 @@ def irm_penalty(env_risks: Tensor, predictor_params: Sequence[torch.nn.Parameter
     return total
 
 
+def irm_penalty_linear_heads(
+    head_inputs: Sequence[Tensor],
+    outputs: Sequence[Tensor],
+    y: Tensor,
+    tasks: Sequence[Task],
+    group: Tensor,
+    n_groups: int,
+) -> Tensor:
+    """MT-CRL Eq. (6) ``Σ_e Σ_t ‖∇_{W_t,b_t} R_t^e‖²`` for linear heads, in closed form.
+
+    For a head ``z = W h + b`` followed by ``log_softmax`` (classification, NLL) or the
+    identity (regression, squared error) and the masked risk
+    ``R_t^e = (1/n_te) Σ_{i∈e, y_it observed} ℓ(z_it, y_it)`` of
+    :func:`~causalmtl.nn.base.grouped_risks`,
+
+    ``∇_W R_t^e = M_te[:, :d] = (1/n_te) Σ_{i∈e} g_it h_itᵀ``, ``∇_b R_t^e = (1/n_te) Σ_{i∈e} g_it``
+
+    with ``g_it = ∂ℓ/∂z = exp(out_it) − onehot(y_it)`` (``out`` the log-probabilities) or
+    ``2(ŷ_it − y_it)``, and ``g_it = 0`` for a missing label. The penalty is
+    ``Σ_{t,e} ‖M_te‖_F²``, a first-order differentiable function of the outputs and the head
+    inputs, whose value and gradient equal :func:`irm_penalty`'s (the arithmetic follows
+    :func:`~causalmtl.nn.base.row_losses`: squared errors and ``1/n`` in the loss precision,
+    :func:`~causalmtl.nn.base.loss_precision`).
+    Under data parallelism the counts ``n_te`` and the matrices ``M_te`` are global sums
+    (:func:`~causalmtl._parallel.global_sums`; identity in one process).
+
+    Parameters
+    ----------
+    head_inputs : T tensors ``(B, d_t)``, the input of each task's linear head
+    outputs : T tensors, the heads' outputs: log-probabilities ``(B, C_t)`` or values ``(B,)``
+    y : ``(B, T)`` targets, ``NaN`` where missing
+    tasks : the T tasks (kind, class count)
+    group : ``(B,)`` environment index of each row in ``[0, n_groups)``
+    n_groups : number of environments E
+    """
+    if not (len(head_inputs) == len(outputs) == len(tasks) == y.shape[1]):
+        raise ValueError(f"head_inputs ({len(head_inputs)}), outputs ({len(outputs)}), tasks ({len(tasks)}) "
+                         f"and y's columns ({y.shape[1]}) must all be one per task")
+    n_rows, n_tasks = y.shape
+    observed = ~torch.isnan(y)
+    y0 = torch.where(observed, y, torch.zeros((), dtype=y.dtype, device=y.device))
+    labels = y0.long()
+    # grouped_risks counts in the loss dtype (float32, or float64 for float64 outputs)
+    dtype = torch.float64 if any(loss_precision(o).dtype == torch.float64 for o in outputs) else torch.float32
+    env = torch.zeros(n_rows, n_groups, dtype=dtype, device=y.device).scatter_(1, group[:, None], 1.0)  # (B, E)
+    obs = observed.to(dtype)
+    (count,) = global_sums(env.T @ obs)  # n_te, (E, T): exact sums of ones; global under data parallelism
+    scale = (env @ (1.0 / count.clamp(min=1))) * obs  # 1/n_te of the row's environment, 0 if unlabelled
+    # g[i, t, :] = ∂ℓ_it/∂z_it · 1/n_te, zero-padded to the widest head, (B, T, C)
+    if (all(t.kind == "classification" for t in tasks) and len({o.shape for o in outputs}) == 1
+            and len({o.dtype for o in outputs}) == 1):
+        out = torch.stack(list(outputs), 1)
+        s = scale.to(out.dtype)[:, :, None]
+        g = (out.exp() * s).scatter_add(2, labels[:, :, None], -s)  # (softmax − onehot) / n
+    else:
+        width = max(o.shape[-1] if t.kind == "classification" else 1 for o, t in zip(outputs, tasks))
+        cols = []
+        for t, (out, task) in enumerate(zip(outputs, tasks)):
+            if task.kind == "classification":
+                s = scale[:, t, None].to(out.dtype)
+                gt = (out.exp() * s).scatter_add(1, labels[:, t, None], -s)
+            else:  # the squared error's derivative in the loss precision, as row_losses computes it
+                pred = loss_precision(out).reshape(n_rows)
+                gt = (scale[:, t] * (2 * (pred - y0[:, t].to(pred.dtype)))).to(out.dtype)[:, None]
+            cols.append(nn.functional.pad(gt, (0, width - gt.shape[1])))
+        g = torch.stack(cols, 1)
+    h0 = head_inputs[0]
+    work = h0.dtype
+    a = env.to(work)[:, :, None, None] * g.to(work)[:, None]  # per environment, (B, E, T, C)
+    bias = a.sum(0)  # ∇_b R_t^e, (E, T, C)
+    if all(h is h0 for h in head_inputs):  # one representation for all heads (shared trunk)
+        weight = a.reshape(n_rows, -1).T @ h0  # ∇_W R_t^e, (E·T·C, d)
+    elif len({(h.shape, h.dtype) for h in head_inputs}) == 1:  # e.g. MMoE's per-task mixtures
+        at = a.permute(2, 1, 3, 0).reshape(n_tasks, -1, n_rows)  # (T, E·C, B)
+        weight = torch.bmm(at, torch.stack(list(head_inputs)))  # (T, E·C, d)
+    else:
+        weight = torch.cat([(a[:, :, t].reshape(n_rows, -1).T @ h.to(work)).reshape(-1)
+                            for t, h in enumerate(head_inputs)])
+    weight, bias = global_sums(weight, bias)  # data parallel: sums over the global batch
+    return weight.square().sum() + bias.square().sum()
+
+
+def linear_heads(model: MultiTaskModel) -> list[nn.Module] | None:
+    """The T heads when :func:`irm_penalty_linear_heads` applies to ``model``, else ``None``.
+
+    It applies when the IRM predictors (``model.predictor_parameters()``, all trainable) are
+    exactly the parameters of ``model.heads``, each head is a :class:`ClassificationHead` or
+    :class:`RegressionHead` (of its task's kind) with one ``nn.Linear`` and no hidden layer, and
+    the model keeps the default losses (:meth:`MultiTaskModel.row_losses`, ``task_losses``).
+    """
+    heads = getattr(model, "heads", None)
+    if not isinstance(heads, nn.ModuleList) or len(heads) != model.n_tasks:
+        return None
+    cls = type(model)
+    if cls.row_losses is not MultiTaskModel.row_losses or cls.task_losses is not MultiTaskModel.task_losses:
+        return None
+    if len({id(h) for h in heads}) != len(heads):
+        return None
+    for head, task in zip(heads, model.tasks):
+        want = ClassificationHead if task.kind == "classification" else RegressionHead
+        if type(head) is not want or len(head.net) != 1 or type(head.net[0]) is not nn.Linear:
+            return None
+    head_params = [p for h in heads for p in h.parameters()]
+    predictors = model.predictor_parameters()
+    if not all(p.requires_grad for p in head_params) or not all(p.requires_grad for p in predictors):
+        return None
+    if {id(p) for p in head_params} != {id(p) for p in predictors} or len(head_params) != len(predictors):
+        return None
+    return list(heads)
+
+
+def _record(store: list[tuple[Tensor, Tensor]], module: nn.Module, args: tuple[Any, ...], output: Tensor) -> None:
+    store.append((args[0], output))
+
+
+@contextmanager
+def _recording(heads: Sequence[nn.Module]) -> Iterator[list[list[tuple[Tensor, Tensor]]]]:
+    """Record ``(input, output)`` of every call of each head inside the block."""
+    stores: list[list[tuple[Tensor, Tensor]]] = [[] for _ in heads]
+    handles = [h.register_forward_hook(partial(_record, s)) for h, s in zip(heads, stores)]
+    try:
+        yield stores
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 class IRM(Method):
     """Invariant risk minimisation with per-task predictors (Arjovsky et al. 2019; MT-CRL Eq. 6).
 
@@ -45,6 +193,10 @@ class IRM(Method):
     all-one vector … and calculate penalty via Eq. (6)"). The weight ``λ_s`` is ``warmup`` for
     the first ``anneal_steps`` steps and ``lambda`` afterwards; Adam's moments are reset when
     it jumps (DomainBed). One batch per environment (at least two).
+
+    With ``penalty="auto"`` (default) linear heads get the closed-form penalty
+    (:func:`irm_penalty_linear_heads`, same value and gradient, no double backward); other
+    predictors, or ``penalty="autograd"``, use :func:`irm_penalty`.
     """
 
     env_protocol: ClassVar[str] = "per_env"  # type: ignore[misc]
@@ -54,6 +206,8 @@ class IRM(Method):
         "anneal_steps": (0, "steps with the warm-up weight before switching to lambda"),
         "warmup": (1.0, "penalty weight during annealing"),
         "reset_optimizer": (True, "clear Adam's moments when the weight switches"),
+        "penalty": ("auto", "'auto': closed form for linear heads, autograd otherwise; "
+                    "'autograd': always the double backward (same value)"),
     }
     citation: ClassVar[str] = ("Arjovsky et al., Invariant Risk Minimization, 2019; per-task form of "
                                "Hu et al., MT-CRL, NeurIPS 2022, Eq. (6)")
@@ -64,6 +218,25 @@ class IRM(Method):
         self._nonneg("warmup")
         if int(self.hparams["anneal_steps"]) < 0:
             raise ValueError(f"anneal_steps must be >= 0, got {self.hparams['anneal_steps']!r}")
+        if self.hparams["penalty"] not in PENALTY_PATHS:
+            raise ValueError(f"penalty must be one of {PENALTY_PATHS}, got {self.hparams['penalty']!r}")
+        #: whether the last step used the closed-form penalty
+        self.used_closed_form = False
+        self._heads_cache: tuple[list[nn.Module], list[nn.Parameter]] | None = None
+
+    def _linear_heads(self) -> list[nn.Module] | None:
+        """:func:`linear_heads` of the model, checked once and then only for replaced or frozen heads."""
+        if self.hparams["penalty"] != "auto":
+            return None
+        if self._heads_cache is not None:
+            heads, params = self._heads_cache
+            now = getattr(self.model, "heads", None)
+            if (now is not None and len(now) == len(heads) and all(a is b for a, b in zip(now, heads))
+                    and all(p.requires_grad for p in params)):
+                return heads
+        found = linear_heads(self.model)
+        self._heads_cache = None if found is None else (found, [p for h in found for p in h.parameters()])
+        return found
 
     def penalty_weight(self) -> float:
         return annealed_weight(self.steps, float(self.hparams["lambda"]), int(self.hparams["anneal_steps"]),
@@ -72,9 +245,23 @@ class IRM(Method):
     def objective(self, batches: Sequence[Batch]) -> tuple[Tensor, dict[str, Tensor]]:
         maybe_reset_optimizer(self.optimizer, self.steps, int(self.hparams["anneal_steps"]),
                               bool(self.hparams["reset_optimizer"]))
-        risks, _, _ = self.env_risks(batches)
+        heads = self._linear_heads()
+        batch, which = cat_batches(batches)
+        if heads is None:
+            out = self.forward_full(batch.x)
+        else:
+            with _recording(heads) as calls:
+                out = self.forward_full(batch.x)
+        risks = self.model.task_losses(out, batch.y, which, len(batches))
         task = self.task_loss(risks)
-        penalty = irm_penalty(risks, self.model.predictor_parameters())
+        # the closed form needs each head called once, its output being the task's output
+        self.used_closed_form = heads is not None and all(
+            len(c) == 1 and c[0][1] is o for c, o in zip(calls, out.outputs))
+        if self.used_closed_form:
+            penalty = irm_penalty_linear_heads([c[0][0] for c in calls], out.outputs, batch.y,
+                                               self.model.tasks, which, len(batches))
+        else:
+            penalty = irm_penalty(risks, self.model.predictor_parameters())
         loss = task + self.penalty_weight() * penalty
         logs = {f"loss/{t.name}": risks[:, i].mean().detach() for i, t in enumerate(self.model.tasks)}
         logs.update({"task_loss": task.detach(), "penalty": penalty.detach(), "loss": loss.detach()})

@@ -46,6 +46,7 @@ __all__ = [
     "check_tasks",
     "seeded",
     "batch_size_of",
+    "loss_precision",
 ]
 
 
@@ -86,12 +87,19 @@ class ModelOutput:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def loss_precision(x: Tensor) -> Tensor:
+    """``x`` in the precision losses are computed in: at least float32 (half / bfloat16 outputs of
+    mixed precision are upcast), float64 kept."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def row_losses(outputs: Sequence[Tensor], y: Tensor, tasks: Sequence[Task]) -> Tensor:
     """Per-row, per-task losses ``(B, T)``, exactly ``0`` where the target is missing.
 
     ``ℓ_t`` is the negative log-likelihood ``-out_t[i, y_it]`` for a classification task
     (``out_t`` holds log-probabilities) and the squared error ``(out_t[i] - y_it)^2`` for a
     regression task. Missing targets are ``NaN`` in ``y``; they get loss 0 and no gradient.
+    Losses are float32, or float64 for float64 outputs (:func:`loss_precision`).
 
     Parameters
     ----------
@@ -109,9 +117,9 @@ def row_losses(outputs: Sequence[Tensor], y: Tensor, tasks: Sequence[Task]) -> T
     cols = []
     for t, (out, task) in enumerate(zip(outputs, tasks)):
         if task.kind == "classification":
-            per_row = -out.float().gather(1, y0[:, t].long().unsqueeze(1)).squeeze(1)
+            per_row = -loss_precision(out).gather(1, y0[:, t].long().unsqueeze(1)).squeeze(1)
         else:
-            pred = out.float().reshape(out.shape[0])
+            pred = loss_precision(out).reshape(out.shape[0])
             per_row = (pred - y0[:, t].to(pred.dtype)) ** 2
         cols.append(per_row)
     losses = torch.stack(cols, dim=1)
