@@ -58,7 +58,7 @@ class UnknownQConfig:
     n_train: int = 10000  # simulated / Multi-Digits training rows (Yeast: 1,000)
     n_valid: int = 3000  # simulated / Multi-Digits validation rows (Yeast: 500)
     n_pool: int = 30000  # simulated / Multi-Digits labelled pool (Yeast: the remaining 917)
-    smoothing: str = "auto"  # "auto" or a number (λ of the MAP M-step)
+    smoothing: str = "auto"  # "auto", "cv" (held-out likelihood, falls back to p) or a number λ
     yeast_path: str = ""  # "" = $CAUSALMTL_DATA
     yeast_labels: int = 6  # the most frequent Yeast labels used
     table_path: str = ""  # dataset "table": a CSV/Parquet file a user brings (causalmtl.data.table)
@@ -83,12 +83,12 @@ def _check(cfg: UnknownQConfig) -> None:
             "dataset 'table' needs table_path (a CSV/Parquet file) and at least two table_labels, "
             f"got table_path={cfg.table_path!r}, table_labels={list(cfg.table_labels)}"
         )
-    if cfg.smoothing != "auto":
+    if cfg.smoothing not in ("auto", "cv"):
         try:
             if float(cfg.smoothing) < 0:
                 raise ValueError
         except ValueError:
-            raise ValueError(f"smoothing must be 'auto' or a number >= 0, got {cfg.smoothing!r}") from None
+            raise ValueError(f"smoothing must be 'auto', 'cv' or a number >= 0, got {cfg.smoothing!r}") from None
 
 
 def check_data(cfg: UnknownQConfig) -> None:
@@ -214,7 +214,7 @@ def run(cfg: UnknownQConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
         q = correlation_shift(prior, n_pairs=n_pairs, mode=shift)
     n_unl = min(cfg.n_unlabeled, len(py))
     kwargs = dict(METHODS[spec.method])
-    kwargs["smoothing"] = cfg.smoothing if cfg.smoothing == "auto" else float(cfg.smoothing)
+    kwargs["smoothing"] = cfg.smoothing if cfg.smoothing in ("auto", "cv") else float(cfg.smoothing)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out = evaluate_unknown_q(vlp, vy, plp, py, prior, q, n_unlabeled=n_unl, seed=ctx.seed, **kwargs)

@@ -21,6 +21,7 @@ from .em import EMResult, bbse, estimate_prior_em
 from .prior import JointPrior, as_prior
 from .score_model import GaussianScoreModel
 from .select import AlphaSelection, main_task_accuracy, select_alpha
+from .smoothing_cv import SmoothingCVResult, select_smoothing_cv
 from .structured import DecodeInfo, decode_structured, fit_prior
 from .tree import TreePrior
 from .tree_em import estimate_tree_prior_em
@@ -31,6 +32,7 @@ __all__ = [
     "CrossTaskScaling",
     "EMResult",
     "GaussianScoreModel",
+    "SmoothingCVResult",
     "TemperatureScaling",
     "VectorScaling",
     "adapt",
@@ -54,4 +56,5 @@ __all__ = [
     "joint_log_posterior",
     "main_task_accuracy",
     "select_alpha",
+    "select_smoothing_cv",
 ]

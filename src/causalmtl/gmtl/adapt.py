@@ -41,6 +41,12 @@ from .decode import decode
 from .em import EMResult, RawScoresWarning, estimate_prior_em
 from .prior import JointPrior, as_prior
 from .score_model import GaussianScoreModel
+from .smoothing_cv import (
+    DEFAULT_CV_GRID,
+    SmoothingCVResult,
+    heldout_log_likelihood,
+    select_smoothing_cv,
+)
 from .tree import TreePrior
 from .tree_em import TreeEMResult, estimate_tree_prior_em
 
@@ -146,6 +152,13 @@ class AdaptResult:
         Estimated severity τ(p, q̂) and the label-free α of :func:`alpha_from_severity`.
     alpha_labels : int64 ``(N, T)``
         Predictions of the GMTL decode (Eq. 6) at that α.
+    fallback : bool
+        True when ``smoothing="cv"`` found no held-out likelihood gain of q̂ over the training
+        prior p worth trusting: then ``q̂ = p`` and ``labels`` is the DMTL decode of the
+        (calibrated) heads, i.e. no adaptation (``cv.reason`` says why).
+    cv : SmoothingCVResult or None
+        The cross-validation of λ (``smoothing="cv"`` only): grid, held-out log-likelihoods,
+        the held-out gain over p (nats/row) and its z statistic.
     """
 
     labels: np.ndarray
@@ -159,6 +172,8 @@ class AdaptResult:
     alpha: float
     alpha_labels: np.ndarray
     q_tree: TreePrior | None = None
+    fallback: bool = False
+    cv: SmoothingCVResult | None = None
 
 
 def adapt(
@@ -170,10 +185,14 @@ def adapt(
     likelihood: Literal["score", "calibrated"] = "score",
     calibration: str | None = "auto",
     interactions: bool = False,
-    smoothing: float | Literal["auto"] = "auto",
+    smoothing: float | Literal["auto", "cv"] = "auto",
     max_iter: int = 2000,
     tol: float = 1e-8,
     device: str = "cpu",
+    cv_folds: int = 5,
+    cv_grid: Sequence[float] = DEFAULT_CV_GRID,
+    cv_z: float | None = None,
+    seed: int | np.random.Generator = 0,
 ) -> AdaptResult:
     """Adapt a multi-task model to an unknown test prior from unlabeled test scores.
 
@@ -199,8 +218,17 @@ def adapt(
         for ``"calibrated"``, None for ``"score"``.
     interactions : bool
         Pairwise task interactions in the score model's mean.
-    smoothing, max_iter, tol, device
-        Passed to :func:`~causalmtl.gmtl.em.estimate_prior_em`.
+    smoothing : float ≥ 0, ``"auto"`` or ``"cv"``
+        λ of EM's MAP M-step (:func:`~causalmtl.gmtl.em.estimate_prior_em`; for a tree prior
+        :func:`~causalmtl.gmtl.tree_em.estimate_tree_prior_em`). ``"cv"`` chooses λ by
+        ``cv_folds``-fold held-out likelihood of the unlabeled test scores over ``cv_grid``
+        (ratios λ/N) and ``q = p``, and falls back to ``q̂ = p`` unless the held-out gain over
+        p passes a one-sided paired z-test at ``cv_z`` (default: Bonferroni 5 % over the grid)
+        (:func:`~causalmtl.gmtl.smoothing_cv.select_smoothing_cv`); uses no test labels.
+    max_iter, tol, device
+        Passed to EM.
+    cv_folds, cv_grid, cv_z, seed
+        ``smoothing="cv"`` only: folds, grid of λ/N, z threshold, and the fold assignment seed.
     """
     n_classes = _n_classes_of(val_log_probs, "val_log_probs")
     test_nc = _n_classes_of(test_log_probs, "test_log_probs")
@@ -232,19 +260,55 @@ def adapt(
         ll = gmtl_log_likelihood(test_lp, p, assume_calibrated=cal is not None)
     res: EMResult | TreeEMResult
     q_tree = None
-    if tree is not None:
-        res = estimate_tree_prior_em(ll, tree, smoothing=smoothing, max_iter=max_iter, tol=tol, device=device)
-        q_tree = res.q
-        q_hat = res.q.to_joint()
+    cv = None
+    em_kw: dict[str, Any] = {"max_iter": max_iter, "tol": tol, "device": device}
+    if isinstance(smoothing, str) and smoothing == "cv":
+        fit = None
+        if tree is not None:
+            def fit(rows: np.ndarray, _p: JointPrior, lam: float, **kw: Any) -> np.ndarray:
+                return estimate_tree_prior_em(rows, tree, smoothing=lam, **kw).q.to_joint().probs
+
+        cv = select_smoothing_cv(
+            ll, p, grid=cv_grid, n_folds=cv_folds, seed=seed, z_threshold=cv_z, fit=fit, **em_kw
+        )
+        if cv.fallback:
+            logger.info("adapt: no reliable shift estimate (%s); decoding with the training prior p", cv.reason)
+    elif isinstance(smoothing, str) and smoothing != "auto":
+        raise ValueError(f"smoothing must be a number >= 0, 'auto' or 'cv', got {smoothing!r}")
+    if cv is not None and cv.fallback:
+        n_rows = int(np.shape(ll)[0])
+        obj = float(heldout_log_likelihood(ll, p).sum())
+        common = {
+            "objective": obj, "history": np.asarray([obj]), "n_iter": 0, "converged": True,
+            "diverged": False, "smoothing": float("inf"), "n_examples": n_rows,
+        }
+        if tree is not None:
+            res = TreeEMResult(q=tree, **common)
+            q_tree = tree
+        else:
+            res = EMResult(q=p.probs.copy(), notes=(cv.reason,), **common)
+        q_hat = p
     else:
-        res = estimate_prior_em(ll, p, smoothing=smoothing, max_iter=max_iter, tol=tol, device=device)
-        q_hat = res.prior
-    labels = _decode_with(ll if sm is not None else test_lp, p, q_hat, sm is not None)
+        lam = cv.smoothing if cv is not None else smoothing
+        if tree is not None:
+            res = estimate_tree_prior_em(ll, tree, smoothing=lam, **em_kw)
+            q_tree = res.q
+            q_hat = res.q.to_joint()
+        else:
+            res = estimate_prior_em(ll, p, smoothing=lam, **em_kw)
+            q_hat = res.prior
+    if cv is not None and cv.fallback:
+        # fail safe: no adaptation at all, the DMTL decode of the (calibrated) heads, which is
+        # also the GMTL decode with q = p and the label-free α(τ(p, p)) = 0
+        labels = decode(test_lp, p, alpha=0.0, normalized=False)
+    else:
+        labels = _decode_with(ll if sm is not None else test_lp, p, q_hat, sm is not None)
     alpha, tau = alpha_from_severity(p, q_hat)
     alpha_labels = decode(test_lp, p, alpha=alpha, normalized=False)
     return AdaptResult(
         labels=np.asarray(labels), q_hat=q_hat, prior=p, em=res, likelihood=likelihood, calibrator=cal,
         score_model=sm, tau=tau, alpha=alpha, alpha_labels=np.asarray(alpha_labels), q_tree=q_tree,
+        fallback=bool(cv is not None and cv.fallback), cv=cv,
     )
 
 
@@ -266,7 +330,8 @@ def decode_adapted(
 
     ``q`` defaults to ``result.q_hat``. With ``likelihood="calibrated"`` this is
     ``decode(calibrated scores, p, target_prior=q)``; with the score model
-    ``argmax_y log p(s|y) + log q(y)``.
+    ``argmax_y log p(s|y) + log q(y)``. When ``result.fallback`` and ``q`` is not given, it is
+    the DMTL decode of the (calibrated) heads, as in :func:`adapt`.
     """
     qp = result.q_hat if q is None else as_prior(q, name="q")
     if qp.n_classes != result.prior.n_classes:
@@ -274,6 +339,8 @@ def decode_adapted(
     lp = list(test_log_probs)
     if result.calibrator is not None:
         lp = result.calibrator.transform(lp)
+    if result.fallback and q is None:
+        return np.asarray(decode(lp, result.prior, alpha=0.0, normalized=False))
     if result.score_model is not None:
         return _decode_with(result.score_model.log_likelihood(lp), result.prior, qp, True)
     return _decode_with(lp, result.prior, qp, False)

@@ -204,6 +204,7 @@ def evaluate_unknown_q(
     (GMTL at the oracle-best single α of ``alphas``), ``recovered`` (fraction of the oracle-q
     gain over DMTL) and ``recovered_same_lik``,
     ``l1``, ``tv``, ``l1_prior`` (L1 of the do-nothing estimate p), ``tau_hat``, ``alpha_tau``, ``em_iter``, ``em_converged``, and
+    ``fallback``, ``cv_ratio``, ``cv_gain``, ``cv_z`` with ``smoothing="cv"``, and
     ``edge_l1`` (mean edge-table L1) when ``prior`` is a :class:`~causalmtl.gmtl.tree.TreePrior`.
     """
     pr = as_prior(prior)
@@ -235,6 +236,8 @@ def evaluate_unknown_q(
         "em_converged": float(res.em.converged),
     }
     out.update(q_error(res.q_hat, q_eff))
+    if res.cv is not None:  # smoothing="cv": the chosen λ/N (inf = fell back to p) and the guard
+        out.update(fallback=float(res.fallback), cv_ratio=res.cv.ratio, cv_gain=res.cv.gain, cv_z=res.cv.z)
     out["l1_prior"] = q_error(pr, q_eff)["l1"]  # the do-nothing estimate q̂ = p
     if res.q_tree is not None:
         from .tree_em import edge_l1
