@@ -15,7 +15,8 @@ Prints, from one run:
    all 14 labels and simulated scores with T = 10; targets ≥ 75 % recovered, edge L1 ≤ 0.12.
 
 Methods: ``score`` = generative score model with the default smoothing λ = K; ``score-lam0``
-the unsmoothed MLE; ``score-lamN`` λ = N; ``cal-*`` calibrated heads in Π_t p(y_t|x)/p(y).
+the unsmoothed MLE; ``score-lamN`` λ = N; ``score-cv`` λ chosen by 5-fold held-out likelihood
+of the unlabeled scores with a fall-back to q̂ = p (``smoothing="cv"``); ``cal-*`` calibrated heads in Π_t p(y_t|x)/p(y).
 
 Usage: ``python benchmarks/bench_unknown_q.py [--quick] [--device cpu|cuda] [--data DIR]``.
 """
@@ -47,6 +48,7 @@ METHODS = {
     "cal-cross": {"likelihood": "calibrated", "calibration": "cross"},
     "score-lam0": {"likelihood": "score", "calibration": None, "smoothing": 0.0},
     "score-lamN": {"likelihood": "score", "calibration": None, "smoothing": "N"},
+    "score-cv": {"likelihood": "score", "calibration": None, "smoothing": "cv"},
 }
 
 
@@ -131,6 +133,12 @@ def row(name: str, r: dict) -> str:
         f"  {name:12s} DMTL {r['acc_dmtl']:.4f}  oracle-q {r['acc_oracle_q']:.4f}  est-q {r['acc_est_q']:.4f}  "
         f"best-a {r['acc_best_alpha']:.4f} (a={r['best_alpha']:.1f})  a(tau) {r['acc_alpha_tau']:.4f} "
         f"(a={r['alpha_tau']:.2f})  L1 {r['l1']:.3f} (p: {r['l1_prior']:.3f})  recovered {100 * r['recovered']:6.1f} %"
+        + (
+            f"  cv: lam/N {r['cv_ratio']:g} gain {r['cv_gain']:.4f} nats/row z {r['cv_z']:.1f}"
+            f"{' FALLBACK' if r['fallback'] else ''}"
+            if "cv_ratio" in r
+            else ""
+        )
     )
 
 
@@ -291,7 +299,7 @@ def bench_tree(data: str | None, quick: bool) -> None:
             order = np.argsort([-(mi[a, b] if mi is not None else 0.0) for a, b in tree.edges], kind="stable")
             pairs = [tree.edges[k] for k in order[:3]]  # the 3 strongest edges of the tree
             q = full if shift == "none" else correlation_shift(full, mode=shift, pairs=pairs)
-            for m, kwargs in (("score", {}), ("score-lam0", {"smoothing": 0.0})):
+            for m, kwargs in (("score", {}), ("score-lam0", {"smoothing": 0.0}), ("score-cv", {"smoothing": "cv"})):
                 t0 = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
