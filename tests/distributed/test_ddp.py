@@ -40,8 +40,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_PORT_TAKEN = ("EADDRINUSE", "Address already in use", "DistNetworkError")
+
+
 def _spawn(out: Path, job: str) -> None:
-    mp.spawn(common.rank_main, args=(WORLD, _free_port(), str(out), job), nprocs=WORLD, join=True)
+    # _free_port() releases the port before the ranks bind it, so another process on a busy
+    # machine can take it in between; only that failure is retried, with a fresh port.
+    for attempt in range(3):
+        try:
+            mp.spawn(common.rank_main, args=(WORLD, _free_port(), str(out), job), nprocs=WORLD, join=True)
+            return
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is the port race
+            if attempt == 2 or not any(m in str(exc) for m in _PORT_TAKEN):
+                raise
 
 
 def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], what: str) -> None:
