@@ -20,14 +20,6 @@ TASKS = (Task("c2", n_classes=2), Task("c3", n_classes=3), Task("r", kind="regre
 D = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _batches(n_envs: int, seed: int = 0, tasks: tuple[Task, ...] = TASKS) -> list[Batch]:
     gen = torch.Generator().manual_seed(seed)
     out = []

@@ -28,16 +28,6 @@ from causalmtl.methods import (
 )
 from causalmtl.nn import MLPEncoder, SharedTrunk, seeded
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threads only add contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 D = torch.float64
 
 

@@ -25,16 +25,6 @@ from causalmtl.nn import (
     seeded,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threads only add contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 TASKS = (Task("a", n_classes=2), Task("b", n_classes=3))
 
 

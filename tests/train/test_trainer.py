@@ -12,16 +12,6 @@ from causalmtl.methods import ERM, IRM, Batch, GradVac, PCGrad
 from causalmtl.nn import MLPEncoder, SharedTrunk, seeded
 from causalmtl.train import CheckpointMismatchError, NonFiniteLossError, Trainer, evaluate
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threads only add contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 TASKS = (Task("main", n_classes=2), Task("aux", n_classes=3))
 
 
