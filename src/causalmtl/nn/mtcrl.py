@@ -298,10 +298,7 @@ class MTCRLNet(MultiTaskModel):
             if graph.dim() == 2:
                 return torch.einsum("tk,bkm->btm", graph, z)
             return torch.einsum("btk,bkm->btm", graph, z)
-        if graph.dim() == 2:
-            routed = graph[None, :, :, None] * z[:, None]
-        else:
-            routed = graph[:, :, :, None] * z[:, None]
+        routed = graph[..., None] * z[:, None]  # (T, K, 1) or (B, T, K, 1) times (B, 1, K, m)
         return routed.reshape(z.shape[0], graph.shape[-2], -1)
 
     def predict_from_mixed(self, mixed: Tensor, detach_heads: bool = False) -> list[Tensor]:
