@@ -288,6 +288,9 @@ def adapt(
         else:
             res = EMResult(q=p.probs.copy(), notes=(cv.reason,), **common)
         q_hat = p
+        # fail safe: no adaptation at all, the DMTL decode of the (calibrated) heads, which is
+        # also the GMTL decode with q = p and the label-free α(τ(p, p)) = 0
+        labels = decode(test_lp, p, alpha=0.0, normalized=False)
     else:
         lam = cv.smoothing if cv is not None else smoothing
         if tree is not None:
@@ -297,11 +300,6 @@ def adapt(
         else:
             res = estimate_prior_em(ll, p, smoothing=lam, **em_kw)
             q_hat = res.prior
-    if cv is not None and cv.fallback:
-        # fail safe: no adaptation at all, the DMTL decode of the (calibrated) heads, which is
-        # also the GMTL decode with q = p and the label-free α(τ(p, p)) = 0
-        labels = decode(test_lp, p, alpha=0.0, normalized=False)
-    else:
         labels = _decode_with(ll if sm is not None else test_lp, p, q_hat, sm is not None)
     alpha, tau = alpha_from_severity(p, q_hat)
     alpha_labels = decode(test_lp, p, alpha=alpha, normalized=False)
