@@ -121,6 +121,10 @@ def rank_main(rank: int, world: int, port: int, out: str, job: str) -> None:
                        out_dir / f"resume-rank{rank}.pt")
         else:
             raise ValueError(f"unknown job {job!r}")
+        # both ranks finish every collective before either tears the group down: a rank that
+        # destroyed its gloo group while the other was still in the last broadcast aborted
+        # (SIGABRT, "terminate called without an active exception") about one suite run in three
+        dist.barrier()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

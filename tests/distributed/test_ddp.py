@@ -99,7 +99,9 @@ def test_resume_after_killing_both_processes(tmp_path):
     deadline = time.monotonic() + 150
     try:
         while time.monotonic() < deadline:
-            if ckpt.exists() and len((tmp_path / "saves-rank0.txt").read_text().split()) >= 2:
+            # the spy logs a save *before* writing it, so the 3rd log line means the 2nd
+            # checkpoint is complete on disk (waiting for 2 lines raced with the 2nd write)
+            if ckpt.exists() and len((tmp_path / "saves-rank0.txt").read_text().split()) >= 3:
                 break
             time.sleep(0.05)
         else:
