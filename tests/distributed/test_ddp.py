@@ -32,19 +32,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Failures of the machinery around the ranks, not of the code under test, retried from scratch:
+# _free_port() releases the port before the ranks bind it (another process can take it), and
+# about one full-suite run in twenty a rank aborts in gloo's teardown ("terminate called
+# without an active exception", SIGABRT) after every output was written.
+# The teardown abort is retried only for the "methods" job, whose directory can be wiped; the
+# "resume" job's input checkpoint cannot be recreated.
 _PORT_TAKEN = ("EADDRINUSE", "Address already in use", "DistNetworkError")
+_TEARDOWN_ABORT = "terminated with signal SIGABRT"
 
 
 def _spawn(out: Path, job: str) -> None:
-    # _free_port() releases the port before the ranks bind it, so another process on a busy
-    # machine can take it in between; only that failure is retried, with a fresh port.
     for attempt in range(3):
         try:
             mp.spawn(common.rank_main, args=(WORLD, _free_port(), str(out), job), nprocs=WORLD, join=True)
             return
-        except Exception as exc:  # noqa: BLE001 - re-raised unless it is the port race
-            if attempt == 2 or not any(m in str(exc) for m in _PORT_TAKEN):
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is one of the above
+            retried = any(m in str(exc) for m in _PORT_TAKEN) or (job == "methods" and _TEARDOWN_ABORT in str(exc))
+            if attempt == 2 or not retried:
                 raise
+            if job == "methods":  # a clean slate: no checkpoint to resume, no finished sweep run
+                for child in list(out.iterdir()):
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
 
 
 def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], what: str) -> None:
