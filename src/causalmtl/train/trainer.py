@@ -57,7 +57,10 @@ from .sampling import epoch_plan, steps_per_epoch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "TrainResult", "NonFiniteLossError", "CheckpointMismatchError"]
+__all__ = [
+    "Trainer", "TrainResult", "NonFiniteLossError", "CheckpointMismatchError", "UnsafeCheckpointError",
+    "remove_stale_temporaries",
+]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
@@ -80,6 +83,70 @@ class NonFiniteLossError(FloatingPointError, ValueError):
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint to resume from was written by a different model, method or configuration."""
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint file holds objects other than tensors and plain data; it is never unpickled.
+
+    Checkpoints are read with ``torch.load(weights_only=True)``: a file planted in an output
+    directory cannot run code on resume. The file is left where it is for inspection.
+    """
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """Read a checkpoint safely; ``None`` when the file is unreadable (and moved aside).
+
+    ``weights_only=True`` refuses any pickled global other than tensors and plain
+    containers (:class:`UnsafeCheckpointError`). A truncated or garbage file — e.g. a disk
+    that filled up during a copy — is renamed to ``<name>.corrupt-<time>`` with a warning that
+    names both paths, and the run starts from scratch (returns ``None``).
+    """
+    import pickle
+    import zipfile
+
+    ckpt = None
+    if zipfile.is_zipfile(path):  # torch.save always writes a zip archive
+        try:
+            ckpt = torch.load(path, map_location=device, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            detail = next((ln for ln in str(exc).splitlines() if "Unsupported" in ln), "")
+            raise UnsafeCheckpointError(
+                f"refusing to resume from {path}: it contains objects other than tensors and "
+                f"plain data, which causalmtl never writes and never unpickles "
+                f"(weights_only=True). Inspect or delete the file, then rerun. {detail}".rstrip()
+            ) from None
+        except (EOFError, RuntimeError, OSError, ValueError, KeyError) as exc:
+            log.debug("checkpoint %s unreadable: %s", path, exc)
+    if isinstance(ckpt, dict) and {"version", "fingerprint", "state", "method"} <= set(ckpt):
+        return ckpt
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:  # another process of the same run moved it first
+        pass
+    log.warning("checkpoint %s is truncated or not a causalmtl checkpoint; moved it to %s and "
+                "restarting this run from epoch 0", path, aside)
+    return None
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete ``checkpoint.pt.*.tmp`` files a killed process left in ``directory``.
+
+    They are the partial writes of :func:`_atomic_save` (a finished write is renamed over the
+    checkpoint, so a ``.tmp`` file is never read). Call it only when no other process can be
+    writing a checkpoint there (the trainer calls it at the start of ``fit`` on rank 0, before
+    its first save).
+    """
+    removed = []
+    for tmp in directory.glob(f"{CHECKPOINT_NAME}.*.tmp"):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except FileNotFoundError:
+            pass
+    if removed:
+        log.info("removed %d leftover partial checkpoint file(s) in %s", len(removed), directory)
+    return removed
 
 
 @dataclass
@@ -392,8 +459,10 @@ class Trainer:
                     torch.cuda.manual_seed(self.seed)
             state = self._fresh_state()
             ckpt_path = None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
+            if ckpt_path is not None and self._dp.is_main and ckpt_path.parent.is_dir():
+                remove_stale_temporaries(ckpt_path.parent)
             if resume and ckpt_path is not None and ckpt_path.exists():
-                state = self._load(ckpt_path, fingerprint, optimizer, scheduler)
+                state = self._load(ckpt_path, fingerprint, optimizer, scheduler) or state
             self._dp.barrier()  # every process has read the checkpoint before rank 0 rewrites it
             return self._run(state, fingerprint, train_t, valid_t, groups, n_steps, optimizer,
                              scheduler, ckpt_path)
@@ -405,8 +474,10 @@ class Trainer:
                 "best_epoch": 0, "bad_epochs": 0, "finished": False, "stopped_early": False}
 
     def _load(self, path: Path, fingerprint: dict[str, Any], optimizer: torch.optim.Optimizer,
-              scheduler: Any) -> dict[str, Any]:
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+              scheduler: Any) -> dict[str, Any] | None:
+        ckpt = _load_checkpoint(path, self.device)
+        if ckpt is None:
+            return None
         if ckpt.get("version") != CHECKPOINT_VERSION:
             raise CheckpointMismatchError(
                 f"checkpoint {path} has version {ckpt.get('version')!r}, expected {CHECKPOINT_VERSION}")
