@@ -113,7 +113,7 @@ def task_module_gradients(
             else:
                 scale = torch.ones(n_tasks, n_modules, dtype=dtype, device=dev, requires_grad=True)
             outs = _routed_outputs(model, _as_dtype(part.x, dtype), scale, wrt)
-            losses = row_losses(outs, part.y, model.tasks)  # (B, T), 0 where missing
+            losses = row_losses(outs, part.y, model.tasks, part.maps)  # (B, T), 0 where missing
             # row t of `scale` routes task t only, so one gradient gives every task's row
             (g,) = torch.autograd.grad(losses.sum(), scale)
             total += g.to(torch.float64)
