@@ -6,72 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from causalmtl.data.base import DatasetSplits, MultiTaskDataset, Task
+from _dense_toy import TASKS, arrays
+from _dense_toy import dataset as _dataset
+from _dense_toy import model as _model
+from _dense_toy import splits as _splits
+from causalmtl.data.base import MultiTaskDataset, Task
 from causalmtl.data.streamed import ArraySource, FileSource
 from causalmtl.data.transforms import Compose, HorizontalFlip, RandomCrop
 from causalmtl.methods import ERM, IRM, Batch
-from causalmtl.nn import seeded
-from causalmtl.nn.base import ModelOutput, MultiTaskModel
 from causalmtl.train import Trainer, evaluate
 from causalmtl.train.sampling import epoch_plan
 from causalmtl.train.streaming import StepBatches
-
-TASKS = (Task("cls", n_classes=3), Task("seg", "segmentation", n_classes=4),
-         Task("depth", "dense", channels=1, loss="l1"), Task("normal", "dense", channels=3, loss="cosine"))
-
-
-def _arrays(n: int, seed: int, hw: int = 8):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 3, hw, hw)).astype(np.float32)
-    seg = (x[:, 0] > 0).astype(np.int64) + 2 * (x[:, 1] > 0)
-    seg[:, 0, :] = -1                                          # an ignored row of pixels
-    depth = np.abs(x[:, 2:3]) + 0.1
-    depth[:, :, :, 0] = np.nan                                 # invalid column
-    normal = x / np.linalg.norm(x, axis=1, keepdims=True)
-    y = np.stack([np.digitize(x[:, 0].mean((1, 2)), [-0.1, 0.1]), np.ones(n), np.ones(n), np.ones(n)], 1)
-    y = y.astype(np.float64)
-    y[::5, 0] = np.nan                                          # missing class labels
-    y[1::7, 1] = np.nan                                         # missing segmentation maps
-    seg[1::7] = -1
-    depth[2, :] = np.nan                                        # a map with no valid pixel
-    return x, y, {"seg": seg, "depth": depth, "normal": normal.astype(np.float32)}
-
-
-def _dataset(n: int, env: int, seed: int, streamed: bool) -> MultiTaskDataset:
-    x, y, maps = _arrays(n, seed)
-    if streamed:
-        return MultiTaskDataset(ArraySource(x, maps), y, TASKS, env=np.full(n, env))
-    return MultiTaskDataset(x, y, TASKS, env=np.full(n, env), maps=maps)
-
-
-def _splits(streamed: bool) -> DatasetSplits:
-    return DatasetSplits(_dataset(40, 0, 0, streamed), _dataset(16, 1, 1, streamed),
-                         _dataset(16, 2, 2, streamed))
-
-
-class TinyDense(MultiTaskModel):
-    """A conv trunk; a pooled head for the class, 1×1 conv heads for the maps."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tasks = TASKS
-        self.feature_dim = 8
-        self.trunk = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
-        self.heads = nn.ModuleList([nn.Linear(8, 3), nn.Conv2d(8, 4, 1), nn.Conv2d(8, 1, 1), nn.Conv2d(8, 3, 1)])
-
-    def forward_full(self, x):
-        f = self.trunk(x)
-        pooled = f.mean((2, 3))
-        outs = [torch.log_softmax(self.heads[0](pooled), 1), torch.log_softmax(self.heads[1](f), 1),
-                self.heads[2](f), self.heads[3](f)]
-        return ModelOutput(outs, features=pooled)
-
-
-def _model() -> TinyDense:
-    with seeded(0):
-        return TinyDense()
 
 
 def test_dense_row_losses_equal_a_brute_force_loop():
@@ -80,7 +26,7 @@ def test_dense_row_losses_equal_a_brute_force_loop():
     model = _model()
     out = model.forward_full(b.x)
     got = model.row_losses(out, b.y, b.maps).detach().numpy()
-    _, _, maps = _arrays(6, 3)
+    _, _, maps = arrays(6, 3)
     for i in range(6):
         lp = out.outputs[1][i].detach().numpy()
         pix = [(r, c) for r in range(8) for c in range(8) if maps["seg"][i, r, c] >= 0]
@@ -162,7 +108,7 @@ class _CountingSource(FileSource):
 
 
 def test_streamed_split_is_read_lazily_and_transforms_are_seeded_per_row():
-    x, y, maps = _arrays(12, 0, hw=10)
+    x, y, maps = arrays(12, 0, hw=10)
     src = _CountingSource(x, maps)
     t = Compose([RandomCrop(8), HorizontalFlip(0.5)])
     data = MultiTaskDataset(src, y, TASKS, transform=t)
@@ -176,7 +122,7 @@ def test_streamed_split_is_read_lazily_and_transforms_are_seeded_per_row():
 
 
 def test_contract_errors_name_the_problem():
-    x, y, maps = _arrays(4, 0)
+    x, y, maps = arrays(4, 0)
     with pytest.raises(ValueError, match=r"maps for the dense tasks \['normal'\]"):
         MultiTaskDataset(x, y, TASKS, maps={k: v for k, v in maps.items() if k != "normal"})
     with pytest.raises(ValueError, match=r"maps\['depth'\] must have shape \(N, 1, H, W\)"):
