@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,23 @@ class Batch:
         else:
             x = self.x[idx]
         return Batch(x, self.y[idx], self.env[idx], {t: m[idx] for t, m in self.maps.items()})
+
+    @classmethod
+    def chunks(cls, data: MultiTaskDataset | Batch, batch_size: int,
+               device: torch.device | str | None = None) -> Iterator[Batch]:
+        """Consecutive batches of ``batch_size`` rows of ``data``, on ``device``.
+
+        A :class:`Batch` is sliced; a dataset (in memory or streamed) is converted chunk by
+        chunk, so a streamed split is never held whole (the trainer's evaluation reads them
+        through a DataLoader instead: :func:`causalmtl.train.streaming.eval_batches`).
+        """
+        n = len(data)
+        for start in range(0, n, batch_size):
+            rows = np.arange(start, min(n, start + batch_size))
+            if isinstance(data, Batch):
+                yield data.index(torch.as_tensor(rows, device=data.y.device)).to(device or data.y.device)
+            else:
+                yield cls.from_dataset(data, rows, device=device)
 
     @classmethod
     def from_dataset(
