@@ -50,7 +50,12 @@ def _brute_ce(log_probs: np.ndarray, target: np.ndarray):
     b, _, h, w = log_probs.shape
     rows, counts = [], []
     for i in range(b):
-        vals = [-log_probs[i, target[i, y, x], y, x] for y in range(h) for x in range(w) if target[i, y, x] >= 0]
+        vals = [
+            -log_probs[i, target[i, y, x], y, x]
+            for y in range(h)
+            for x in range(w)
+            if target[i, y, x] >= 0
+        ]
         rows.append(float(np.mean(vals)) if vals else 0.0)
         counts.append(len(vals))
     return np.array(rows), np.array(counts)
@@ -93,7 +98,9 @@ def test_hand_computed_values():
     log_probs = probs.log().reshape(1, 3, 1, 4)
     target_c = torch.tensor([[[0, 1, 0, -1]]])
     ce, n = segmentation_row_losses(log_probs, target_c)
-    assert ce.item() == pytest.approx(-(math.log(0.5) + math.log(0.7) + math.log(0.1)) / 3, rel=1e-6)
+    assert ce.item() == pytest.approx(
+        -(math.log(0.5) + math.log(0.7) + math.log(0.1)) / 3, rel=1e-6
+    )
     assert n.item() == 3
 
 
@@ -118,7 +125,9 @@ def test_gradients_finite_and_zero_off_valid_pixels(loss):
     g = torch.Generator().manual_seed(2)
     if loss == "ce":
         logits = torch.randn(3, 4, 4, 5, generator=g)
-        logits[0, 0, 0, 0] = -math.inf  # -inf log-prob of class 0 (the gather index of an ignored pixel)
+        logits[
+            0, 0, 0, 0
+        ] = -math.inf  # -inf log-prob of class 0 (the gather index of an ignored pixel)
         pred = torch.log_softmax(logits, dim=1).detach().requires_grad_(True)
         target = torch.randint(0, 4, (3, 4, 5), generator=g)
         target[0, 0, 0] = -1
@@ -126,7 +135,9 @@ def test_gradients_finite_and_zero_off_valid_pixels(loss):
         invalid = target < 0
     else:
         pred = torch.randn(3, 3, 4, 5, generator=g)
-        pred[0, :, 1, 1] = 0.0  # zero prediction vector (cosine normalisation at 0) at a valid pixel
+        pred[0, :, 1, 1] = (
+            0.0  # zero prediction vector (cosine normalisation at 0) at a valid pixel
+        )
         pred[0, :, 2, 2] = 0.0  # ... and at an invalid one
         pred.requires_grad_(True)
         target = torch.randn(3, 3, 4, 5, generator=g)
@@ -149,7 +160,9 @@ def test_l2_gradient_matches_analytic():
     t0 = torch.nan_to_num(target)
     valid = ~torch.isnan(target).any(1, keepdim=True)
     c = pred.shape[1]
-    want = torch.where(valid, 2 * (pred.detach() - t0) / (c * n.clamp(min=1).view(-1, 1, 1, 1)), 0.0)
+    want = torch.where(
+        valid, 2 * (pred.detach() - t0) / (c * n.clamp(min=1).view(-1, 1, 1, 1)), 0.0
+    )
     torch.testing.assert_close(pred.grad, want, rtol=1e-12, atol=1e-12)
 
 
@@ -227,8 +240,12 @@ def test_task_row_losses_dispatches_on_the_task():
     pred, target = _dense_case(7)
     normals = SimpleNamespace(name="normal", kind="dense", loss="cosine")
     depth = SimpleNamespace(name="depth", kind="dense", loss="")
-    torch.testing.assert_close(task_row_losses(pred, target, normals)[0], dense_row_losses(pred, target, "cosine")[0])
-    torch.testing.assert_close(task_row_losses(pred, target, depth)[0], dense_row_losses(pred, target, "l2")[0])
+    torch.testing.assert_close(
+        task_row_losses(pred, target, normals)[0], dense_row_losses(pred, target, "cosine")[0]
+    )
+    torch.testing.assert_close(
+        task_row_losses(pred, target, depth)[0], dense_row_losses(pred, target, "l2")[0]
+    )
     with pytest.raises(ValueError, match="'normal'.*'ce'"):
         task_row_losses(pred, target, SimpleNamespace(name="normal", kind="dense", loss="ce"))
     with pytest.raises(ValueError, match="kinds 'segmentation' and 'dense'"):

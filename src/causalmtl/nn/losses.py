@@ -102,7 +102,9 @@ def resolve_loss(kind: str, loss: str = "", task: str = "") -> str:
 
 def _check_map_shapes(pred: Tensor, target: Tensor, loss: str) -> None:
     if pred.ndim != 4:
-        raise ValueError(f"pred must be a map of shape (B, C, H, W) for loss {loss!r}, got shape {tuple(pred.shape)}")
+        raise ValueError(
+            f"pred must be a map of shape (B, C, H, W) for loss {loss!r}, got shape {tuple(pred.shape)}"
+        )
     if not pred.dtype.is_floating_point:
         raise TypeError(f"pred must be a floating-point tensor, got dtype {pred.dtype}")
     if loss == "ce":
@@ -114,7 +116,9 @@ def _check_map_shapes(pred: Tensor, target: Tensor, loss: str) -> None:
                 f"the prediction first; sizes are never matched implicitly)"
             )
         if target.dtype.is_floating_point or target.dtype == torch.bool or target.is_complex():
-            raise TypeError(f"segmentation target must be an integer class map, got dtype {target.dtype}")
+            raise TypeError(
+                f"segmentation target must be an integer class map, got dtype {target.dtype}"
+            )
     else:
         if tuple(target.shape) != tuple(pred.shape):
             raise ValueError(
@@ -123,9 +127,13 @@ def _check_map_shapes(pred: Tensor, target: Tensor, loss: str) -> None:
                 f"sizes are never matched implicitly)"
             )
         if not target.dtype.is_floating_point:
-            raise TypeError(f"dense target must be a float map (NaN = invalid), got dtype {target.dtype}")
+            raise TypeError(
+                f"dense target must be a float map (NaN = invalid), got dtype {target.dtype}"
+            )
         if loss == "cosine" and pred.shape[1] < 2:
-            raise ValueError(f"the cosine loss needs >= 2 channels, got pred of shape {tuple(pred.shape)}")
+            raise ValueError(
+                f"the cosine loss needs >= 2 channels, got pred of shape {tuple(pred.shape)}"
+            )
 
 
 def dense_pixel_losses(pred: Tensor, target: Tensor, loss: str) -> tuple[Tensor, Tensor]:
@@ -159,7 +167,9 @@ def dense_pixel_losses(pred: Tensor, target: Tensor, loss: str) -> tuple[Tensor,
         # torch.where, not a product: an ignored pixel's log-prob may be -inf (0 * inf = NaN)
         return torch.where(valid, -picked, zero), valid
     valid = ~torch.isnan(target).any(dim=1)
-    t = torch.where(torch.isnan(target), torch.zeros((), dtype=target.dtype, device=target.device), target)
+    t = torch.where(
+        torch.isnan(target), torch.zeros((), dtype=target.dtype, device=target.device), target
+    )
     t = t.to(p.dtype)
     if loss == "l1":
         pix = (p - t).abs().mean(dim=1)
@@ -207,5 +217,7 @@ def task_row_losses(pred: Tensor, target: Tensor, task: Any) -> tuple[Tensor, Te
     kind = getattr(task, "kind", None)
     name = getattr(task, "name", "")
     if kind not in ("segmentation", "dense"):
-        raise ValueError(f"Task {name!r}: task_row_losses handles kinds 'segmentation' and 'dense', got {kind!r}")
+        raise ValueError(
+            f"Task {name!r}: task_row_losses handles kinds 'segmentation' and 'dense', got {kind!r}"
+        )
     return dense_row_losses(pred, target, resolve_loss(kind, getattr(task, "loss", "") or "", name))
