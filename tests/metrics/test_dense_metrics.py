@@ -371,3 +371,16 @@ def test_every_computed_metric_has_a_direction():
     assert names == up | {"ce", "abs_err", "rel_err", "mse", "mean_angle", "median_angle"}
     for name in names:
         assert metric_direction(name) == (1 if name in up else -1), name
+
+
+def test_docs_example_runs(capsys):
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "dense.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "docs/dense.md python block", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "0.0 0"
+    assert lines[1].startswith("['depth/rel_err', 'seg/miou']")

@@ -149,8 +149,8 @@ def dense_pixel_losses(pred: Tensor, target: Tensor, loss: str) -> tuple[Tensor,
     if loss not in DENSE_LOSSES:
         raise ValueError(f"loss must be one of {list(DENSE_LOSSES)} for a map, got {loss!r}")
     _check_map_shapes(pred, target, loss)
-    p = _precision(pred)
-    zero = torch.zeros((), dtype=p.dtype, device=p.device)
+    dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32
+    zero = torch.zeros((), dtype=dtype, device=pred.device)
     if loss == "ce":
         n_classes = pred.shape[1]
         if target.device.type == "cpu":  # free on the CPU; on an accelerator gather itself asserts
@@ -163,9 +163,11 @@ def dense_pixel_losses(pred: Tensor, target: Tensor, loss: str) -> tuple[Tensor,
                 )
         valid = target >= 0
         idx = torch.where(valid, target, torch.zeros((), dtype=target.dtype, device=target.device))
-        picked = p.gather(1, idx.long().unsqueeze(1)).squeeze(1)
+        # gather first, then upcast: the (B, H, W) picked values, not the (B, C, H, W) map
+        picked = _precision(pred.gather(1, idx.long().unsqueeze(1)).squeeze(1))
         # torch.where, not a product: an ignored pixel's log-prob may be -inf (0 * inf = NaN)
         return torch.where(valid, -picked, zero), valid
+    p = _precision(pred)
     valid = ~torch.isnan(target).any(dim=1)
     t = torch.where(
         torch.isnan(target), torch.zeros((), dtype=target.dtype, device=target.device), target
