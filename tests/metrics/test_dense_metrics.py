@@ -351,6 +351,17 @@ def test_factory_and_task_mapping():
         is RegressionMapMetrics
     )
     assert isinstance(dense_metrics_for_task(task(name="x", kind="dense"), "depth"), DepthMetrics)
+    from causalmtl.data.base import Task
+
+    real = [
+        Task("seg", kind="segmentation", n_classes=13),
+        Task("normal", kind="dense", channels=3, loss="cosine"),
+        Task("depth", kind="dense", loss="l1"),
+        Task("curvature", kind="dense", channels=2),
+    ]
+    got = [type(dense_metrics_for_task(t)) for t in real]
+    assert got == [SegmentationMetrics, NormalMetrics, DepthMetrics, RegressionMapMetrics]
+    assert dense_metrics_for_task(real[0]).n_classes == 13
     with pytest.raises(ValueError, match="cannot use metric kind"):
         dense_metrics_for_task(task(name="x", kind="dense"), "segmentation")
     with pytest.raises(ValueError, match="kind 'segmentation' or 'dense'"):

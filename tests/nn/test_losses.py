@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from causalmtl.data.base import TASK_LOSSES, Task
 from causalmtl.nn.losses import (
     ALLOWED_LOSSES,
     allowed_losses,
@@ -226,6 +227,7 @@ def test_loss_table_defaults_and_validation():
         "classification": "nll", "regression": "l2", "segmentation": "ce", "dense": "l2",
     }  # fmt: skip
     assert allowed_losses("dense") == ("l2", "l1", "cosine")
+    assert ALLOWED_LOSSES is TASK_LOSSES  # the data contract's table, not a copy
     assert resolve_loss("dense", "", "depth") == "l2"
     assert resolve_loss("dense", "cosine", "normal") == "cosine"
     with pytest.raises(ValueError, match=r"'seg'.*'l1'.*\['ce'\]"):
@@ -250,3 +252,22 @@ def test_task_row_losses_dispatches_on_the_task():
         task_row_losses(pred, target, SimpleNamespace(name="normal", kind="dense", loss="ce"))
     with pytest.raises(ValueError, match="kinds 'segmentation' and 'dense'"):
         task_row_losses(pred, target, SimpleNamespace(name="y", kind="regression", loss=""))
+
+
+def test_task_row_losses_with_contract_tasks():
+    pred, target = _dense_case(8)
+    normal = Task("normal", kind="dense", channels=3, loss="cosine")
+    depth = Task("depth", kind="dense", channels=3)
+    want_cos, want_n = _brute_dense(pred.numpy(), target.numpy(), "cosine")
+    got, n = task_row_losses(pred, target, normal)
+    np.testing.assert_allclose(got.numpy(), want_cos, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(n.numpy(), want_n)
+    want_l2, _ = _brute_dense(pred.numpy(), target.numpy(), "l2")
+    np.testing.assert_allclose(task_row_losses(pred, target, depth)[0].numpy(), want_l2, rtol=1e-12)
+    log_probs = torch.log_softmax(pred, 1)
+    labels = torch.randint(-1, 3, (4, 5, 6), generator=torch.Generator().manual_seed(9))
+    seg = Task("seg", kind="segmentation", n_classes=3)
+    want_ce, _ = _brute_ce(log_probs.numpy(), labels.numpy())
+    np.testing.assert_allclose(
+        task_row_losses(log_probs, labels, seg)[0].numpy(), want_ce, rtol=1e-12
+    )

@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..data.base import TASK_LOSSES
+
 __all__ = [
     "ALLOWED_LOSSES",
     "DENSE_LOSSES",
@@ -47,12 +49,8 @@ __all__ = [
 ]
 
 #: The losses each task kind accepts; the first one is the kind's default (contract: ``Task.loss``).
-ALLOWED_LOSSES: dict[str, tuple[str, ...]] = {
-    "classification": ("nll",),
-    "regression": ("l2",),
-    "segmentation": ("ce",),
-    "dense": ("l2", "l1", "cosine"),
-}
+#: The same table as :data:`causalmtl.data.base.TASK_LOSSES` (one source of truth).
+ALLOWED_LOSSES: dict[str, tuple[str, ...]] = TASK_LOSSES
 
 #: Losses that act on maps ``(B, C, H, W)`` (handled by :func:`dense_row_losses`).
 DENSE_LOSSES: tuple[str, ...] = ("ce", "l1", "l2", "cosine")
