@@ -208,7 +208,9 @@ class ConfusionMatrix(DenseMetrics):
                     f"pred has {pred.shape[1]} channels (shape {tuple(pred.shape)}), expected "
                     f"n_classes = {self.n_classes}"
                 )
-            return pred.argmax(dim=1)
+            # max(...).indices: the first maximum, like argmax, and 4x faster over the channel
+            # axis of a (B, C, H, W) map on the CPU
+            return pred.max(dim=1).indices
         _check_map(pred, "pred", 3)
         if pred.dtype.is_floating_point:
             raise TypeError(
@@ -410,9 +412,14 @@ def angles_degrees(pred: Tensor, target: Tensor, eps: float = 1e-12) -> Tensor:
     ``θ = 2·atan2(‖â − b̂‖, ‖â + b̂‖)`` with ``â = a / max(‖a‖, eps)`` (= ``acos(â·b̂)``, accurate
     at every angle). NaN target pixels give NaN.
     """
-    a = pred / pred.norm(dim=1, keepdim=True).clamp_min(eps)
-    b = target / target.norm(dim=1, keepdim=True).clamp_min(eps)
-    return torch.rad2deg(2.0 * torch.atan2((a - b).norm(dim=1), (a + b).norm(dim=1)))
+    a = pred / _channel_norm(pred).clamp_min(eps)
+    b = target / _channel_norm(target).clamp_min(eps)
+    return torch.rad2deg(2.0 * torch.atan2(_channel_norm(a - b)[:, 0], _channel_norm(a + b)[:, 0]))
+
+
+def _channel_norm(x: Tensor) -> Tensor:
+    """``‖x‖`` over dim 1, keepdim (``Tensor.norm(dim=1)`` is ~20x slower on a CPU map)."""
+    return x.square().sum(dim=1, keepdim=True).sqrt()
 
 
 class NormalMetrics(DenseMetrics):
