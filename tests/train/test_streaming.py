@@ -135,3 +135,19 @@ def test_contract_errors_name_the_problem():
         Task("s", "segmentation", n_classes=3, loss="cosine")
     with pytest.raises(ValueError, match="transform applies to rows read from a FileSource"):
         MultiTaskDataset(x, y, TASKS, maps=maps, transform=RandomCrop(4))
+
+
+def test_evaluate_reports_split_level_dense_metrics_and_selection_follows_direction():
+    model = _model()
+    res = evaluate(model, _dataset(16, 1, 1, False), batch_size=5)
+    for key in ("miou/seg", "pix_acc/seg", "abs_err/depth", "rel_err/depth", "mean_angle/normal",
+                "median_angle/normal", "within_22.5/normal"):
+        assert key in res and np.isfinite(res[key]), key
+    # one accumulation over the split equals the metric of one big batch
+    big = evaluate(model, _dataset(16, 1, 1, False), batch_size=16)
+    assert res["miou/seg"] == pytest.approx(big["miou/seg"]) and res["rel_err/depth"] == pytest.approx(big["rel_err/depth"], rel=1e-5)
+    t_max = Trainer(ERM(_model()), epochs=1, select="valid/miou/seg")
+    t_min = Trainer(ERM(_model()), epochs=1, select="valid/rel_err/depth")
+    assert (t_max.mode, t_min.mode) == ("max", "min")
+    r = t_max.fit(_splits(True))
+    assert "valid/miou/seg" in r.history.columns

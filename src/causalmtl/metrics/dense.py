@@ -123,9 +123,12 @@ class DenseMetrics:
         """Forget every update."""
         self._state = None
 
-    def state_tensors(self) -> list[Tensor]:
+    def state_tensors(self, device: torch.device | str | None = None) -> list[Tensor]:
         """The accumulated tensors (sums and counts), for an in-place ``all_reduce(SUM)`` across
-        ranks; empty before the first update (every rank must update at least once)."""
+        ranks. With ``device``, a rank that saw no update first creates the zero state there (so
+        every rank contributes the same tensors); without it, empty before the first update."""
+        if self._state is None and device is not None:
+            self._ensure(torch.device(device))
         return [] if self._state is None else [self._state[k] for k in sorted(self._state)]
 
     def merge(self, other: DenseMetrics) -> None:

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from .._parallel import global_sums
 from ..data.base import Task
+from .losses import task_row_losses
 
 ModelInput = Tensor | Mapping[str, Tensor]
 
@@ -93,29 +94,6 @@ def loss_precision(x: Tensor) -> Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
-def _dense_row_losses(out: Tensor, target: Tensor, task: Task) -> Tensor:
-    """Mean per-pixel loss over each row's valid pixels, ``(B,)`` (0 for a row without any)."""
-    if out.shape[0] != target.shape[0] or out.shape[-2:] != target.shape[-2:]:
-        raise ValueError(f"task {task.name!r}: output {tuple(out.shape)} and target map "
-                         f"{tuple(target.shape)} differ in batch or spatial size")
-    out = loss_precision(out)
-    if task.kind == "segmentation":
-        valid = target >= 0
-        per_pixel = -out.gather(1, target.clamp(min=0).unsqueeze(1)).squeeze(1)
-    else:
-        valid = ~torch.isnan(target).any(1)
-        t0 = torch.nan_to_num(target).to(out.dtype)
-        if task.loss_name == "l1":
-            per_pixel = (out - t0).abs().mean(1)
-        elif task.loss_name == "cosine":
-            per_pixel = 1.0 - torch.nn.functional.cosine_similarity(out, t0, dim=1, eps=1e-8)
-        else:
-            per_pixel = ((out - t0) ** 2).mean(1)
-    per_pixel = torch.where(valid, per_pixel, torch.zeros((), dtype=per_pixel.dtype, device=out.device))
-    count = valid.flatten(1).sum(1).clamp(min=1)
-    return per_pixel.flatten(1).sum(1) / count
-
-
 def row_losses(outputs: Sequence[Tensor], y: Tensor, tasks: Sequence[Task],
                maps: Mapping[int, Tensor] | None = None) -> Tensor:
     """Per-row, per-task losses ``(B, T)``, exactly ``0`` where the target is missing.
@@ -149,7 +127,7 @@ def row_losses(outputs: Sequence[Tensor], y: Tensor, tasks: Sequence[Task],
             if maps is None or t not in maps:
                 raise ValueError(f"task {t} ({task.name!r}) is a {task.kind} task: its target maps "
                                  f"must be passed as maps[{t}] (Batch.maps)")
-            per_row = _dense_row_losses(out, maps[t], task)
+            per_row = task_row_losses(out, maps[t], task)[0]
         elif task.kind == "classification":
             per_row = -loss_precision(out).gather(1, y0[:, t].long().unsqueeze(1)).squeeze(1)
         else:

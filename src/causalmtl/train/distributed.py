@@ -49,7 +49,7 @@ from .. import _parallel
 from ..data.base import MultiTaskDataset
 from ..methods.batch import Batch
 from ..nn.base import MultiTaskModel
-from .evaluate import _accumulate, evaluate
+from .evaluate import _accumulate, _dense_results, evaluate
 from .streaming import eval_batches
 
 log = logging.getLogger(__name__)
@@ -229,6 +229,9 @@ class DataParallel:
         loss_sum = acc["risk"] * acc["count"].clamp(min=1)
         stats = torch.stack([loss_sum, acc["count"], acc["correct"]])
         dist.all_reduce(stats, op=dist.ReduceOp.SUM, group=self.group)
+        for dense_acc in acc["dense"].values():  # split-level dense metrics: sum every rank's state
+            for tensor in dense_acc.state_tensors(self.device):
+                dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self.group)
         loss_sum, count, correct = stats.unbind()
         risk = loss_sum / count.clamp(min=1)
         w = torch.ones_like(risk) if task_weights is None else task_weights.to(risk)
@@ -238,6 +241,7 @@ class DataParallel:
             out[f"loss/{task.name}"] = float(risk_h[t]) if count_h[t] > 0 else float("nan")
             if task.kind == "classification":
                 out[f"acc/{task.name}"] = float(correct_h[t] / count_h[t]) if count_h[t] > 0 else float("nan")
+        out.update(_dense_results(model, acc["dense"]))
         return out
 
     def barrier(self) -> None:

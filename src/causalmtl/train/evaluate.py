@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -10,6 +11,7 @@ from torch import Tensor
 
 from ..data.base import MultiTaskDataset
 from ..methods.batch import Batch
+from ..metrics.dense import dense_metrics_for_task
 from ..nn.base import MultiTaskModel
 from .streaming import eval_batches
 
@@ -25,10 +27,13 @@ def _accumulate(
     loss_sum = torch.zeros(t_count, device=dev)
     count = torch.zeros(t_count, device=dev)
     correct = torch.zeros(t_count, device=dev)
+    dense = {t: dense_metrics_for_task(task) for t, task in enumerate(model.tasks) if task.is_dense}
     for b in batches:
         out = model.forward_full(b.x)
         obs = ~torch.isnan(b.y)
         loss_sum += model.row_losses(out, b.y, b.maps).sum(0)
+        for t, acc in dense.items():
+            acc.update(out.outputs[t].float(), b.maps[t])
         count += obs.sum(0)
         y0 = torch.nan_to_num(b.y, nan=-1.0)
         for t, task in enumerate(model.tasks):
@@ -37,7 +42,19 @@ def _accumulate(
                 correct[t] += ((pred == y0[:, t]) & obs[:, t]).sum()
     risk = loss_sum / count.clamp(min=1)
     w = torch.ones(t_count, device=dev) if task_weights is None else task_weights.to(dev)
-    return {"risk": risk, "correct": correct, "count": count, "loss": (risk * w).sum()}
+    return {"risk": risk, "correct": correct, "count": count, "loss": (risk * w).sum(), "dense": dense}
+
+
+def _dense_results(model: MultiTaskModel, dense: dict[int, Any]) -> dict[str, float]:
+    """``"<metric>/<task>"`` for every dense task's split-level metrics (NaN without any map)."""
+    out: dict[str, float] = {}
+    for t, acc in dense.items():
+        name = model.tasks[t].name
+        if not acc.state_tensors():
+            continue
+        for k, v in acc.compute().items():
+            out[f"{k}/{name}"] = float(v)
+    return out
 
 
 def evaluate(
@@ -50,7 +67,10 @@ def evaluate(
     """Masked mean loss per task (NLL or squared error), their weighted sum, and accuracies.
 
     Returns ``{"loss": Σ_t w_t R_t, "loss/<task>": R_t, "acc/<task>": accuracy}`` (accuracy
-    for classification tasks only; over labelled rows; NaN when a task has no label).
+    for classification tasks only; over labelled rows; NaN when a task has no label) and, for
+    dense tasks, the split-level metrics of :mod:`causalmtl.metrics.dense` as
+    ``"<metric>/<task>"`` (``miou``, ``pix_acc``, ``abs_err``, ``rel_err``, ``mean_angle``, …;
+    accumulated over the whole split, not averaged per batch).
     The model is put in eval mode for the call and restored afterwards.
     """
     if batch_size < 1:
@@ -73,6 +93,7 @@ def evaluate(
         out[f"loss/{task.name}"] = float(risk[t]) if count[t] > 0 else float("nan")
         if task.kind == "classification":
             out[f"acc/{task.name}"] = float(correct[t] / count[t]) if count[t] > 0 else float("nan")
+    out.update(_dense_results(model, acc["dense"]))
     return out
 
 

@@ -51,6 +51,7 @@ from torch import Tensor
 from ..data.base import DatasetSplits, MultiTaskDataset, concatenate
 from ..methods.base import Method
 from ..methods.batch import Batch
+from ..metrics.direction import metric_direction
 from ..nn.base import check_tasks
 from . import distributed as _distributed
 from .sampling import epoch_plan, steps_per_epoch
@@ -211,6 +212,18 @@ def _atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+def _selection_mode(select: str) -> str:
+    """``"max"`` for a higher-is-better validation metric (``valid/acc/<task>``,
+    ``valid/miou/<task>``, …: :func:`~causalmtl.metrics.direction.metric_direction` of the part
+    after ``valid/``), else ``"min"``; a name it does not know is maximised when it contains
+    ``acc``."""
+    metric = select.split("/")[1] if "/" in select else select
+    try:
+        return "max" if metric_direction(metric) > 0 else "min"
+    except ValueError:
+        return "max" if "acc" in metric else "min"
+
+
 def _channels_last(b: Batch) -> Batch:
     x = b.x
     if isinstance(x, Tensor) and x.ndim == 4:
@@ -319,7 +332,7 @@ class Trainer:
             raise ValueError(
                 f"select must name a validation metric 'valid/...' (never test), got {self.select!r}"
             )
-        self.mode = "max" if "/acc" in self.select else "min"
+        self.mode = _selection_mode(self.select)
         self.min_delta = float(min_delta)
         self.protocol = protocol
         self.environments = None if environments is None else [int(e) for e in environments]
