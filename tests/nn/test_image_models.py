@@ -142,24 +142,32 @@ def test_resnet_loads_a_torchvision_checkpoint_strictly_in_every_mode(tmp_path):
     state = _torchvision_like_checkpoint(path, RESNET18_KEYS)
     full = resnet18(weights=path)
     assert torch.equal(full.fc.weight, state["fc.weight"])
-    for mode in ("pooled", "map", "dilated"):
+    for mode in ("pooled", "dilated"):
         enc = resnet18(weights=path, as_encoder=mode)
         assert torch.equal(enc.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
         assert torch.equal(enc.bn1.running_var, state["bn1.running_var"])
         assert "fc.weight" not in enc.state_dict()
-    # the same file wrapped as a training checkpoint with DDP's "module." prefix
-    torch.save({"state_dict": {"module." + k: v for k, v in state.items()}}, tmp_path / "ddp.pth")
-    assert torch.equal(resnet18(weights=tmp_path / "ddp.pth").conv1.weight, state["conv1.weight"])
+
+
+def test_resnet_reads_wrapped_checkpoints(tmp_path):
+    small = resnet18(base_width=4).state_dict()
+    # a training checkpoint holding the state dict, with DDP's "module." prefix
+    torch.save({"epoch": 3, "state_dict": {"module." + k: v for k, v in small.items()}}, tmp_path / "ddp.pth")
+    enc = resnet18(weights=tmp_path / "ddp.pth", as_encoder="map", base_width=4)
+    assert torch.equal(enc.layer2[0].downsample[0].weight, small["layer2.0.downsample.0.weight"])
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(ValueError, match=r"list\.pth.*expected a state dict"):
+        resnet18(weights=tmp_path / "list.pth")
 
 
 def test_resnet_weights_errors_name_the_file_and_keys(tmp_path):
-    keys = RESNET18_KEYS
+    keys = [k for k, _ in RESNET18_KEYS]  # key checks come before shape checks: scalars suffice
     short = tmp_path / "missing.pth"
-    torch.save({k: torch.zeros(s) for k, s in keys if k != "layer3.0.bn2.running_mean"}, short)
+    torch.save({k: torch.zeros(()) for k in keys if k != "layer3.0.bn2.running_mean"}, short)
     with pytest.raises(ValueError, match=r"missing\.pth.*layer3\.0\.bn2\.running_mean"):
         resnet18(weights=short)
     extra = tmp_path / "extra.pth"
-    torch.save({**{k: torch.zeros(s) for k, s in keys}, "head.weight": torch.zeros(2)}, extra)
+    torch.save({**{k: torch.zeros(()) for k in keys}, "head.weight": torch.zeros(2)}, extra)
     with pytest.raises(ValueError, match=r"extra\.pth.*unexpected.*head\.weight"):
         resnet18(weights=extra)
     with pytest.raises(ValueError, match=r"extra\.pth.*missing key"):
@@ -167,9 +175,9 @@ def test_resnet_weights_errors_name_the_file_and_keys(tmp_path):
     with pytest.raises(ValueError, match="no such checkpoint"):
         resnet18(weights=tmp_path / "nope.pth")
     good = tmp_path / "good.pth"
-    torch.save({k: torch.zeros(s) for k, s in keys}, good)
-    with pytest.raises(ValueError, match=r"good\.pth.*'conv1\.weight' is \(64, 3, 7, 7\).*\(64, 1, 7, 7\)"):
-        resnet18(weights=good, in_channels=1)
+    torch.save(resnet18(base_width=4).state_dict(), good)
+    with pytest.raises(ValueError, match=r"good\.pth.*'conv1\.weight' is \(4, 3, 7, 7\).*\(4, 1, 7, 7\)"):
+        resnet18(weights=good, in_channels=1, base_width=4)
 
 
 def test_resnet_from_scratch_is_logged(caplog):
@@ -296,13 +304,13 @@ def test_architectures_train_on_dense_tasks(arch):
     x, ys = _data(seed=2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
-    for _ in range(12):
+    for _ in range(10):
         opt.zero_grad()
         loss = _local_loss(model(x), ys)
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    assert losses[-1] < 0.85 * losses[0], losses
+    assert losses[-1] < 0.9 * losses[0], losses  # measured 0.48-0.82 over the archs (seed 1)
 
 
 @pytest.mark.parametrize("arch", ["shared-segnet", "stl", "mmoe", "cross-stitch", "mtcrl"])
@@ -397,3 +405,68 @@ def test_decorrelation_on_maps_pixels_and_pooled_match_brute_force():
     assert tuple(module_correlation(z).shape) == (4, 4)
     with pytest.raises(ValueError, match="spatial"):
         decorrelation_penalty(z, spatial="mean")
+
+
+def test_task_module_gradients_on_map_models():
+    """MT-CRL's Figure-4 diagnostics run on feature-map MMoE / MTCRLNet (scalar tasks: the dense
+    per-row losses belong to the trainer's loss module); the MMoE value equals a direct
+    computation of ∂R_t/∂s_{t,k} through the mixed maps."""
+    from causalmtl.methods.batch import Batch
+    from causalmtl.methods.mtcrl_diagnostics import task_module_gradients
+
+    tasks = (CLS, REG)
+    x, (y_cls, _, _, y_reg) = _data()
+    y = torch.stack([y_cls.float(), y_reg], dim=1)
+    batch = Batch(x, y, torch.zeros(4, dtype=torch.long))
+    with seeded(0):
+        mmoe = MMoE(lambda: _ConvModule(4), tasks, n_experts=3, gate_in_dim=3 * H * W)
+        net = MTCRLNet(_ConvModule, tasks, n_modules=2, width=8)
+    got = task_module_gradients(mmoe, batch)
+    mmoe.eval()
+    scale = torch.ones(2, 3, requires_grad=True)
+    experts = torch.stack([e(x) for e in mmoe.experts], dim=1)
+    gates = mmoe.gate_weights(x) * scale
+    cls = torch.log_softmax(mmoe.heads[0](torch.einsum("bk,bkchw->bchw", gates[:, 0], experts)), -1)
+    reg = mmoe.heads[1](torch.einsum("bk,bkchw->bchw", gates[:, 1], experts)).reshape(-1)
+    risk = -cls.gather(1, y_cls[:, None]).mean() + ((reg - y_reg) ** 2).mean()
+    (want,) = torch.autograd.grad(risk, scale)
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-7)
+    assert task_module_gradients(net, batch, wrt="graph").shape == (2, 2)
+
+
+def test_cross_stitch_from_map_stl_reproduces_it_with_identity_stitches():
+    with seeded(0):
+        stl = STL(_tiny_resnet, TASKS)
+    stl.eval()
+    net = CrossStitchNetwork.from_stl(stl, stitch_after=[4, 5, 6, 7], init_self=1.0).eval()
+    x, _ = _data()
+    for a, b in zip(stl(x), net(x)):
+        torch.testing.assert_close(a, b)
+    assert net.feature_maps and net.feature_dim == stl.feature_dim == 4 * 32
+
+
+def test_build_image_encoder_torchvision_plumbing(monkeypatch):
+    class _TV(nn.Module):  # the torchvision ResNet interface: children ..., layer4, avgpool, fc
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+            self.layer4 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(6, 10)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.avgpool(self.layer4(self.conv1(x))), 1))
+
+    asked = []
+
+    def get_model(name, weights=None):
+        asked.append((name, weights))
+        return _TV()
+
+    fake = types.SimpleNamespace(models=types.SimpleNamespace(get_model=get_model))
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    pooled = build_image_encoder("torchvision:resnet50")
+    assert pooled.out_dim == 6 and tuple(pooled(torch.zeros(2, 3, 16, 16)).shape) == (2, 6)
+    fmap = build_image_encoder("torchvision:resnet50", output="map")
+    assert fmap.out_channels == 6 and tuple(fmap(torch.zeros(2, 3, 16, 16)).shape) == (2, 6, 4, 4)
+    assert asked == [("resnet50", None)] * 2
