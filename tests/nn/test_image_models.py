@@ -470,3 +470,27 @@ def test_build_image_encoder_torchvision_plumbing(monkeypatch):
     fmap = build_image_encoder("torchvision:resnet50", output="map")
     assert fmap.out_channels == 6 and tuple(fmap(torch.zeros(2, 3, 16, 16)).shape) == (2, 6, 4, 4)
     assert asked == [("resnet50", None)] * 2
+
+
+@pytest.mark.parametrize("girm", ["var", "norm"])
+def test_mtcrl_method_steps_on_feature_map_modules(girm):
+    """MT-CRL's full objective (decorrelation over batch × pixels, graph terms, G-IRM over two
+    environments) on a feature-map MTCRLNet; scalar tasks, since the dense per-row losses are
+    the trainer's (nn.base.row_losses) part. One update changes θ and the modules."""
+    from causalmtl.methods.batch import Batch
+    from causalmtl.methods.mtcrl import MTCRL
+
+    tasks = (CLS, REG)
+    with seeded(0):
+        net = MTCRLNet(_ConvModule, tasks, n_modules=2, width=8)
+    batches = []
+    for e in range(2):
+        x, (y_cls, _, _, y_reg) = _data(seed=10 + e)
+        batches.append(Batch(x, torch.stack([y_cls.float(), y_reg], dim=1), torch.full((4,), e)))
+    method = MTCRL(net, girm=girm, lambda_decor=1e-2)
+    method.configure_optimizer(torch.optim.Adam(method.parameters(), lr=1e-2))
+    theta0 = net.theta.detach().clone()
+    conv0 = net.encoders[0][0].weight.detach().clone()
+    logs = method.update(batches)
+    assert float(logs["decor"]) > 0 and float(logs["girm"]) >= 0 and torch.isfinite(logs["loss"])
+    assert not torch.equal(net.theta.detach(), theta0) and not torch.equal(net.encoders[0][0].weight, conv0)
