@@ -30,6 +30,7 @@ from torch import Tensor
 
 from ..data.base import MultiTaskDataset
 from ..nn.base import MultiTaskModel, row_losses
+from ..nn.dense import spatial_size
 from ..nn.mmoe import MMoE
 from ..nn.mtcrl import MTCRLNet
 from .batch import Batch
@@ -47,10 +48,9 @@ def _routed_outputs(model: MultiTaskModel, x: Any, scale: Tensor, wrt: Wrt) -> l
         routing = scale if wrt == "graph" else graph * scale  # wrt="graph": scale *is* A
         return model.predict_from_mixed(model.mix(z, routing))
     if isinstance(model, MMoE):
-        experts = torch.stack([e(x) for e in model.experts], dim=1)  # (B, K, D)
+        experts = torch.stack([e(x) for e in model.experts], dim=1)  # (B, K, D) or (B, K, C, h, w)
         gates = model.gate_weights(x) * scale  # (B, T, K)
-        mixed = torch.einsum("btk,bkd->btd", gates.to(experts.dtype), experts)
-        return [h(mixed[:, t]) for t, h in enumerate(model.heads)]
+        return model.mixed_outputs(experts, gates, spatial_size(x))
     raise ValueError(
         f"task-to-module gradients need a modular model (MTCRLNet or MMoE), got {type(model).__name__}"
     )
