@@ -114,8 +114,8 @@ def normals_from_depth(depth: np.ndarray, intrinsics: Sequence[float] = NYU_INTR
     ``P = ((u - cx) Z / fx, (v - cy) Z / fy, Z)`` (x right, y down, z forward); take the
     tangents ``∂P/∂u`` and ``∂P/∂v`` by central differences (one-sided at the border,
     ``numpy.gradient``); the normal is ``∂P/∂v × ∂P/∂u`` normalised, which points towards the
-    camera (a wall facing the camera has normal ``(0, 0, -1)``). A pixel whose difference
-    touches an invalid depth, or whose tangents are parallel, gets ``NaN``. For points on a plane
+    camera (a wall facing the camera has normal ``(0, 0, -1)``). An invalid pixel, a pixel whose
+    differences touch an invalid depth, or one whose tangents are parallel gets ``NaN``. For points on a plane
     the result is the plane's normal exactly (both tangents lie in the plane).
     """
     d = np.asarray(depth, dtype=np.float64)
@@ -135,7 +135,7 @@ def normals_from_depth(depth: np.ndarray, intrinsics: Sequence[float] = NYU_INTR
     norm = np.linalg.norm(n, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         n = n / norm
-    n[:, ~(norm > 0)] = np.nan
+    n[:, ~(norm > 0) | np.isnan(z)] = np.nan  # central differences skip the centre: mask it too
     return n.astype(np.float32)
 
 
@@ -533,8 +533,9 @@ def _synthetic_scene(rng: np.random.Generator, h: int, w: int, n_classes: int, t
     f = (fields[:, iy][:, :, ix] * (1 - wy) * (1 - wx) + fields[:, iy + 1][:, :, ix] * wy * (1 - wx)
          + fields[:, iy][:, :, ix + 1] * (1 - wy) * wx + fields[:, iy + 1][:, :, ix + 1] * wy * wx)
     label = f.argmax(axis=0).astype(np.int64)
-    palette = np.linspace(0.1, 0.9, n_classes)[:, None] * np.array([1.0, 0.6, 0.3])[None, :]
-    palette = (palette + np.roll(np.linspace(0.9, 0.1, n_classes), 3)[:, None] * np.array([0.0, 0.4, 0.7])) / 1.4
+    levels = np.array([0.15, 0.5, 0.85])
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+    palette = grid[::2][:n_classes]  # 13 colours at least 0.35 apart
     img = palette[label] + tint[None, None, :] + rng.normal(scale=0.03, size=(h, w, 3))
     img = np.clip(img, 0, 1)
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
@@ -573,7 +574,7 @@ def write_synthetic_nyuv2(
     scene_of = np.sort(rng.integers(0, n_scene_types, size=n))
     scene_of[:n_scene_types] = np.arange(n_scene_types)  # every type present
     scene_of = rng.permutation(scene_of)
-    tints = rng.uniform(-0.08, 0.08, size=(n_scene_types, 3))
+    tints = rng.uniform(-0.05, 0.05, size=(n_scene_types, 3))
     scale = max(h, w)
     intr = (NYU_INTRINSICS[0] * scale / 640, NYU_INTRINSICS[1] * scale / 640, w / 2, h / 2)
     samples = [_synthetic_scene(rng, h, w, len(NYU_CLASSES), tints[scene_of[i]]) for i in range(n)]
