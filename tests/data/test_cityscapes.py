@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from causalmtl.data import MissingDataError
-from causalmtl.data import _dense
+from causalmtl.data import MissingDataError, _dense
 from causalmtl.data.cityscapes import label_lut, load_cityscapes
 
 H, W = 4, 5
@@ -226,3 +225,15 @@ def test_synthetic_writer_both_layouts(tmp_path):
     s = load_cityscapes(tmp_path / "pre", classes=19, valid_size=4)
     row = s.train.inputs.read(0)
     assert row.x.shape == (3, 8, 16) and row.maps["depth"].shape == (1, 8, 16)
+
+
+def test_cli_writes_synthetic_copies(tmp_path, capsys):
+    from causalmtl.cli import main
+
+    assert main(["data", "synthetic", "cityscapes", str(tmp_path / "cs"), "--n", "2", "--size", "8", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "raw layout" in out and "by city" in out
+    assert len(list((tmp_path / "cs" / "leftImg8bit" / "train").glob("*/*_leftImg8bit.png"))) == 10
+    assert main(["data", "synthetic", "nyuv2", str(tmp_path / "nyu"), "--n", "10", "--size", "8", "12"]) == 0
+    assert "preprocessed-train-val" in capsys.readouterr().out
+    assert np.load(tmp_path / "nyu" / "train" / "image" / "0.npy").shape == (8, 12, 3)

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from causalmtl.data import MissingDataError
-from causalmtl.data import _dense
+from causalmtl.data import MissingDataError, _dense
 from causalmtl.data import nyuv2 as nyu
 from causalmtl.data.nyuv2 import load_nyuv2, normals_from_depth
 from causalmtl.data.streamed import read_rows
