@@ -156,6 +156,11 @@ def test_labeled_mat_seed_changes_a_free_split(tmp_path):
         seen.add(tuple(sorted(test_type)))
         assert load_nyuv2(tmp_path, layout="labeled-mat", tasks="depth", seed=seed).meta["rows"] == s.meta["rows"]
     assert seen == {("b",), ("c",)}
+    # depth and normals need no class-mapping file; segmentation names the first one missing
+    (tmp_path / "classMapping40.mat").unlink()
+    assert load_nyuv2(tmp_path, tasks=("depth", "normal")).meta["layout"] == "labeled-mat"
+    with pytest.raises(MissingDataError, match=r"labeled-mat \(first missing: .*classMapping40\.mat\)"):
+        load_nyuv2(tmp_path)
 
 
 def test_labeled_mat_pixels_labels_depth_normals(tmp_path):
@@ -183,6 +188,11 @@ def test_labeled_mat_pixels_labels_depth_normals(tmp_path):
     np.testing.assert_allclose(nor[:, 2, 1], [0, 0, -1], atol=1e-6)  # flat wall facing the camera
     # the invalid pixel and the 4 pixels whose central differences touch it have no normal
     assert np.isnan(nor[0]).sum() == 5 and np.isnan(nor[:, 0, 4]).all() and np.isnan(nor[:, 1, 3]).all()
+    # DataLoader workers get a pickled copy: the open HDF5 handle is dropped and reopened
+    import pickle
+
+    again = pickle.loads(pickle.dumps(src)).read(2)
+    np.testing.assert_array_equal(again.maps["segmentation"], seg)
 
 
 def test_normals_of_a_plane_are_exact():

@@ -311,8 +311,9 @@ def _first_missing_preprocessed(d: Path, tasks: Sequence[str]) -> Path | None:
     return None
 
 
-def _first_missing_mat(d: Path) -> Path | None:
-    for name in (LABELED_MAT, MAP40_MAT, MAP13_MAT):
+def _first_missing_mat(d: Path, tasks: Sequence[str]) -> Path | None:
+    needed = (LABELED_MAT, MAP40_MAT, MAP13_MAT) if "segmentation" in tasks else (LABELED_MAT,)
+    for name in needed:
         if not (d / name).is_file():
             return d / name
     return None
@@ -342,7 +343,7 @@ def _find(path, layout: str, tasks: Sequence[str]) -> tuple[str, Path]:
                     return lay, d
                 tried.append(f"preprocessed (first missing: {d / 'train' / 'image' / '0.npy'})")
             else:
-                miss = _first_missing_mat(d)
+                miss = _first_missing_mat(d, tasks)
                 if miss is None:
                     return lay, d
                 tried.append(f"labeled-mat (first missing: {miss})")
