@@ -237,3 +237,15 @@ def test_cli_writes_synthetic_copies(tmp_path, capsys):
     assert main(["data", "synthetic", "nyuv2", str(tmp_path / "nyu"), "--n", "10", "--size", "8", "12"]) == 0
     assert "preprocessed-train-val" in capsys.readouterr().out
     assert np.load(tmp_path / "nyu" / "train" / "image" / "0.npy").shape == (8, 12, 3)
+
+
+def test_rows_collate_into_contract_batches(tmp_path):
+    from causalmtl.data.streamed import collate, read_rows
+
+    write_raw(tmp_path)
+    s = load_cityscapes(tmp_path, classes=7, valid_size=2)
+    x, maps = collate(read_rows(s.train.inputs, np.arange(len(s.train)), s.train.transform), s.train.dense_tasks)
+    assert x.shape == (4, 3, H, W) and x.dtype == np.float32
+    assert maps["segmentation"].shape == (4, H, W) and maps["segmentation"].dtype == np.int64
+    assert maps["depth"].shape == (4, 1, H, W) and np.isnan(maps["depth"]).sum() == 4 * 2  # p = 0 and p = 1
+    assert (maps["segmentation"] == -1).sum() == 4 * 4  # parking, unlabeled, caravan, polegroup
