@@ -235,7 +235,7 @@ def test_cli_writes_synthetic_copies(tmp_path, capsys):
     assert "raw layout" in out and "by city" in out
     assert len(list((tmp_path / "cs" / "leftImg8bit" / "train").glob("*/*_leftImg8bit.png"))) == 10
     assert main(["data", "synthetic", "nyuv2", str(tmp_path / "nyu"), "--n", "10", "--size", "8", "12"]) == 0
-    assert "preprocessed-train-val" in capsys.readouterr().out
+    assert "split: scene types" in capsys.readouterr().out  # the writer's index.csv
     assert np.load(tmp_path / "nyu" / "train" / "image" / "0.npy").shape == (8, 12, 3)
 
 

@@ -299,8 +299,9 @@ def test_labeled_mat_label_outside_894(tmp_path):
 
 def test_synthetic_writer_round_trips_both_layouts(tmp_path):
     nyu.write_synthetic_nyuv2(tmp_path / "pre", n=12, size=(8, 10), seed=1)
-    s = load_nyuv2(tmp_path / "pre")
-    assert (len(s.train) + len(s.valid), len(s.test)) == (10, 2)
+    s = load_nyuv2(tmp_path / "pre")  # index.csv gives the scene types
+    assert len(s.train) + len(s.valid) + len(s.test) == 12 and s.meta["index"].startswith("index.csv")
+    assert not set(s.train.env) & set(s.test.env) and not set(s.valid.env) & set(s.test.env)
     row = s.train.inputs.read(0)
     assert row.x.shape == (3, 8, 10) and set(np.unique(row.maps["segmentation"])) <= set(range(-1, 13))
     pytest.importorskip("h5py")
@@ -308,3 +309,42 @@ def test_synthetic_writer_round_trips_both_layouts(tmp_path):
     s = load_nyuv2(tmp_path / "mat")
     assert len(s.train) + len(s.valid) + len(s.test) == 12 and len(s.meta["environments"]) == 4
     assert not set(s.train.env) & set(s.test.env) and not set(s.valid.env) & set(s.test.env)
+
+
+def _write_index(d: Path, lines: list[str]) -> None:
+    (d / "index.csv").write_text("split,index,official_index,scene_type,scene\n" + "\n".join(lines) + "\n")
+
+
+def test_preprocessed_scene_types_from_index_csv(tmp_path):
+    write_preprocessed(tmp_path, 14, 6)
+    files = [f"train/{i}" for i in range(14)] + [f"val/{i}" for i in range(6)]
+    _write_index(tmp_path, [f"{f.replace('/', ',')},{k + 1},{SCENE_TYPES[k]},{SCENE_TYPES[k]}_{k:04d}"
+                            for k, f in enumerate(files)])
+    s = load_nyuv2(tmp_path, seed=5)
+    file_type = dict(zip(files, SCENE_TYPES))
+    types = {k: {file_type[r] for r in v} for k, v in s.meta["rows"].items()}
+    assert types == {"train": {"bedroom", "kitchen"}, "valid": {"bathroom"}, "test": {"office"}}
+    # official split: test = val files, valid = whole buildings of train (here one image each)
+    s = load_nyuv2(tmp_path, split="official", seed=5)
+    assert s.meta["rows"]["test"] == [f"val/{i}" for i in range(6)] and len(s.valid) == 1
+    # a file without a line is named
+    _write_index(tmp_path, [f"{f.replace('/', ',')},,{SCENE_TYPES[k]}," for k, f in enumerate(files) if f != "val/3"])
+    with pytest.raises(ValueError, match=r"index.csv has no line for val/3"):
+        load_nyuv2(tmp_path)
+    (tmp_path / "index.csv").write_text("split,index,scene\ntrain,0,a\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['scene_type'\]"):
+        load_nyuv2(tmp_path)
+
+
+def test_write_index_from_official_files_matches_direct_mapping(tmp_path):
+    official = ([2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 1, 3, 5, 7], [9, 11, 13, 15, 17, 19])
+    write_labeled_mat(tmp_path, SCENE_TYPES, splits=official)
+    write_preprocessed(tmp_path, 14, 6)
+    direct = load_nyuv2(tmp_path, layout="preprocessed", seed=2)
+    path = nyu.write_nyuv2_index(tmp_path)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "split,index,official_index,scene_type,scene"
+    assert lines[1] == f"train,0,2,{SCENE_TYPES[1]},{SCENE_TYPES[1]}_0001"  # train/0 = trainNdxs[0] = 2
+    assert lines[15] == f"val,0,9,{SCENE_TYPES[8]},{SCENE_TYPES[8]}_0008"
+    via_csv = load_nyuv2(tmp_path, layout="preprocessed", seed=2)
+    assert via_csv.meta["index"].startswith("index.csv") and via_csv.meta["rows"] == direct.meta["rows"]

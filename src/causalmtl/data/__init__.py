@@ -25,7 +25,7 @@ from .mnist import (
 )
 from .movielens import genre_mse, load_movielens, read_movielens
 from .multi_sem import agreement_rates, make_multi_sem, random_rotation, sem_label_table
-from .nyuv2 import load_nyuv2, normals_from_depth, write_synthetic_nyuv2
+from .nyuv2 import load_nyuv2, normals_from_depth, write_nyuv2_index, write_synthetic_nyuv2
 from .table import load_table, read_table
 from .yeast import load_yeast
 
@@ -71,6 +71,7 @@ __all__ = [
     "read_table",
     "load_nyuv2",
     "normals_from_depth",
+    "write_nyuv2_index",
     "write_synthetic_nyuv2",
     "load_cityscapes",
     "write_synthetic_cityscapes",

@@ -11,10 +11,13 @@ Two real layouts are read (``layout="auto"`` picks the first present, preprocess
         <dir>/{train,val}/normal/<i>.npy   (288, 384, 3), unit vectors, 0 = no normal
 
     ``train`` holds the 795 images of the official training split and ``val`` the 654 test
-    images. If ``nyu_depth_v2_labeled.mat`` and ``splits.mat`` lie in the same directory, file
-    ``train/<i>`` is taken to be official image ``trainNdxs[i]`` and ``val/<i>`` to be
-    ``testNdxs[i]`` (the counts must agree), which gives every file its scene type; otherwise the
-    scene split is impossible and the loader falls back to the preprocessed train/val split
+    images. The files carry no scene type; the loader finds it, in this order, in (1)
+    ``<dir>/index.csv`` (columns ``split, index, scene_type`` and optionally ``scene``,
+    ``official_index``; :func:`read_nyuv2_index`, written once by :func:`write_nyuv2_index`),
+    (2) ``nyu_depth_v2_labeled.mat`` + ``splits.mat`` in the same directory, taking file
+    ``train/<i>`` to be official image ``trainNdxs[i]`` and ``val/<i>`` to be ``testNdxs[i]``
+    (the counts must agree). Without either the scene split is impossible and the loader falls
+    back to the preprocessed train/val split
     (``meta["split"] = "preprocessed-train-val (no scene types)"``).
 
 ``"labeled-mat"`` — the official ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5, read with
@@ -72,6 +75,8 @@ __all__ = [
     "NYU_TASKS",
     "load_nyuv2",
     "normals_from_depth",
+    "read_nyuv2_index",
+    "write_nyuv2_index",
     "write_synthetic_nyuv2",
 ]
 
@@ -85,6 +90,7 @@ NYU_INTRINSICS: tuple[float, float, float, float] = (518.857901, 519.469611, 325
 NYU_TASKS: tuple[str, ...] = ("segmentation", "depth", "normal")
 LABELED_MAT = "nyu_depth_v2_labeled.mat"
 SPLITS_MAT = "splits.mat"
+INDEX_CSV = "index.csv"
 MAP40_MAT = "classMapping40.mat"
 MAP13_MAT = "class13Mapping.mat"
 SOURCE = (
@@ -197,6 +203,87 @@ def read_class_mapping(directory: Path) -> np.ndarray:
     lut[0] = -1
     lut[1:] = map13[map40 - 1] - 1
     return lut
+
+
+def _official_scenes(d: Path, n_tr: int, n_va: int) -> tuple[list[str], list[str] | None, np.ndarray]:
+    """Scene type and building of the preprocessed files, taking ``train/<i>`` = ``trainNdxs[i]``
+    and ``val/<i>`` = ``testNdxs[i]`` (0-based official indices returned third)."""
+    tr, te = read_official_split(d / SPLITS_MAT)
+    if (len(tr), len(te)) != (n_tr, n_va):
+        raise ValueError(f"NYUv2: {d / SPLITS_MAT} lists {len(tr)} train / {len(te)} test images but "
+                         f"the preprocessed files are {n_tr} train / {n_va} val; cannot map files "
+                         f"to official indices")
+    with _h5py().File(d / LABELED_MAT, "r") as f:
+        types_all = _mat_strings(f, "sceneTypes")
+        scenes_all = _mat_strings(f, "scenes") if "scenes" in f else None
+    official = np.r_[tr, te]
+    if official.max() >= len(types_all):
+        raise ValueError(f"NYUv2: {d / SPLITS_MAT} indexes image {official.max() + 1} but "
+                         f"{d / LABELED_MAT} has {len(types_all)} images")
+    types = [types_all[k] for k in official]
+    return types, None if scenes_all is None else [scenes_all[k] for k in official], official
+
+
+def read_nyuv2_index(path: Path, n_train: int, n_val: int) -> tuple[list[str], list[str] | None]:
+    """Scene type (and building, if given) of every preprocessed file from ``index.csv``.
+
+    The file (written by :func:`write_nyuv2_index` or by hand) has a header and one line per
+    file: ``split`` (``train`` / ``val``), ``index`` (the ``<i>`` of ``<split>/*/<i>.npy``),
+    ``scene_type``, and optionally ``scene`` (the building, e.g. ``bedroom_0001``) and
+    ``official_index`` (1-based index into ``nyu_depth_v2_labeled.mat``, informative). Returns
+    lists over the rows ``train/0 .. train/n_train-1, val/0 .. val/n_val-1``.
+    """
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        cols = set(reader.fieldnames or ())
+        missing = {"split", "index", "scene_type"} - cols
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected a header with split, index, "
+                             f"scene_type (and optionally scene, official_index)")
+        entries = {}
+        for line, rec in enumerate(reader, 2):  # one line per image: index reading
+            try:
+                key = (rec["split"].strip(), int(rec["index"]))
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{path}, line {line}: index {rec.get('index')!r} is not an integer") from err
+            entries[key] = (rec["scene_type"].strip(), (rec.get("scene") or "").strip())
+    order = [("train", i) for i in range(n_train)] + [("val", i) for i in range(n_val)]
+    absent = [k for k in order if k not in entries]
+    if absent:
+        raise ValueError(f"{path} has no line for {absent[0][0]}/{absent[0][1]} ({len(absent)} preprocessed files "
+                         f"unlisted); every file needs its scene_type")
+    types = [entries[k][0] for k in order]
+    scenes = [entries[k][1] for k in order]
+    return types, scenes if all(scenes) else None
+
+
+def write_nyuv2_index(directory: str | os.PathLike[str]) -> Path:
+    """Write ``index.csv`` beside the preprocessed files from ``splits.mat`` and the labeled ``.mat``.
+
+    Takes ``train/<i>`` = ``trainNdxs[i]`` and ``val/<i>`` = ``testNdxs[i]`` (an assumption about
+    the preprocessed files' order that the counts can only partly confirm) and records each
+    file's official index, scene type and building, so later loads need neither h5py nor the
+    2.8 GB file. Returns the path written.
+    """
+    import csv
+
+    d = Path(directory)
+    n_tr = _dense.numbered_files(d / "train" / "image")
+    n_va = _dense.numbered_files(d / "val" / "image")
+    for name in (SPLITS_MAT, LABELED_MAT):
+        if not (d / name).is_file():
+            raise MissingDataError(f"write_nyuv2_index: {d / name} is missing; get it from {SOURCE}")
+    types, scenes, official = _official_scenes(d, n_tr, n_va)
+    files = [("train", i) for i in range(n_tr)] + [("val", i) for i in range(n_va)]
+    out = d / INDEX_CSV
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["split", "index", "official_index", "scene_type", "scene"])
+        for (sp, i), k, t, b in zip(files, official, types, scenes or [""] * len(files)):
+            w.writerow([sp, i, int(k) + 1, t, b])
+    return out
 
 
 # --- file sources ------------------------------------------------------------------------------------
@@ -417,21 +504,11 @@ def load_nyuv2(
                                        np.r_[np.arange(n_tr), np.arange(n_va)], tasks)
         row_names = [f"train/{i}" for i in range(n_tr)] + [f"val/{i}" for i in range(n_va)]
         meta["normals"] = "preprocessed files"
-        if (d / LABELED_MAT).is_file() and (d / SPLITS_MAT).is_file():
-            tr, te = read_official_split(d / SPLITS_MAT)
-            if (len(tr), len(te)) != (n_tr, n_va):
-                raise ValueError(f"NYUv2: {d / SPLITS_MAT} lists {len(tr)} train / {len(te)} test images but "
-                                 f"the preprocessed files are {n_tr} train / {n_va} val; cannot map files "
-                                 f"to official indices")
-            with _h5py().File(d / LABELED_MAT, "r") as f:
-                types_all = _mat_strings(f, "sceneTypes")
-                scenes_all = _mat_strings(f, "scenes") if "scenes" in f else None
-            official = np.r_[tr, te]
-            if official.max() >= len(types_all):
-                raise ValueError(f"NYUv2: {d / SPLITS_MAT} indexes image {official.max() + 1} but "
-                                 f"{d / LABELED_MAT} has {len(types_all)} images")
-            scene_types = [types_all[k] for k in official]
-            buildings = None if scenes_all is None else [scenes_all[k] for k in official]
+        if (d / INDEX_CSV).is_file():
+            scene_types, buildings = read_nyuv2_index(d / INDEX_CSV, n_tr, n_va)
+            meta["index"] = f"{INDEX_CSV} (split, index, scene_type per file)"
+        elif (d / LABELED_MAT).is_file() and (d / SPLITS_MAT).is_file():
+            scene_types, buildings, _ = _official_scenes(d, n_tr, n_va)
             meta["index"] = f"train/<i> = trainNdxs[i], val/<i> = testNdxs[i] ({SPLITS_MAT})"
         official_train = np.arange(n_tr)
         official_test = np.arange(n_tr, n_tr + n_va)
@@ -472,8 +549,8 @@ def load_nyuv2(
         meta["split"] = (f"scene types, fractions {tuple(float(v) for v in fractions)}, seed {seed}")
     elif scene_types is None:
         if split == "scene":
-            logger.warning("NYUv2: the preprocessed files carry no scene types (no %s + %s beside them); "
-                           "using the preprocessed train/val split", LABELED_MAT, SPLITS_MAT)
+            logger.warning("NYUv2: the preprocessed files carry no scene types (no %s, nor %s + %s beside "
+                           "them); using the preprocessed train/val split", INDEX_CSV, LABELED_MAT, SPLITS_MAT)
         env_names = ["preprocessed-train", "preprocessed-val"]
         env = np.r_[np.zeros(n_tr, np.int64), np.ones(n_va, np.int64)]
         va_local = _random_valid(n_tr, valid_fraction, rng)
@@ -555,7 +632,7 @@ def write_synthetic_nyuv2(
     """Write a small synthetic NYUv2 in a real layout (for the ``tiny`` presets and demos).
 
     ``layout="preprocessed"``: ``{train,val}/{image,label,depth,normal}/<i>.npy`` (the first
-    80 % of the images train, the rest val); ``"labeled-mat"``: ``nyu_depth_v2_labeled.mat``
+    80 % of the images train, the rest val) and ``index.csv`` (scene types); ``"labeled-mat"``: ``nyu_depth_v2_labeled.mat``
     (HDF5, MATLAB order, 894-class labels), ``splits.mat``, ``classMapping40.mat`` and
     ``class13Mapping.mat``. Images are learnable: the class of a pixel is a function of its
     colour (up to noise and a per-scene-type tint, the environment), depth is a plane plus a
@@ -580,7 +657,16 @@ def write_synthetic_nyuv2(
     intr = (NYU_INTRINSICS[0] * scale / 640, NYU_INTRINSICS[1] * scale / 640, w / 2, h / 2)
     samples = [_synthetic_scene(rng, h, w, len(NYU_CLASSES), tints[scene_of[i]]) for i in range(n)]
     if layout == "preprocessed":
+        import csv
+
         n_train = int(round(0.8 * n))
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / INDEX_CSV, "w", newline="", encoding="utf-8") as fh:
+            wr = csv.writer(fh)
+            wr.writerow(["split", "index", "official_index", "scene_type", "scene"])
+            for i in range(n):
+                sp, j = ("train", i) if i < n_train else ("val", i - n_train)
+                wr.writerow([sp, j, i + 1, types[scene_of[i]], f"{types[scene_of[i]]}_{i // 3:04d}"])
         for i, (img, label, depth) in enumerate(samples):
             sp, j = ("train", i) if i < n_train else ("val", i - n_train)
             lab = label.copy()
