@@ -579,6 +579,8 @@ def load_nyuv2(
     task_objs = _make_tasks(tasks)
     parts = []
     for name, rows in (("train", tr), ("valid", va), ("test", te)):
+        if len(rows) == 0:
+            raise ValueError(f"NYUv2: the {name} split is empty ({meta['split']})")
         rows = np.asarray(rows, dtype=np.int64)
         parts.append(MultiTaskDataset(
             inputs=source.subset(rows),
@@ -589,9 +591,6 @@ def load_nyuv2(
             transform=transform,
         ))
         meta.setdefault("rows", {})[name] = [row_names[r] for r in rows]
-    for name, part in zip(("train", "valid", "test"), parts):
-        if len(part) == 0:
-            raise ValueError(f"NYUv2: the {name} split is empty ({meta['split']})")
     return DatasetSplits(*parts, name="nyuv2", meta=meta)
 
 
