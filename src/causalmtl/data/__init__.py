@@ -2,7 +2,7 @@
 
 from ._sources import DATA_ENV, MissingDataError
 from ._two_digit import biased_joint, split_label_pairs
-from .attributes import PAPER_PAIRS, load_attributes
+from .attributes import PAPER_PAIRS, load_attributes, write_synthetic_attributes
 from .base import DatasetSplits, MultiTaskDataset, Task, concatenate, index_inputs
 from .digits import load_digit_images, make_multi_digits
 from .gaussian_toy import (
@@ -25,6 +25,7 @@ from .mnist import (
 from .movielens import genre_mse, load_movielens, read_movielens
 from .multi_sem import agreement_rates, make_multi_sem, random_rotation, sem_label_table
 from .table import load_table, read_table
+from .taskonomy import gmtl_taskonomy_prior, load_taskonomy, write_synthetic_taskonomy
 from .yeast import load_yeast
 
 __all__ = [
@@ -67,4 +68,8 @@ __all__ = [
     "make_multi_mnist",
     "load_table",
     "read_table",
+    "gmtl_taskonomy_prior",
+    "load_taskonomy",
+    "write_synthetic_attributes",
+    "write_synthetic_taskonomy",
 ]

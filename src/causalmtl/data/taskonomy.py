@@ -721,7 +721,7 @@ def load_taskonomy(
         if t in sel:
             task = Task(t, "classification", len(sel[t]))
         task_objs.append(task)
-    for env_split, (sname, blist) in enumerate(groups.items()):
+    for sname, blist in groups.items():
         cols: dict[str, list[np.ndarray]] = {t: [] for t in names}
         bcol, pcol, depth_col = [], [], []
         for b in blist:
