@@ -249,8 +249,15 @@ def test_index_cache_reused_and_invalidated(tiny: Path, tmp_path: Path, monkeypa
     # rgb, class_object, normal, depth (for masking) of 4 buildings
     assert first.meta["listings"] == 16
     assert Path(first.meta["cache_dir"]) == tiny / ".causalmtl_cache"
-    again = load_taskonomy(tiny, **kw)
+    # the second load lists no folder and reads no label file (the argmax labels are cached)
+    with monkeypatch.context() as m:
+        m.setattr(tk, "_read_distribution", lambda *a: pytest.fail("a cached label file was read"))
+        again = load_taskonomy(tiny, **kw)
     assert again.meta["listings"] == 0 and len(again.train) == 5
+    np.testing.assert_array_equal(again.train.targets, first.train.targets)
+    # a damaged cache file is rebuilt
+    (tiny / ".causalmtl_cache" / "listing_rgb.npz").write_bytes(b"not a zip")
+    assert load_taskonomy(tiny, **kw).meta["listings"] == 4
     # a new row in one building: only the changed folder is listed again
     put(tiny, "rgb", "gamma", 9, 0, np.zeros((S, S, 3), np.uint8))
     third = load_taskonomy(tiny, **kw)

@@ -323,8 +323,13 @@ class TaskonomyIndex:
     def __init__(self, root: Path, cache_dir: Path | None = None) -> None:
         self.root = Path(root)
         self.cache_dir = default_cache_dir(self.root) if cache_dir is None else Path(cache_dir)
-        self.listing = _FolderCache(self.cache_dir / "listing.npz")
+        self._listing: dict[str, _FolderCache] = {}  # one cache file per domain, opened when needed
         self.listings = 0
+
+    def _cache(self, domain: str) -> _FolderCache:
+        if domain not in self._listing:
+            self._listing[domain] = _FolderCache(self.cache_dir / f"listing_{domain}.npz")
+        return self._listing[domain]
 
     def folder(self, domain: str, building: str) -> Path:
         return self.root / DOMAINS[domain].folder / "taskonomy" / building
@@ -348,9 +353,9 @@ class TaskonomyIndex:
         if mtime is None:
             return None
         key = f"{domain}/{building}"
-        hit = self.listing.get(key, mtime)
+        hit = self._cache(domain).get(key, mtime)
         if hit is not None:
-            return hit["pv"].reshape(-1, 2)
+            return hit["pv"].reshape(-1, 2).astype(np.int64)
         dom = DOMAINS[domain]
         found = []
         for e in os.scandir(self.folder(domain, building)):  # one listing per folder, then cached
@@ -359,7 +364,7 @@ class TaskonomyIndex:
                 found.append((int(m.group(1)), int(m.group(2))))
         self.listings += 1
         pv = np.asarray(sorted(found), dtype=np.int64).reshape(-1, 2)
-        self.listing.put(key, mtime, {"pv": pv.ravel()})
+        self._cache(domain).put(key, mtime, {"pv": pv.ravel().astype(np.int32)})
         return pv
 
     def file(self, domain: str, building: str, point: int, view: int) -> Path:
@@ -367,10 +372,11 @@ class TaskonomyIndex:
         return self.folder(domain, building) / f"point_{point}_view_{view}_domain_{dom.suffix}.{dom.ext}"
 
     def save(self) -> None:
-        try:
-            self.listing.save()
-        except OSError as e:
-            logger.warning("could not write the Taskonomy index cache %s (%s)", self.listing.file, e)
+        for cache in self._listing.values():
+            try:
+                cache.save()
+            except OSError as e:
+                logger.warning("could not write the Taskonomy index cache %s (%s)", cache.file, e)
 
 
 # --- decoding one file ------------------------------------------------------------------------------
@@ -424,16 +430,19 @@ class TaskonomySource(FileSource):
     """Rows of Taskonomy read lazily: ``x`` = the RGB image ``uint8 (3, H, W)``; ``maps`` = the
     row's dense targets (contract shapes) for the dense tasks whose file exists.
 
-    Parameters: ``index`` (the file index), ``building`` / ``point`` / ``view`` per row,
+    Parameters: ``index`` (the file index), ``buildings`` (names), ``building`` (index into
+    ``buildings``) / ``point`` / ``view`` per row,
     ``dense`` (task name -> domain), ``present`` (task name -> bool per row),
     ``mask_from_depth`` (NaN where the row's depth is 65535, in every regression map).
     """
 
-    def __init__(self, index: TaskonomyIndex, building: np.ndarray, point: np.ndarray, view: np.ndarray,
+    def __init__(self, index: TaskonomyIndex, buildings: Sequence[str], building: np.ndarray,
+                 point: np.ndarray, view: np.ndarray,
                  dense: Mapping[str, str], present: Mapping[str, np.ndarray], depth_present: np.ndarray,
                  mask_from_depth: bool = True) -> None:
         self.index = index
-        self.building = np.asarray(building)
+        self.buildings = [str(b) for b in buildings]
+        self.building = np.asarray(building, dtype=np.int64)
         self.point = np.asarray(point, dtype=np.int64)
         self.view = np.asarray(view, dtype=np.int64)
         self.dense = dict(dense)
@@ -445,7 +454,7 @@ class TaskonomySource(FileSource):
         return len(self.point)
 
     def path(self, domain: str, i: int) -> Path:
-        return self.index.file(domain, str(self.building[i]), int(self.point[i]), int(self.view[i]))
+        return self.index.file(domain, self.buildings[self.building[i]], int(self.point[i]), int(self.view[i]))
 
     def read(self, i: int) -> Sample:
         rgb = _read_png(self.path("rgb", i), 8)
@@ -545,12 +554,12 @@ def _class_labels(index: TaskonomyIndex, cache: _FolderCache, domain: str, build
         labels = np.empty(len(avail), dtype=np.int64)
         for k, (p, v) in enumerate(avail):  # one small file per row: I/O, cached afterwards
             labels[k] = int(np.argmax(_read_distribution(index.file(domain, building, int(p), int(v)), n_all)[sel]))
-        cache.put(key, mtime, {"pv": avail.ravel(), "label": labels})
+        cache.put(key, mtime, {"pv": avail.ravel().astype(np.int32), "label": labels.astype(np.int32)})
     elif not np.array_equal(hit["pv"], avail.ravel()):  # listing re-made since: recompute
         cache.entries.pop(key)
         return _class_labels(index, cache, domain, building, pv, sel, n_all)
     else:
-        labels = hit["label"]
+        labels = hit["label"].astype(np.int64)
     return _lookup(avail, labels, pv)
 
 
@@ -744,10 +753,10 @@ def load_taskonomy(
                 dp = index.pairs("depth_zbuffer", b)
                 depth_col.append(np.zeros(len(pv), np.int64) if dp is None
                                  else _lookup(dp, np.ones(len(dp), np.int64), pv))
-            bcol.append(np.full(len(pv), b, dtype=object))
+            bcol.append(np.full(len(pv), env_of[b], dtype=np.int64))
             pcol.append(pv)
         pv_all = np.concatenate(pcol) if pcol else np.zeros((0, 2), np.int64)
-        bld = np.concatenate(bcol) if bcol else np.zeros(0, object)
+        env = np.concatenate(bcol) if bcol else np.zeros(0, np.int64)
         raw = {t: np.concatenate(c) for t, c in cols.items()}
         keep = np.ones(len(pv_all), dtype=bool)
         if drop_incomplete:
@@ -757,7 +766,7 @@ def load_taskonomy(
         if not keep.any():
             raise ValueError(f"Taskonomy: the {sname} split (buildings {blist}) has no row"
                              + (" with every task's file" if drop_incomplete else ""))
-        pv_all, bld = pv_all[keep], bld[keep]
+        pv_all, env = pv_all[keep], env[keep]
         targets = np.empty((len(pv_all), len(names)), dtype=np.float64)
         for j, t in enumerate(names):
             v = raw[t][keep]
@@ -767,13 +776,12 @@ def load_taskonomy(
                 targets[:, j] = np.where(v >= 0, 1.0, np.nan)
         if all(task.kind == "classification" for task in task_objs):
             targets = np.where(np.isnan(targets), -1, targets).astype(np.int64)
-        env = np.asarray([env_of[b] for b in bld], dtype=np.int64)
         if labels_only:
             inputs: Any = {"point": pv_all[:, 0].copy(), "view": pv_all[:, 1].copy()}
         else:
             depth_present = (np.concatenate(depth_col)[keep] > 0) if need_depth else np.zeros(len(pv_all), bool)
             present = {t: raw[t][keep] >= 0 for t in dense}
-            inputs = TaskonomySource(index, bld.astype(str), pv_all[:, 0], pv_all[:, 1], dense, present,
+            inputs = TaskonomySource(index, environments, env, pv_all[:, 0], pv_all[:, 1], dense, present,
                                      depth_present, mask_from_depth)
         out[sname] = MultiTaskDataset(inputs=inputs, targets=targets, tasks=tuple(task_objs), env=env,
                                       name=f"taskonomy/{sname}", transform=None if labels_only else transform)
