@@ -118,9 +118,11 @@ def tiny(tmp_path: Path) -> Path:
     return root
 
 
-def test_gmtl_labels_equal_direct_reading(tiny: Path) -> None:
-    s = load_taskonomy(tiny, tasks="gmtl", split="csv", split_size="tiny", labels_only=True,
-                       drop_incomplete=False)
+def test_gmtl_labels_equal_direct_reading(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as m:  # labels-only mode opens no image
+        m.setattr(tk, "_read_png", lambda *a: pytest.fail("an image was read"))
+        s = load_taskonomy(tiny, tasks="gmtl", split_size="tiny", labels_only=True, drop_incomplete=False)
+    assert s.meta["split"] == "train_val_test_tiny.csv"
     assert s.meta["absent_buildings"] == ["epsilon"]
     assert s.meta["buildings"] == {"train": ["alpha", "beta"], "valid": ["gamma"], "test": ["delta"]}
     np.testing.assert_array_equal(s.meta["object_classes"], OBJ_SEL)
@@ -225,6 +227,14 @@ def test_mtcrl_tasks_maps_and_missing(tiny: Path) -> None:
     u = load_taskonomy(tiny, tasks=["normal"], split={"train": ["alpha"], "valid": ["gamma"], "test": ["delta"]},
                        mask_from_depth=False)
     assert not np.isnan(u.train.inputs.read(0).maps["normal"]).any()
+    # the papers' pipeline (resize, crop, flip) as transforms on image and maps together
+    tf = tk.paper_transforms(resize=8, crop=4)
+    out = tf["train"](smp, np.random.default_rng(0))
+    assert out.x.shape == (3, 4, 4) and out.x.dtype == np.float32
+    assert out.maps["segment_semantic"].shape == (4, 4) and out.maps["normal"].shape == (3, 4, 4)
+    ev = tf["eval"](smp, np.random.default_rng(0))
+    np.testing.assert_allclose(ev.x, (0.0 - np.array(tk.IMAGENET_MEAN)[:, None, None])
+                               / np.array(tk.IMAGENET_STD)[:, None, None] * np.ones((3, 4, 4)), rtol=1e-6)
 
 
 def test_building_split_by_seed(tiny: Path) -> None:

@@ -68,6 +68,7 @@ __all__ = [
     "decode_domain",
     "gmtl_taskonomy_prior",
     "load_taskonomy",
+    "paper_transforms",
     "read_imagenet_class_index",
     "read_scene_hierarchy",
     "read_selected_object_classes",
@@ -125,6 +126,8 @@ GMTL_FILES = {
     "object_classes": "imagenet_selected_classes.txt",
     "scene_hierarchy": "Scene hierarchy - Places365.csv",
 }
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 SCENE_COLUMNS = ("workplace (office building, factory, lab, etc.)", "home or hotel")
 _NAME = re.compile(r"^point_(\d+)_view_(\d+)_domain_(.+)\.(\w+)$")
 _CACHE_VERSION = 1
@@ -581,7 +584,7 @@ def load_taskonomy(
     path: str | os.PathLike[str] | None = None,
     *,
     tasks: str | Sequence[str] = "mtcrl",
-    split: Literal["csv", "buildings"] | Mapping[str, Sequence[str]] = "buildings",
+    split: Literal["csv", "buildings"] | Mapping[str, Sequence[str]] | None = None,
     split_size: str = "medium",
     split_csv: str | os.PathLike[str] | None = None,
     building_counts: tuple[int, int, int] = (48, 3, 3),
@@ -606,7 +609,8 @@ def load_taskonomy(
     tasks : ``"mtcrl"`` (the nine tasks of :data:`MTCRL_TASKS`, MT-CRL Table 8 + depth),
         ``"gmtl"`` (object and scene with GMTL's class selections, i.e. ``object_classes`` and
         ``scene_classes`` default to ``"gmtl"``), or task names.
-    split : ``"buildings"`` (the buildings present, permuted with ``default_rng(seed)``, cut
+    split : ``None`` = ``"csv"`` for ``tasks="gmtl"`` (the authors' medium split), else
+        ``"buildings"``; ``"buildings"`` (the buildings present, permuted with ``default_rng(seed)``, cut
         into ``building_counts`` train/valid/test: MT-CRL's 48/3/3), ``"csv"`` (the official
         ``train_val_test_<split_size>.csv``, or ``split_csv``; buildings listed but absent on
         disk are skipped and named in ``meta["absent_buildings"]``), or a mapping
@@ -641,6 +645,8 @@ def load_taskonomy(
         scene_classes = "gmtl" if scene_classes == "all" else scene_classes
     if drop_incomplete is None:
         drop_incomplete = gmtl
+    if split is None:
+        split = "csv" if gmtl else "buildings"
     task_domain = {t: MTCRL_TASKS[t][0] for t in names}
     dense = {t: d for t, d in task_domain.items() if MTCRL_TASKS[t][1].is_dense}
     if labels_only and dense:
@@ -799,6 +805,28 @@ def load_taskonomy(
               "directory": str(root), "cache_dir": str(index.cache_dir), "listings": index.listings,
               "absent_buildings": absent, "dropped": dropped, "split": split_name},
     )  # fmt: skip
+
+
+def paper_transforms(resize: int = 256, crop: int = 224) -> dict[str, Any]:
+    """The GMTL papers' image pipeline as contract transforms: ``{"train": ..., "eval": ...}``.
+
+    Train: resize to ``resize``², random ``crop``² crop, horizontal flip (p = 0.5; the normal
+    map's x component is negated), ``uint8`` → [0, 1], ImageNet normalisation. Eval: resize,
+    centre crop, the same scaling (GMTL §5.2: 256 → 224). Maps follow the image geometry.
+    """
+    from .transforms import (
+        CenterCrop,
+        Compose,
+        HorizontalFlip,
+        Normalize,
+        RandomCrop,
+        Resize,
+        ToFloat,
+    )
+
+    norm = [ToFloat(), Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    return {"train": Compose([Resize(resize), RandomCrop(crop), HorizontalFlip(0.5), *norm]),
+            "eval": Compose([Resize(resize), CenterCrop(crop), *norm])}
 
 
 def gmtl_taskonomy_prior(splits: DatasetSplits, pseudocount: float = 1.0, split: str = "train") -> Any:
