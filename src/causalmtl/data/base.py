@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from .._validation import check_labels
 from .streamed import FileSource, concatenate_sources
 
 TaskKind = Literal["classification", "regression", "segmentation", "dense"]
-Inputs = Union[np.ndarray, Mapping[str, np.ndarray], FileSource]
+Inputs = np.ndarray | Mapping[str, np.ndarray] | FileSource
 
 #: the losses each task kind allows; the first is the default
 TASK_LOSSES: dict[str, tuple[str, ...]] = {
