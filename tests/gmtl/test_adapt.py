@@ -10,6 +10,7 @@ from scipy.stats import multivariate_normal
 
 from causalmtl.gmtl import JointPrior, decode, independent_argmax
 from causalmtl.gmtl.adapt import adapt, alpha_from_severity, decode_adapted
+from causalmtl.gmtl.score_model import GaussianScoreModel, score_features
 from causalmtl.shift.unknown_q import (
     evaluate_unknown_q,
     importance_resample,
@@ -17,7 +18,6 @@ from causalmtl.shift.unknown_q import (
     q_error,
     shifted_accuracy,
 )
-from causalmtl.gmtl.score_model import GaussianScoreModel, score_features
 
 N_CLASSES = (2, 2)
 P = np.array([[0.42, 0.08], [0.08, 0.42]])  # the two labels agree in training
