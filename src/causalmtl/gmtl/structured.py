@@ -51,7 +51,7 @@ def fit_prior(
     max_table_size : ``"auto"`` builds the full table while ``Π C_t <= max_table_size``
     **tree_kwargs : ``edges``, ``threshold``, ``missing`` for :meth:`TreePrior.fit`
 
-    The choice is logged at INFO level; ``isinstance(prior, TreePrior)`` tells which.
+    The choice is logged at INFO level; ``prior.structure`` (``"table"`` or ``"tree"``) tells which.
     """
     n_classes = check_n_classes(n_classes)
     if structure not in ("auto", "full", "tree"):
