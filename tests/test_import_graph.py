@@ -15,6 +15,7 @@ every package's CLI does).
 from __future__ import annotations
 
 import ast
+import functools
 import pathlib
 from collections import defaultdict
 
@@ -58,6 +59,7 @@ def modules(src: pathlib.Path, top: str = "causalmtl") -> dict[str, tuple[pathli
     return out
 
 
+@functools.cache
 def import_edges(src: pathlib.Path, top: str = "causalmtl") -> list[tuple[str, str, int, bool]]:
     """``(importer, imported module, line, at module level)`` for every import of ``top``."""
     mods = modules(src, top)
