@@ -11,7 +11,7 @@ Exact zeros
 -----------
 A prior fitted with ``pseudocount=0`` (or built with :meth:`JointPrior.from_probs` from a
 table with zeros) may hold cells with probability 0. Such a prior is valid as a description
-of the data, but GMTL's ``−α log p(y)`` is ``+inf`` there. :func:`causalmtl.gmtl.decode`
+of the data, but GMTL's ``−α log p(y)`` is ``+inf`` there. :func:`causalmtl.gmtl.gmtl_decode`
 therefore **refuses** (``ValueError``) a prior with zero cells whenever the prior term is
 used (α > 0 or a target prior q), naming the number of zero cells and the first one; at
 α = 0 the prior is not used and no error is raised. :attr:`JointPrior.has_zeros` tells in

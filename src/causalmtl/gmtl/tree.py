@@ -244,8 +244,8 @@ class TreePrior:
 
     Build it with :meth:`fit` (Chow–Liu, forest by threshold, or a user-given tree),
     :meth:`from_marginals`, :meth:`from_joint` or :meth:`random`, not directly. It is a
-    drop-in prior for :func:`causalmtl.gmtl.decode` (exact max-product / sum-product on the
-    tree, see :mod:`causalmtl.gmtl.structured`) and exposes the same views as
+    drop-in prior for :func:`causalmtl.gmtl.gmtl_decode` (exact max-product / sum-product on the
+    tree, see :mod:`causalmtl.gmtl.decode`) and exposes the same views as
     :class:`~causalmtl.gmtl.JointPrior` (``n_classes``, ``marginal(t)``, ``n_fitted``, and the
     flattened ``probs`` / ``log_prob`` when ``Π C_t <= MAX_TABLE_SIZE``).
 
