@@ -67,8 +67,9 @@ def main() -> None:
         ok = "ok" if sec <= 5 and mb <= 256 else "MISSED"
         print(f"T=16 binary, N={N16}, 1 alpha, {label:<34s}: {sec:6.2f} s, "
               f"{N16 / sec:10,.0f} examples/s, peak +{mb:.0f} MB (target 5 s / 256 MB: {ok})")
-    ref = np.asarray(gmtl_decode([torch.as_tensor(x[:2000]) for x in lp16], joint16, alpha=0.5, backend="torch").labels)
-    same = all((np.asarray(gmtl_decode(lp16[:2000], p, alpha=0.5).labels) == ref).all() for p in (joint16, prior16))
+    rows = [x[:2000] for x in lp16]
+    ref = np.asarray(gmtl_decode([torch.as_tensor(x) for x in rows], joint16, alpha=0.5, backend="torch").labels)
+    same = all((np.asarray(gmtl_decode(rows, p, alpha=0.5).labels) == ref).all() for p in (joint16, prior16))
     print(f"torch table, numpy table and tree decoding agree on 2,000 T=16 rows: {bool(same)}")
 
     if args.scaling:
