@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from scipy.stats import weightedtau
 
 from ._validation import as_numpy
 
@@ -86,10 +85,19 @@ def weighted_tau(log_p: Any, log_q: Any, variant: TauVariant = "scipy") -> float
     return _tau(x, y, variant)
 
 
+def _weightedtau() -> Any:
+    """``scipy.stats.weightedtau``, imported on first use: ``scipy.stats`` costs ~60 MB and
+    seconds to import, and ``import causalmtl.gmtl`` (which reaches this module through
+    ``adapt``) should not pay for it before τ is needed."""
+    from scipy.stats import weightedtau
+
+    return weightedtau
+
+
 def _tau(x: np.ndarray, y: np.ndarray, variant: str) -> float:
     if variant == "scipy":
-        return float(weightedtau(x, y).statistic)
-    return float(weightedtau(x, y, rank=None, additive=False).statistic)
+        return float(_weightedtau()(x, y).statistic)
+    return float(_weightedtau()(x, y, rank=None, additive=False).statistic)
 
 
 __all__ = ["TAU_VARIANTS", "TauVariant", "flat_log_prior", "weighted_tau"]
