@@ -62,6 +62,7 @@ def table_joint_torch(
         for a in range(A):
             s = torch.add(base, directions[a], out=buf)
             labels[a, start:stop] = _unravel(s.argmax(dim=1), n_classes)
+        del base, buf, s  # free this chunk before the next one is built (peak: one chunk)
     return labels
 
 
@@ -115,6 +116,7 @@ def table_marginals_torch(
                 for t in range(T):
                     m = view.sum(dim=tuple(d + 1 for d in range(T) if d != t))
                     out[t][a, start:stop] = torch.log(m) - total
+        del base  # free this chunk before the next one is built
     return out
 
 
