@@ -6,6 +6,10 @@ import torch
 
 from causalmtl.gmtl import JointPrior, decode, independent_argmax
 
+# These tests pin the deprecated decode / decode_structured (kept for one release);
+# tests/gmtl/test_decode_core.py covers gmtl_decode.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 
 def random_log_probs(rng, n, n_classes):
     out = []

@@ -347,14 +347,14 @@ def gmtl_shift(
     accuracy at α = 0 and α = 1, per-run τ–optimal-α correlation, mean gain) and arrays
     (``tau_<t>``, ``acc_<t>`` of shape ``(D,)`` and ``(D, A)``, ``alphas``).
     """
-    from ..gmtl import JointPrior, decode
+    from ..gmtl import JointPrior, gmtl_decode
     from ..shift.analysis import analyze
     from ..shift.evaluate import evaluate_shift
 
     n_classes = test.n_classes
     prior = JointPrior.fit(train_labels, n_classes, pseudocount=pseudocount)
     alphas = [float(a) for a in alphas]
-    preds = decode(log_probs, prior, alpha=alphas, normalized=False)  # (A, N, T)
+    preds = gmtl_decode(log_probs, prior, alpha=alphas, normalized=False).labels  # (A, N, T)
     labels = test.labels
     rows: list[MetricRow] = []
     arrays: dict[str, np.ndarray] = {"alphas": np.asarray(alphas)}

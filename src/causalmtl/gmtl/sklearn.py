@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .decode import decode, joint_log_posterior
+from .decode import gmtl_decode, joint_log_posterior
 from .prior import JointPrior, as_prior
 
 _TINY = 1e-300
@@ -126,12 +126,12 @@ class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     def _decode_kwargs(self) -> dict[str, Any]:
         if self.target_prior is not None:
-            return {"target_prior": self.target_prior}
+            return {"q": self.target_prior}
         return {"alpha": self.alpha}
 
     def predict(self, X: Any) -> np.ndarray:
         """Joint GMTL prediction, an ``(n, T)`` array of class labels."""
-        codes = decode(self._log_probs(X), self.prior_, normalized=False, **self._decode_kwargs())
+        codes = gmtl_decode(self._log_probs(X), self.prior_, normalized=False, **self._decode_kwargs()).labels
         return np.stack([c[codes[:, t]] for t, c in enumerate(self.classes_)], axis=1)
 
     def predict_joint_proba(self, X: Any) -> np.ndarray:
@@ -143,8 +143,7 @@ class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         lp = self._log_probs(X)
         if self.target_prior is None:
             return np.exp(joint_log_posterior(lp, self.prior_, alpha=self.alpha))
-        _, scores = decode(lp, self.prior_, target_prior=self.target_prior,
-                           return_scores=True, normalized=False)
+        scores = gmtl_decode(lp, self.prior_, q=self.target_prior, scores=True, normalized=False).scores
         s = scores.reshape(len(scores), -1)
         s = np.exp(s - s.max(axis=1, keepdims=True))
         return (s / s.sum(axis=1, keepdims=True)).reshape(scores.shape)

@@ -10,7 +10,7 @@ one of
                       float ``(A,)`` the α each slice was decoded with; or
   ``log_probs_0`` … ``log_probs_{T-1}``
                       float ``(N, C_t)`` per-task log-probabilities; they are decoded with
-                      :func:`causalmtl.gmtl.decode` at the requested α against ``prior``
+                      :func:`causalmtl.gmtl.gmtl_decode` at the requested α against ``prior``
 ``prior`` or ``log_prior``
                       the joint prior p(y) the model was trained with (probabilities of shape
                       ``n_classes``, or log-probabilities, any shape, C-order, need not be
@@ -47,6 +47,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._validation import as_numpy, check_alpha, check_labels, check_n_classes
+from ..gmtl.decode import gmtl_decode
+from ..gmtl.prior import JointPrior
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +186,6 @@ def _read_one_bundle(
             raise ValueError(
                 f"{name}: decoding log_probs_* needs the joint 'prior' (or 'log_prior')"
             )
-        from ..gmtl import JointPrior, decode
-
         want = check_alpha(alphas if alphas is not None else np.round(np.linspace(0, 1, 11), 10))
         log_probs = [np.asarray(z[k], dtype=np.float64) for k in lp_keys]
         for t, lp in enumerate(log_probs):
@@ -194,7 +194,7 @@ def _read_one_bundle(
                     f"{name}: log_probs_{t} has shape {lp.shape}; expected (N, C_{t}) with N = {labels.shape[0]}"
                 )
         prior = JointPrior.from_probs(np.exp(train_log).reshape(n_classes))
-        pred = np.asarray(decode(log_probs, prior, alpha=[float(a) for a in want]), dtype=np.int64)
+        pred = np.asarray(gmtl_decode(log_probs, prior, alpha=[float(a) for a in want]).labels, dtype=np.int64)
         return labels, pred, want, test_log if test_log is not None else train_log, n_classes
 
 
@@ -233,8 +233,6 @@ def load_bundles(
     preds = np.concatenate([p[1] for p in parts], axis=1)
     log_p = log_p0
     if log_p is None:
-        from ..gmtl import JointPrior
-
         logger.warning(
             "no prior in the bundle: fitting p on the %d labels (fully-labelled rows, pseudocount 1)",
             labels.shape[0],
