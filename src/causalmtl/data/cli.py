@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 DATASETS = ("gaussian-toy", "multi-sem", "multi-digits", "multi-mnist")
 
 
@@ -55,6 +53,8 @@ def _build(args: argparse.Namespace):
 
 
 def _show(args: argparse.Namespace) -> int:
+    import numpy as np
+
     splits = _build(args)
     print(splits.summary())
     shape = np.asarray(splits.train.inputs).shape[1:]
@@ -71,10 +71,18 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _figure2(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .gaussian_toy import PAPER_COV_RANGE, decision_boundaries, plot_decision_boundaries
 
     if args.points < 2:
         raise ValueError(f"--points must be >= 2, got {args.points}")
+    from pathlib import Path
+
+    parent = Path(args.out).resolve().parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {args.out!r}: its directory {str(parent)!r} does not exist "
+                         "(create it first)")
     covs = np.linspace(*PAPER_COV_RANGE, args.points)
     plot_decision_boundaries(args.out, covs=covs)
     res = decision_boundaries(covs)
