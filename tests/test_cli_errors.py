@@ -289,3 +289,11 @@ def test_help_and_argument_errors_import_no_heavy_library():
     p = subprocess.run([sys.executable, "-m", "causalmtl.cli", "run", "--workers"], capture_output=True,
                        text=True, env=env)
     assert p.returncode == 2 and "expected one argument" in p.stderr
+
+
+def test_list_and_readme_give_the_same_quickstart_time():
+    from causalmtl.experiments import registry
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    seconds = registry.get("quickstart").expected_seconds
+    assert f"in {registry.format_seconds(seconds)} on an idle 2-core machine" in readme

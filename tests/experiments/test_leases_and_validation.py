@@ -211,3 +211,14 @@ def test_tensorboard_flag_reaches_the_trainer(tmp_path, monkeypatch, capsys):
     with ResultStore(tmp_path / "o" / DB_NAME) as st:
         run_id = st.runs("quickstart")[0].id
     assert seen and Path(seen[0]) == tb / "quickstart" / str(run_id) / "main"
+
+
+def test_tensorboard_logs_are_written_where_installed(tmp_path):
+    pytest.importorskip("tensorboard", reason="optional extra 'tensorboard'")
+    from causalmtl.cli import main
+
+    tb = tmp_path / "tb"
+    assert main(["run", "quickstart", "--preset", "tiny", "--set", "gmtl_methods=[stl]", "mtcrl_methods=[stl]",
+                 "train.epochs=1", "n_draws=2", "--out", str(tmp_path / "o"), "--tensorboard", str(tb),
+                 "--no-report"]) == 0
+    assert list(tb.glob("quickstart/*/main/events.out.tfevents.*"))

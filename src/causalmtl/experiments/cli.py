@@ -181,7 +181,7 @@ def _list(args: argparse.Namespace) -> int:
     for n, t, d in rows:
         star = " (default)" if n == registry.DEFAULT_EXPERIMENT else ""
         print(f"{n:<{w0}}  {t:<{w1}}  {d}{star}")
-    print("\nexpected times are for the default config, one seed, 2 CPU cores")
+    print("\nexpected times are for the default config, one seed, 2 idle CPU cores (busy cores: up to 4x longer)")
     return 0
 
 

@@ -273,7 +273,6 @@ def finish_summary(summary: RunSummary, store: ResultStore, name: str, chash: st
     summary.first_error = _last_line(failed[0]["error"]) if failed else ""
     summary.claimed_elsewhere = store.claimed_by_others(name, chash)
     summary.threads = sorted(store.thread_counts(name, chash))
-    summary.executed = max(summary.executed, sum(1 for r in rows if r.attempts > 0))
 
 
 def _last_line(text: str | None) -> str:
@@ -530,6 +529,8 @@ def run_experiment(
             if dead:
                 log.warning("%d worker(s) ended abnormally (exit codes %s)", len(dead), dead)
         finish_summary(summary, store, name, chash)
+        if workers > 1:  # the workers' own counts are not reported back
+            summary.executed = max(summary.executed, sum(1 for r in store.runs(name, chash) if r.attempts > 0))
     summary.seconds = time.perf_counter() - t0
     return summary
 
