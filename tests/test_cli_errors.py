@@ -244,12 +244,23 @@ def case_bad_config_values(t, mp):
              "--out", str(t / "o")], "train.epochs=-1 (expected an int >= 1)")
 
 
+def case_missing_data_in_the_cli_words(t, mp):
+    mp.delenv("CAUSALMTL_DATA", raising=False)
+    return ["run", "movielens", "--out", str(t / "o")], "missing file 'ratings.csv'", "pass --set data.path=..."
+
+
+def case_missing_mnist_in_the_cli_words(t, mp):
+    mp.delenv("CAUSALMTL_DATA", raising=False)
+    return ["data", "show", "multi-mnist"], "pass --data-dir DIR"
+
+
 CASES = {name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_cli_case_is_one_line_and_non_zero(name, tmp_path, monkeypatch, capsys):
-    argv, names = CASES[name](tmp_path, monkeypatch)
+    argv, *names = CASES[name](tmp_path, monkeypatch)
+    names = names[0] if len(names) == 1 else tuple(names)
     capsys.readouterr()
     code = main(argv)
     err = capsys.readouterr().err

@@ -55,7 +55,13 @@ def _build(args: argparse.Namespace):
 def _show(args: argparse.Namespace) -> int:
     import numpy as np
 
-    splits = _build(args)
+    from ._sources import MissingDataError
+
+    try:
+        splits = _build(args)
+    except MissingDataError as exc:  # in the CLI's words: --data-dir, not path=...
+        msg = str(exc).replace("pass path=...", "pass --data-dir DIR").replace("pass data_dir=...", "pass --data-dir DIR")
+        raise MissingDataError(msg) from None
     print(splits.summary())
     shape = np.asarray(splits.train.inputs).shape[1:]
     print(f"input shape per example: {shape}; tasks: "

@@ -126,8 +126,8 @@ def _cli_data_hint(exc: Exception, exp: Any) -> Exception:
         return exc
     option = " or ".join(f"--set {k}=..." for k in keys[:2])
     msg = str(exc)
-    if "pass path=..." in msg:
-        msg = msg.replace("pass path=...", f"pass {option}")
+    if "pass path=..." in msg or "pass data_dir=..." in msg:
+        msg = msg.replace("pass path=...", f"pass {option}").replace("pass data_dir=...", f"pass {option}")
     else:
         msg += f" (give the location with {option} or ${'{'}CAUSALMTL_DATA{'}'})"
     try:
