@@ -308,3 +308,31 @@ def test_list_and_readme_give_the_same_quickstart_time():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     seconds = registry.get("quickstart").expected_seconds
     assert f"in {registry.format_seconds(seconds)} on an idle 2-core machine" in readme
+
+
+def _full_bundle(root: Path) -> Path:
+    """A readable prediction bundle: 2 binary tasks, alphas 0 and 1."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=(40, 2))
+    logp = np.log(np.full((40, 2), 0.5))
+    path = root / "full.npz"
+    np.savez(path, labels=y, n_classes=np.array([2, 2]), alphas=np.array([0.0, 1.0]),
+             predictions=np.stack([y, y]), log_probs_0=logp, log_probs_1=logp)
+    return path
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_shift_shows_bars_only_on_a_terminal(tmp_path, monkeypatch, capsys, tty):
+    import causalmtl.shift.evaluate as ev
+
+    seen = {}
+
+    def fake(*args, progress=False, **kwargs):
+        seen["progress"] = progress
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(ev, "evaluate_shift", fake)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    assert main(["shift", "--bundle", str(_full_bundle(tmp_path)), "--out", str(tmp_path / "s")]) == 1
+    assert "RuntimeError: stop here" in capsys.readouterr().err
+    assert seen["progress"] is tty
