@@ -107,8 +107,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return main(["run"])
         parser.print_help()
         return 0
-    if args.debug:
-        os.environ["CAUSALMTL_DEBUG"] = "1"
     prog = f"causalmtl {args.command}"
     try:
         return int(args.func(args) or 0)
