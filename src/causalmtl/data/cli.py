@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 DATASETS = ("gaussian-toy", "multi-sem", "multi-digits", "multi-mnist")
 
 
@@ -69,7 +67,15 @@ def _build(args: argparse.Namespace):
 
 
 def _show(args: argparse.Namespace) -> int:
-    splits = _build(args)
+    import numpy as np
+
+    from ._sources import MissingDataError
+
+    try:
+        splits = _build(args)
+    except MissingDataError as exc:  # in the CLI's words: --data-dir, not path=...
+        msg = str(exc).replace("pass path=...", "pass --data-dir DIR").replace("pass data_dir=...", "pass --data-dir DIR")
+        raise MissingDataError(msg) from None
     print(splits.summary())
     shape = np.asarray(splits.train.inputs).shape[1:]
     print(f"input shape per example: {shape}; tasks: "
@@ -107,10 +113,18 @@ def _synthetic(args: argparse.Namespace) -> int:
 
 
 def _figure2(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .gaussian_toy import PAPER_COV_RANGE, decision_boundaries, plot_decision_boundaries
 
     if args.points < 2:
         raise ValueError(f"--points must be >= 2, got {args.points}")
+    from pathlib import Path
+
+    parent = Path(args.out).resolve().parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {args.out!r}: its directory {str(parent)!r} does not exist "
+                         "(create it first)")
     covs = np.linspace(*PAPER_COV_RANGE, args.points)
     plot_decision_boundaries(args.out, covs=covs)
     res = decision_boundaries(covs)

@@ -224,6 +224,17 @@ def protocol_for(method: str, protocol: str) -> str:
     return "mtcrl" if method_def(method).method == "mtcrl" or protocol == "mtcrl" else "split"
 
 
+def tensorboard_dir(tag: str = "") -> Path | None:
+    """Where the training of the run being executed logs to TensorBoard (``causalmtl run
+    --tensorboard DIR``): ``DIR/<experiment>/<run id>[/<tag>]``, or ``None``."""
+    from .runner import current_run
+
+    ctx = current_run()
+    if ctx is None or ctx.tensorboard_dir is None:
+        return None
+    return ctx.tensorboard_dir / tag if tag else ctx.tensorboard_dir
+
+
 def train_method(
     name: str,
     splits: DatasetSplits,
@@ -254,6 +265,7 @@ def train_method(
             weight_decay=float(trainer_h.get("weight_decay", 0.0)), patience=tcfg.patience,
             select=tcfg.select, protocol=proto, device=device, seed=seed,
             checkpoint_dir=workdir / f"ckpt-{tag}", progress=progress,
+            tensorboard_dir=tensorboard_dir(tag),
         )
         return trainer.fit(splits, resume=True)
 
@@ -400,5 +412,6 @@ __all__ = [
     "make_digits",
     "method_def",
     "spurious_metrics",
+    "tensorboard_dir",
     "train_method",
 ]

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .common import tensorboard_dir
 from .registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
 from .store import MetricRow
 
@@ -160,7 +161,7 @@ def mlp_log_probs(
     trainer = Trainer(
         ERM(model), epochs=cfg.mlp.epochs, batch_size=cfg.mlp.batch_size, lr=cfg.mlp.lr,
         patience=cfg.mlp.patience, select="valid/loss", device=device, seed=seed,
-        checkpoint_dir=workdir,
+        checkpoint_dir=workdir, tensorboard_dir=tensorboard_dir(),
     )  # fmt: skip
     trainer.fit(splits, resume=True)
     return {

@@ -459,7 +459,7 @@ class Trainer:
         self._check_data(splits.train, "train split")
         self._check_data(splits.valid, "valid split")
         if self.protocol == "mtcrl":
-            log.warning("protocol='mtcrl': the valid split is trained on and also used for selection")
+            log.info("protocol='mtcrl': the valid split is trained on and also used for selection")
         train = self._training_data(splits)
         groups = self._env_groups(train)
         n_steps = self.steps_per_epoch or steps_per_epoch([len(g) for g in groups], self.batch_size)
