@@ -9,7 +9,10 @@ name           architecture        training method          notes
 =============  ==================  =======================  ====================================
 stl / nps      STL (one net/task)  ERM                      NPS = the STL nets decoded jointly
 shared         shared trunk        ERM                      hard parameter sharing (STN)
-mtl / mmoe     MMoE                ERM                      "vanilla MTL" of MT-CRL (§4)
+mtl / mmoe     MMoE                ERM                      4 experts of the full encoder width
+mtl-shared     shared trunk        ERM                      "vanilla MTL" as the paper's Table 1/6 rows
+mmoe-k         MMoE, K experts     ERM                      §4's MMoE at MT-CRL's capacity: K = n_modules
+                                                            experts of width d/K (MT-CRL's modules)
 cross_stitch   cross-stitch        ERM                      columns initialised from trained STL
 fps            FPS (joint head)    ERM                      predicts the joint class
 pcgrad …       MMoE                PCGrad/GradVac/IRM/…     MT-CRL's baselines on MMoE
@@ -53,6 +56,8 @@ METHODS: dict[str, MethodDef] = {
     "shared": MethodDef("shared", "erm", family="shared", label="Shared trunk"),
     "mtl": MethodDef("mmoe", "erm", family="mtl", label="MTL"),
     "mmoe": MethodDef("mmoe", "erm", family="mmoe", label="MMoE"),
+    "mtl-shared": MethodDef("shared", "erm", family="shared", label="MTL (shared-bottom)"),
+    "mmoe-k": MethodDef("mmoe-k", "erm", family="mtl", label="MTL (MMoE, K = MT-CRL's modules)"),
     "cross_stitch": MethodDef("cross_stitch", "erm", family="cross_stitch", label="Cross-stitch"),
     "fps": MethodDef("fps", "erm", family="fps", label="FPS"),
     "pcgrad": MethodDef("mmoe", "pcgrad", family="pcgrad", label="PCGrad"),
@@ -174,6 +179,12 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
             return FPS(enc(), tasks)
         if arch == "mmoe":
             return MMoE(enc, tasks, n_experts=mcfg.n_experts, gate_in_dim=d_in)
+        if arch == "mmoe-k":  # MT-CRL §4: MMoE with K experts, each one of MT-CRL's d/K-wide modules
+            from ..nn.mtcrl import module_width
+
+            k = int(over.get("n_modules", mcfg.n_modules))
+            d = module_width(int(mcfg.width), k)  # raises when K does not divide the width
+            return MMoE(encoder_factory(mcfg, d_in, d, in_channels=ch), tasks, n_experts=k, gate_in_dim=d_in)
         if arch == "mtcrl":
             k = int(over.get("n_modules", mcfg.n_modules))
             vae_shape = None
