@@ -95,7 +95,10 @@ def check_methods(methods: Sequence[str], key: str = "methods") -> None:
 class ModelConfig:
     """Architecture sizes shared by every method of an experiment."""
 
-    encoder: str = "mlp"  # "mlp" (flattened pixels) or "cnn"
+    # "mlp" (flattened pixels), "cnn" (CNNEncoder, position-keeping 4×4 pool), "lenet" (the
+    # Multi-MNIST LeNet of Sener & Koltun 2018 / Yu et al. 2020; images >= 16×16), or "auto":
+    # lenet for images of at least 16×16 pixels (Multi-MNIST), mlp otherwise
+    encoder: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [128, 64])
     n_experts: int = 4  # MMoE experts
     n_modules: int = 8  # MT-CRL modules K (paper default 8)
@@ -149,15 +152,40 @@ def _in_dim(data: MultiTaskDataset) -> int:
     return int(np.prod(np.asarray(data.inputs).shape[1:]))
 
 
-def encoder_factory(mcfg: ModelConfig, in_dim: int, out_dim: int | None = None, in_channels: int = 1) -> Any:
+ENCODERS = ("mlp", "cnn", "lenet", "auto")
+
+
+def resolve_encoder(name: str, image_size: tuple[int, int] | None) -> str:
+    """The encoder ``"auto"`` stands for: ``"lenet"`` for images whose sides are at least
+    :func:`~causalmtl.nn.encoders.lenet_min_size` (Multi-MNIST's 28×56), else ``"mlp"``."""
+    from ..nn.encoders import lenet_min_size
+
+    if name not in ENCODERS:
+        raise ValueError(f"model.encoder must be one of {ENCODERS}, got {name!r}")
+    if name != "auto":
+        return name
+    return "lenet" if image_size is not None and min(image_size) >= lenet_min_size() else "mlp"
+
+
+def encoder_factory(mcfg: ModelConfig, in_dim: int, out_dim: int | None = None, in_channels: int = 1,
+                    image_size: tuple[int, int] | None = None) -> Any:
     from ..nn import CNNEncoder, MLPEncoder
+    from ..nn.encoders import LeNetEncoder
 
     hidden = list(mcfg.hidden) if out_dim is None else [*mcfg.hidden[:-1], out_dim]
-    if mcfg.encoder == "mlp":
+    kind = resolve_encoder(mcfg.encoder, image_size)
+    if kind == "mlp":
         return lambda: MLPEncoder(in_dim, hidden)
-    if mcfg.encoder == "cnn":
+    if kind == "cnn":
         return lambda: CNNEncoder(in_channels, (16, 32), out_dim=hidden[-1])
-    raise ValueError(f"model.encoder must be 'mlp' or 'cnn', got {mcfg.encoder!r}")
+    if image_size is None:
+        raise ValueError("model.encoder='lenet' needs image inputs (N, C, H, W) or (N, H, W)")
+    return lambda: LeNetEncoder(in_channels, image_size, out_dim=hidden[-1])
+
+
+def _image_size(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(H, W)`` of image inputs ``(N, C, H, W)`` / ``(N, H, W)``; ``None`` for flat features."""
+    return (int(shape[-2]), int(shape[-1])) if len(shape) in (3, 4) else None
 
 
 def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int, **over: Any) -> Any:
@@ -169,7 +197,8 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
     d_in = _in_dim(data)
     shape = np.asarray(data.inputs).shape
     ch = int(shape[1]) if len(shape) == 4 else 1
-    enc = encoder_factory(mcfg, d_in, in_channels=ch)
+    img = _image_size(shape)
+    enc = encoder_factory(mcfg, d_in, in_channels=ch, image_size=img)
     with seeded(seed):
         if arch == "stl":
             return STL(enc, tasks)
@@ -184,7 +213,7 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
 
             k = int(over.get("n_modules", mcfg.n_modules))
             d = module_width(int(mcfg.width), k)  # raises when K does not divide the width
-            return MMoE(encoder_factory(mcfg, d_in, d, in_channels=ch), tasks, n_experts=k, gate_in_dim=d_in)
+            return MMoE(encoder_factory(mcfg, d_in, d, in_channels=ch, image_size=img), tasks, n_experts=k, gate_in_dim=d_in)
         if arch == "mtcrl":
             k = int(over.get("n_modules", mcfg.n_modules))
             vae_shape = None
@@ -193,7 +222,7 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
                     raise ValueError("disentangle='beta_vae' reconstructs the input and needs array inputs; "
                                      f"data.inputs is a dict with keys {sorted(data.inputs)}")
                 vae_shape = tuple(int(s) for s in shape[1:])
-            return MTCRLNet(lambda d: encoder_factory(mcfg, d_in, d, in_channels=ch)(), tasks, n_modules=k,
+            return MTCRLNet(lambda d: encoder_factory(mcfg, d_in, d, in_channels=ch, image_size=img)(), tasks, n_modules=k,
                             width=mcfg.width, routing=mcfg.routing, vae_input_shape=vae_shape)
     raise ValueError(f"unknown architecture {arch!r}")
 

@@ -79,7 +79,8 @@ class MtcrlDigitsConfig:
     dataset: str = "digits"  # "digits" (embedded) or "mnist" (MNIST files in data_dir / $CAUSALMTL_DATA)
     data_dir: str | None = None
     data: DigitsConfig = field(default_factory=DigitsConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # encoder "auto": the Multi-MNIST LeNet on MNIST's 28×56 images, an MLP on Multi-Digits' 8×16
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(encoder="auto"))
     # MT-CRL still improves after 15 epochs here (a probe: test accuracy 0.68 at 15, 0.78 at 40)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, patience=10))
     ablations: list[str] = field(default_factory=lambda: ["beta_vae", "no_decor", "no_graph", "bal_only", "sps_only"])
