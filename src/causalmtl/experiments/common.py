@@ -125,6 +125,9 @@ class DigitsConfig:
     n_valid: int = 1500
     n_test: int = 2000
     m: float = 0.9  # train agreement P(y' = y) component of the biased protocol
+    # protocol "pairs": "own" = valid has its own label pairs (disjoint from train's: MT-CRL's two
+    # environments differ), "train" = valid draws from the training pairs (no shift)
+    valid_pairs: str = "own"
 
 
 def check_positive(cfg: Any, keys: Sequence[str], where: str) -> None:
@@ -144,7 +147,82 @@ def make_digits(cfg: DigitsConfig, protocol: str, seed: int, test_joint: Any = "
         tj = biased_joint(10, cfg.m) if isinstance(test_joint, str) and test_joint == "train" else test_joint
         return make_multi_digits("biased", cfg.n_train, cfg.n_valid, cfg.n_test, m=cfg.m,
                                  test_joint=tj, seed=seed)
-    return make_multi_digits(protocol, cfg.n_train, cfg.n_valid, cfg.n_test, seed=seed)
+    return make_multi_digits(protocol, cfg.n_train, cfg.n_valid, cfg.n_test, seed=seed, valid_pairs=cfg.valid_pairs)
+
+
+def method_class(name: str) -> Any:
+    """The training-method class behind experiment method ``name`` (e.g. ``mtcrl-var`` → MTCRL)."""
+    from ..methods import METHODS as BASELINES
+
+    m = method_def(name).method
+    if m == "mtcrl":
+        from ..methods.mtcrl import MTCRL
+
+        return MTCRL
+    return BASELINES[m]
+
+
+def method_overrides(methods: Sequence[str], overrides: Mapping[str, Any], where: str = "method") -> dict[str, dict[str, Any]]:
+    """Per experiment method, the ``--set method.KEY=VALUE`` hyperparameters that apply to it.
+
+    A key applies to a method whose class declares it (``HPARAMS``) or whose search registry
+    (:mod:`.hparams`) has it (``lr``, ``weight_decay``). A key that applies to none of
+    ``methods`` is an error listing the valid keys. Every ``lambda*`` value must be a finite
+    number >= 0 (strings such as ``inf`` are read as numbers first). The result is recorded in
+    each run's hyperparameters, so runs with different values are different runs.
+    """
+    import math
+
+    if not overrides:  # nothing to check (and no need to import the method classes)
+        return {m: {} for m in methods}
+    cleaned: dict[str, Any] = {}
+    for key, value in overrides.items():
+        v = value
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                v = value
+        if key.startswith("lambda") or key in ("lr", "weight_decay"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{where}.{key} must be a finite number >= 0, got {value!r}")
+            v = float(v)
+        cleaned[key] = v
+    out: dict[str, dict[str, Any]] = {}
+    allowed: set[str] = set()
+    for m in methods:
+        keys = set(method_class(m).HPARAMS) | set(hp.REGISTRY[hp._base(method_def(m).family)])
+        allowed |= keys
+        out[m] = {k: v for k, v in cleaned.items() if k in keys}
+    unknown = sorted(set(cleaned) - allowed)
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]} is not a hyperparameter of any of the methods {list(methods)}; "
+                         f"valid keys: {', '.join(sorted(allowed))}")
+    return out
+
+
+def environment_shift(splits: DatasetSplits) -> list[MetricRow]:
+    """How far G-IRM's two environments (train = 0, valid = 1) differ in their labels.
+
+    ``env_shift_tv`` is the total-variation distance between the train and valid joint label
+    tables (``meta["true_joint"]``; empirical tables when absent); 0 means the invariance
+    penalty sees no label shift between its environments. ``envs_differ`` is 1 or 0.
+    """
+    tables = splits.meta.get("true_joint") if isinstance(splits.meta, Mapping) else None
+    if tables is not None and "train" in tables and "valid" in tables:
+        a, b = np.asarray(tables["train"], float).ravel(), np.asarray(tables["valid"], float).ravel()
+    else:
+        def emp(d: MultiTaskDataset) -> Any:
+            lab = d.labels
+            lab = lab[(lab >= 0).all(1)]
+            keys, counts = np.unique(lab, axis=0, return_counts=True)
+            return {tuple(k): c / counts.sum() for k, c in zip(keys.tolist(), counts)}
+        pa, pb = emp(splits.train), emp(splits.valid)
+        support = sorted(set(pa) | set(pb))
+        a, b = np.array([pa.get(k, 0.0) for k in support]), np.array([pb.get(k, 0.0) for k in support])
+    tv = 0.5 * float(np.abs(a - b).sum())
+    return [MetricRow("env_shift_tv", tv, split="valid", higher_is_better=None),
+            MetricRow("envs_differ", float(tv > 1e-9), split="valid", higher_is_better=None)]
 
 
 # --- models and methods ----------------------------------------------------------------------
@@ -437,8 +515,11 @@ __all__ = [
     "gmtl_shift",
     "joint_log_probs",
     "label",
+    "environment_shift",
     "make_digits",
+    "method_class",
     "method_def",
+    "method_overrides",
     "spurious_metrics",
     "train_method",
 ]

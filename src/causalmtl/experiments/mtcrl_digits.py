@@ -32,10 +32,12 @@ from .common import (
     TrainConfig,
     accuracy_metrics,
     check_methods,
+    environment_shift,
     history_rows,
     label,
     make_digits,
     method_def,
+    method_overrides,
     spurious_metrics,
     train_method,
 )
@@ -86,6 +88,10 @@ class MtcrlDigitsConfig:
     ablations: list[str] = field(default_factory=lambda: ["beta_vae", "no_decor", "no_graph", "bal_only", "sps_only"])
     k_values: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
     diagnostics: bool = True
+    # method hyperparameters from the command line (``--set method.lambda_girm=10``): each applies
+    # to the methods that have it, overrides the defaults / search draw, and is part of the runs'
+    # hyperparameters (different values, different runs)
+    method: dict[str, Any] = field(default_factory=dict)
 
 
 def _noise_band(std: float, n_seeds: int) -> float:
@@ -106,6 +112,10 @@ def _validate(cfg: MtcrlDigitsConfig) -> None:
     bad_k = [k for k in cfg.k_values if k < 1 or cfg.model.width % k]
     if bad_k:
         raise ValueError(f"k_values {bad_k} must be >= 1 and divide model.width = {cfg.model.width}")
+    if cfg.data.valid_pairs not in ("own", "train"):
+        raise ValueError(f"data.valid_pairs must be 'own' (valid has its own label pairs) or 'train' "
+                         f"(valid draws from the training pairs), got {cfg.data.valid_pairs!r}")
+    method_overrides([*cfg.methods, "mtcrl-var"], cfg.method)
 
 
 def check_data(cfg: MtcrlDigitsConfig) -> None:
@@ -119,12 +129,14 @@ def check_data(cfg: MtcrlDigitsConfig) -> None:
 def plan(cfg: MtcrlDigitsConfig) -> list[RunSpec]:
     _validate(cfg)
     ds = f"{cfg.dataset}-pairs"
+    over = method_overrides([*cfg.methods, "mtcrl-var"], cfg.method)
     specs = []
     for m in cfg.methods:
         for k in range(cfg.train.trials):
             specs.append(RunSpec(run_key=f"table6/{m}/trial={k}", method=m, dataset=ds, trial=k,
-                                 params={"part": "table6", "hparams": hp.sample(method_def(m).family, ds, k)}))
-    h = hp.sample("mtcrl", ds, 0)
+                                 params={"part": "table6",
+                                         "hparams": {**hp.sample(method_def(m).family, ds, k), **over[m]}}))
+    h = {**hp.sample("mtcrl", ds, 0), **over["mtcrl-var"]}
     for a in cfg.ablations:
         specs.append(RunSpec(run_key=f"ablation/{a}", method="mtcrl-var", dataset=ds,
                              params={"part": "ablation", "ablation": a, "hparams": {**h, **ABLATIONS[a]["fixed"]}}))
@@ -140,7 +152,8 @@ def _splits(cfg: MtcrlDigitsConfig, seed: int) -> Any:
     from ..data.mnist import make_multi_mnist
 
     d = cfg.data
-    return make_multi_mnist(cfg.data_dir, "pairs", d.n_train, d.n_valid, d.n_test, seed=seed)
+    return make_multi_mnist(cfg.data_dir, "pairs", d.n_train, d.n_valid, d.n_test, seed=seed,
+                            valid_pairs=d.valid_pairs)
 
 
 def run(cfg: MtcrlDigitsConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
@@ -148,7 +161,7 @@ def run(cfg: MtcrlDigitsConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
     over = {"n_modules": spec.params["n_modules"]} if "n_modules" in spec.params else {}
     trained = train_method(spec.method, splits, cfg.model, cfg.train, dict(spec.params["hparams"]), ctx.seed,
                            ctx.device, ctx.artefact_dir, protocol="mtcrl", progress=ctx.progress, **over)
-    rows = accuracy_metrics(trained.model, splits, ctx.device) + history_rows(trained)
+    rows = accuracy_metrics(trained.model, splits, ctx.device) + history_rows(trained) + environment_shift(splits)
     arrays: dict[str, np.ndarray] = {}
     if spec.params["part"] == "table6":
         sp, _ = spurious_metrics(trained.model, splits.test, splits.meta["causal_blocks"], ctx.device)
@@ -178,6 +191,7 @@ def report(ctx: Any) -> list[Any]:
     from ..report.tables import seed_mean
     from .reporting import (
         accuracy_table,
+        environment_blocks,
         graph_figure,
         line_figure,
         relative_table,
@@ -197,7 +211,8 @@ def report(ctx: Any) -> list[Any]:
                               "STL, MTL (shared-bottom) and MT-CRL use the MMoE architecture (4 full-width experts; "
                               "MMoE-K: K experts of MT-CRL's module width); MT-CRL uses K modules and a learned "
                               "task-to-module graph; environment protocol of §4."),
-                      *selection_blocks(frame[frame["part"] == "table6"], t6)]
+                      *selection_blocks(frame[frame["part"] == "table6"], t6),
+                      *environment_blocks(frame)]
     if not t6.empty:
         blocks.append(Table(accuracy_table(t6, cfg.methods, tasks, split="test", extra=("rho_spur_mean",)),
                             caption="Table 6 analogue: test accuracy per digit and ρ_spur (mean ± std over seeds)"))

@@ -10,7 +10,7 @@ report training accuracy, out-of-distribution test accuracy and the spurious sco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -20,9 +20,11 @@ from .common import (
     TrainConfig,
     accuracy_metrics,
     check_methods,
+    environment_shift,
     history_rows,
     label,
     method_def,
+    method_overrides,
     spurious_metrics,
     train_method,
 )
@@ -46,6 +48,9 @@ class SemDataConfig:
     n_valid: int = 1000
     n_test: int = 2000
     m_train: float = 0.9
+    # valid's label agreement; None = m_train (no shift between G-IRM's environments train and
+    # valid, so MT-CRL's invariance penalty has nothing to act on); e.g. 0.1 shifts it
+    m_valid: Optional[float] = None  # noqa: UP007 - OmegaConf needs typing.Optional
     m_test: float = 0.1
     signal: float = 1.5  # single-task Bayes accuracy Φ(1.5) = 0.933, the paper's train accuracy
     structure: str = "hub"
@@ -58,6 +63,8 @@ class MultiSemConfig:
     data: SemDataConfig = field(default_factory=SemDataConfig)
     model: ModelConfig = field(default_factory=lambda: ModelConfig(hidden=[64, 32]))
     train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=30, patience=5))
+    # method hyperparameters (``--set method.lambda_girm=10``), recorded in each run's hparams
+    method: dict[str, Any] = field(default_factory=dict)
 
 
 def plan(cfg: MultiSemConfig) -> list[RunSpec]:
@@ -65,9 +72,14 @@ def plan(cfg: MultiSemConfig) -> list[RunSpec]:
     bad = [t for t in cfg.n_tasks if not 2 <= t <= 8]
     if bad or not cfg.n_tasks:
         raise ValueError(f"n_tasks must be a non-empty list of ints in [2, 8] (Multi-SEM), got {cfg.n_tasks}")
+    for key in ("m_train", "m_valid", "m_test"):
+        v = getattr(cfg.data, key)
+        if v is not None and not (isinstance(v, (int, float)) and 0.0 <= float(v) <= 1.0):
+            raise ValueError(f"data.{key} must be a label agreement in [0, 1], got {v!r}")
+    over = method_overrides(cfg.methods, cfg.method)
     return [
         RunSpec(run_key=f"T={t}/{m}/trial={k}", method=m, dataset=f"multi-sem-T{t}", trial=k,
-                params={"n_tasks": t, "hparams": hp.sample(method_def(m).family, "multi-sem", k)})
+                params={"n_tasks": t, "hparams": {**hp.sample(method_def(m).family, "multi-sem", k), **over[m]}})
         for t in cfg.n_tasks
         for m in cfg.methods
         for k in range(cfg.train.trials)
@@ -79,13 +91,20 @@ def run(cfg: MultiSemConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
 
     d = cfg.data
     splits = make_multi_sem(n_tasks=int(spec.params["n_tasks"]), dim=d.dim, n_train=d.n_train, n_valid=d.n_valid,
-                            n_test=d.n_test, m_train=d.m_train, m_test=d.m_test, signal=d.signal,
+                            n_test=d.n_test, m_train=d.m_train, m_valid=d.m_valid, m_test=d.m_test, signal=d.signal,
                             structure=d.structure, seed=ctx.seed)
     trained = train_method(spec.method, splits, cfg.model, cfg.train, dict(spec.params["hparams"]), ctx.seed,
                            ctx.device, ctx.artefact_dir, protocol="split", progress=ctx.progress)
-    rows = accuracy_metrics(trained.model, splits, ctx.device) + history_rows(trained)
+    rows = accuracy_metrics(trained.model, splits, ctx.device) + history_rows(trained) + environment_shift(splits)
     sp, sal = spurious_metrics(trained.model, splits.test, splits.meta["causal_blocks"], ctx.device)
-    return RunResult(rows + sp, {"saliency": sal.astype(np.float32)},
+    arrays = {"saliency": sal.astype(np.float32)}
+    if hasattr(trained.model, "graph"):  # MT-CRL: the learned graph and its task-to-factor weights
+        from ..methods.mtcrl_diagnostics import task_factor_weights
+
+        arrays["graph"] = trained.model.graph.detach().cpu().numpy()
+        arrays["task_factor"] = task_factor_weights(trained.model, splits.test, splits.meta["causal_blocks"],
+                                                    ctx.device)
+    return RunResult(rows + sp, arrays,
                      info={"hparams": spec.params["hparams"], "m": splits.meta.get("m")})
 
 
@@ -101,7 +120,7 @@ def report(ctx: Any) -> list[Any]:
 
     from ..report.blocks import Comparison, Figure, PaperComparison, Table, Text
     from ..report.tables import seed_mean
-    from .reporting import line_figure, order_verdict, select_trials, selection_blocks
+    from .reporting import environment_blocks, line_figure, order_verdict, select_trials, selection_blocks
 
     cfg = ctx.config
     frame = select_trials(ctx.frame)
@@ -109,9 +128,11 @@ def report(ctx: Any) -> list[Any]:
         return [Text("No finished run.", kind="warning")]
     paper_key = {"stl": "stl", "shared": "mtl", "mtl": "mtl"}
     blocks: list[Any] = [Text(
-        f"Label agreement m = {cfg.data.m_train} in training and {cfg.data.m_test} at test (OOD); "
+        f"Label agreement m = {cfg.data.m_train} in training, "
+        f"{cfg.data.m_train if cfg.data.m_valid is None else cfg.data.m_valid} in valid and {cfg.data.m_test} "
+        "at test (OOD); "
         f"factor dimension {cfg.data.dim}; MTL = shared-bottom network (§2.2). Accuracies are means over tasks."),
-        *selection_blocks(ctx.frame, frame)]
+        *selection_blocks(ctx.frame, frame), *environment_blocks(ctx.frame)]
     # Table 1 (T = 2)
     two = frame[frame["dataset"] == "multi-sem-T2"]
     if not two.empty:
