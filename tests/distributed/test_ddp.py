@@ -122,7 +122,7 @@ def test_resume_after_killing_both_processes(tmp_path):
         for p in procs:
             p.join()
     assert all(p.exitcode == -signal.SIGKILL for p in procs)
-    done = torch.load(ckpt, weights_only=False)["state"]["epoch"]
+    done = torch.load(ckpt, weights_only=True)["state"]["epoch"]
     epochs = common.EPOCHS_KILLED
     assert 2 <= done < epochs
 

@@ -152,7 +152,7 @@ def test_nan_loss_stops_reports_step_and_keeps_last_good_checkpoint(tmp_path):
     assert info.value.step == 8 and info.value.epoch == 2
     assert info.value.checkpoint == tmp_path / "checkpoint.pt"
     assert all(torch.isfinite(p).all() for p in method.parameters())
-    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert ckpt["state"]["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["method"].values() if torch.is_tensor(v) and v.is_floating_point())
 

@@ -190,6 +190,8 @@ def linear_heads(model: MultiTaskModel) -> list[nn.Module] | None:
     if len({id(h) for h in heads}) != len(heads):
         return None
     for head, task in zip(heads, model.tasks):
+        if task.is_dense:  # the closed form covers per-row scalar outputs only
+            return None
         want = ClassificationHead if task.kind == "classification" else RegressionHead
         if type(head) is not want or len(head.net) != 1 or type(head.net[0]) is not nn.Linear:
             return None
@@ -290,7 +292,7 @@ class IRM(Method):
         else:
             with _recording(heads) as calls:
                 out = self.forward_full(batch.x)
-        risks = self.model.task_losses(out, batch.y, which, len(batches))
+        risks = self.model.task_losses(out, batch.y, which, len(batches), maps=batch.maps)
         task = self.task_loss(risks)
         split = self.hparams["estimator"] == "split"
         group, n_groups = (half_index(which, len(batches)), 2 * len(batches)) if split else (which, len(batches))

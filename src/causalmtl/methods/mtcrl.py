@@ -226,8 +226,9 @@ class MTCRL(Method):
             else:
                 mixed = model.mix(z, graph)
             y_train = batch.y[:n_train]
+            maps_train = {t: m[:n_train] for t, m in batch.maps.items()}
             out_train = model.predict_from_mixed(mixed[:n_train])
-            risks = model.task_losses(ModelOutput(outputs=out_train), y_train)  # (T,)
+            risks = model.task_losses(ModelOutput(outputs=out_train), y_train, maps=maps_train)  # (T,)
             loss = self.task_loss(risks)
             logs["task_loss"] = loss.detach()
             for t, task in enumerate(model.tasks):
@@ -264,7 +265,7 @@ class MTCRL(Method):
                 # f_t held fixed: the predictors run on detached parameters (Eq. 7-9)
                 out_fixed = model.predict_from_mixed(mixed, detach_heads=True)
                 env_risks = grouped_risks(
-                    row_losses(out_fixed, batch.y, model.tasks), observed, which, n_env
+                    row_losses(out_fixed, batch.y, model.tasks, batch.maps), observed, which, n_env
                 )  # (E, T)
                 grads = global_gradient(graph_risk_gradients(env_risks, graph_env))  # (E, T, K)
                 penalty = girm_variance(grads) if hp["girm"] == "var" else girm_norm(grads)

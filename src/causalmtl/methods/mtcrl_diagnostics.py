@@ -97,8 +97,6 @@ def task_module_gradients(
     if wrt == "graph" and not isinstance(model, MTCRLNet):
         raise ValueError("wrt='graph' needs an MTCRLNet (MMoE has per-example gates, no graph A)")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    batch = data if isinstance(data, Batch) else Batch.from_dataset(data, device=dev)
-    batch = batch.to(dev)
     n_tasks = model.n_tasks
     n_modules = model.n_modules if isinstance(model, MTCRLNet) else model.n_experts
     dtype = next(model.parameters()).dtype
@@ -107,14 +105,13 @@ def task_module_gradients(
     was = model.training
     model.eval()
     try:
-        for start in range(0, len(batch), batch_size):
-            part = batch.index(torch.arange(start, min(start + batch_size, len(batch)), device=dev))
+        for part in Batch.chunks(data, batch_size, dev):
             if wrt == "graph":
                 scale = model.graph.detach().clone().requires_grad_(True)  # type: ignore[union-attr]
             else:
                 scale = torch.ones(n_tasks, n_modules, dtype=dtype, device=dev, requires_grad=True)
             outs = _routed_outputs(model, _as_dtype(part.x, dtype), scale, wrt)
-            losses = row_losses(outs, part.y, model.tasks)  # (B, T), 0 where missing
+            losses = row_losses(outs, part.y, model.tasks, part.maps)  # (B, T), 0 where missing
             # row t of `scale` routes task t only, so one gradient gives every task's row
             (g,) = torch.autograd.grad(losses.sum(), scale)
             total += g.to(torch.float64)

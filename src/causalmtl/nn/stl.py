@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -99,11 +99,13 @@ class NPS(MultiTaskModel):
         return ModelOutput([y for o in outs for y in o.outputs], features=features,
                            extra={"members": outs})
 
-    def row_losses(self, out: ModelOutput, y: Tensor) -> Tensor:
+    def row_losses(self, out: ModelOutput, y: Tensor, maps: Mapping[int, Tensor] | None = None) -> Tensor:
         cols, start = [], 0
         members = out.extra.get("members")
         for i, m in enumerate(self.members):
             sub = members[i] if members is not None else ModelOutput(out.outputs[start:start + m.n_tasks])
-            cols.append(m.row_losses(sub, y[:, start:start + m.n_tasks]))
+            sub_maps = None if maps is None else {t - start: v for t, v in maps.items()
+                                                  if start <= t < start + m.n_tasks}
+            cols.append(m.row_losses(sub, y[:, start:start + m.n_tasks], sub_maps))
             start += m.n_tasks
         return torch.cat(cols, dim=1)

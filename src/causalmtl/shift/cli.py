@@ -38,7 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--bundle", action="append", metavar="NPZ",
         help="prediction bundle (.npz); repeat to pool several (e.g. seeds)",
     )  # fmt: skip
-    src.add_argument("--gmtl-dir", metavar="DIR", help="directory with s={i}/y_pred_{alpha}.pkl")
+    src.add_argument(
+        "--gmtl-dir", metavar="DIR",
+        help="directory with s={i}/y_pred_{alpha}.pkl (the GMTL authors' layout). These are "
+             "Python pickles, which can run code when read: TRUSTED FILES ONLY (use --bundle for "
+             "files from anyone else)")
     src.add_argument(
         "--log-prior", metavar="FILE", help="torch.save'd flattened log prior (with --gmtl-dir)"
     )

@@ -357,4 +357,48 @@ def load_gmtl_dir(
     )
 
 
-__all__ = ["ShiftInputs", "load_bundles", "load_gmtl_dir", "load_log_prior"]
+def write_gmtl_dir(
+    directory: str | os.PathLike,
+    seed_index: int,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    alphas: Sequence[float],
+    log_prior: np.ndarray | None = None,
+    log_prior_name: str = "log_prior.pt",
+) -> Path:
+    """Write one seed's predictions in the GMTL authors' layout (the inverse of :func:`load_gmtl_dir`).
+
+    ``DIR/s={seed_index}/y_pred_None.pkl`` holds α = 0 and ``y_pred_{alpha}.pkl`` every other α
+    (the float as Python prints it: ``0.5``, ``1.0``), each a pickled tuple
+    ``(labels, predictions)`` of int64 ``(N, T)`` arrays; with ``log_prior`` (the flattened,
+    C-order log prior of the training labels) also ``DIR/{log_prior_name}``, a ``torch.save``'d
+    1-D float tensor. Writing pickles is safe; *reading* them is for trusted files only.
+
+    Parameters
+    ----------
+    predictions : int ``(A, N, T)``, decoded with ``alphas[a]``
+    Returns the seed directory.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = np.asarray(predictions)
+    alphas = [float(a) for a in alphas]
+    if predictions.ndim != 3 or predictions.shape[0] != len(alphas) or predictions.shape[1:] != labels.shape:
+        raise ValueError(f"predictions must have shape (A, N, T) = ({len(alphas)}, {labels.shape[0]}, "
+                         f"{labels.shape[1] if labels.ndim == 2 else '?'}), got {predictions.shape}")
+    if len(set(alphas)) != len(alphas):
+        raise ValueError(f"alphas must be distinct, got {alphas}")
+    seed_dir = Path(directory) / f"s={int(seed_index)}"
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    for a, pred in zip(alphas, predictions):
+        name = "y_pred_None.pkl" if a == 0.0 else f"y_pred_{a}.pkl"
+        with open(seed_dir / name, "wb") as fh:
+            pickle.dump((labels, pred.astype(np.int64)), fh)
+    if log_prior is not None:
+        import torch
+
+        torch.save(torch.as_tensor(np.asarray(log_prior, dtype=np.float64).ravel()),
+                   Path(directory) / log_prior_name)
+    return seed_dir
+
+
+__all__ = ["ShiftInputs", "load_bundles", "load_gmtl_dir", "load_log_prior", "write_gmtl_dir"]

@@ -2,9 +2,15 @@
 
 from .evaluate import evaluate, predict_log_probs
 from .sampling import epoch_plan, steps_per_epoch
-from .trainer import CheckpointMismatchError, NonFiniteLossError, Trainer, TrainResult
+from .trainer import (
+    CheckpointMismatchError,
+    NonFiniteLossError,
+    Trainer,
+    TrainResult,
+    UnsafeCheckpointError,
+)
 
 __all__ = [
     "evaluate", "predict_log_probs", "epoch_plan", "steps_per_epoch",
-    "CheckpointMismatchError", "NonFiniteLossError", "Trainer", "TrainResult",
+    "CheckpointMismatchError", "NonFiniteLossError", "Trainer", "TrainResult", "UnsafeCheckpointError",
 ]

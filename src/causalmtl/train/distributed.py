@@ -46,9 +46,11 @@ import torch
 from torch import Tensor
 
 from .. import _parallel
+from ..data.base import MultiTaskDataset
 from ..methods.batch import Batch
 from ..nn.base import MultiTaskModel
 from .evaluate import _accumulate, evaluate
+from .streaming import eval_batches
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +115,9 @@ class SingleProcess:
     def reduce_logs(self, sums: dict[str, Tensor]) -> dict[str, Tensor]:
         return sums
 
-    def evaluate(self, model: MultiTaskModel, data: Batch, batch_size: int,
+    def evaluate(self, model: MultiTaskModel, data: Batch | MultiTaskDataset, batch_size: int,
                  task_weights: Tensor | None) -> dict[str, float]:
-        return evaluate(model, data, batch_size, task_weights=task_weights)
+        return evaluate(model, data, batch_size, device=self.device, task_weights=task_weights)
 
     def barrier(self) -> None:
         return None
@@ -211,16 +213,17 @@ class DataParallel:
         flat /= self.world_size
         return dict(zip(keys, flat.unbind()))
 
-    def evaluate(self, model: MultiTaskModel, data: Batch, batch_size: int,
+    def evaluate(self, model: MultiTaskModel, data: Batch | MultiTaskDataset, batch_size: int,
                  task_weights: Tensor | None) -> dict[str, float]:
         """:func:`~causalmtl.train.evaluate` of the whole ``data``, each process a shard."""
         import torch.distributed as dist
 
-        idx = torch.arange(self.rank, len(data), self.world_size, device=data.y.device)
+        rows = np.arange(self.rank, len(data), self.world_size)
         was = model.training
         model.eval()
         try:
-            acc = _accumulate(model, data.index(idx), batch_size, task_weights)
+            acc = _accumulate(model, eval_batches(data, batch_size, self.device, rows), self.device,
+                              task_weights)
         finally:
             model.train(was)
         loss_sum = acc["risk"] * acc["count"].clamp(min=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -11,25 +11,24 @@ from torch import Tensor
 from ..data.base import MultiTaskDataset
 from ..methods.batch import Batch
 from ..nn.base import MultiTaskModel
+from .streaming import eval_batches
 
 __all__ = ["evaluate", "predict_log_probs"]
 
 
 @torch.no_grad()
 def _accumulate(
-    model: MultiTaskModel, data: Batch, batch_size: int, task_weights: Tensor | None
+    model: MultiTaskModel, batches: Iterable[Batch], device: torch.device, task_weights: Tensor | None
 ) -> dict[str, Tensor]:
-    n = len(data)
     t_count = len(model.tasks)
-    dev = data.y.device
+    dev = device
     loss_sum = torch.zeros(t_count, device=dev)
     count = torch.zeros(t_count, device=dev)
     correct = torch.zeros(t_count, device=dev)
-    for start in range(0, n, batch_size):
-        b = data.index(torch.arange(start, min(n, start + batch_size), device=dev))
+    for b in batches:
         out = model.forward_full(b.x)
         obs = ~torch.isnan(b.y)
-        loss_sum += model.row_losses(out, b.y).sum(0)
+        loss_sum += model.row_losses(out, b.y, b.maps).sum(0)
         count += obs.sum(0)
         y0 = torch.nan_to_num(b.y, nan=-1.0)
         for t, task in enumerate(model.tasks):
@@ -57,12 +56,13 @@ def evaluate(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    batch = data if isinstance(data, Batch) else Batch.from_dataset(data, device=dev)
+    if isinstance(data, Batch):
+        dev = data.y.device
     w = None if task_weights is None else torch.as_tensor(task_weights, dtype=torch.float32)
     was = model.training
     model.eval()
     try:
-        acc = _accumulate(model, batch, batch_size, w)
+        acc = _accumulate(model, eval_batches(data, batch_size, dev), dev, w)
     finally:
         model.train(was)
     risk = acc["risk"].cpu().numpy()
@@ -83,15 +83,17 @@ def predict_log_probs(
     batch_size: int = 1024,
     device: torch.device | str | None = None,
 ) -> list[np.ndarray]:
-    """Per-task outputs of ``model`` on ``data`` as numpy arrays (e.g. for GMTL decoding)."""
+    """Per-task outputs of ``model`` on ``data`` as numpy arrays (e.g. for GMTL decoding).
+
+    Streamed datasets are read chunk by chunk; dense tasks give ``(N, C, H, W)`` arrays, so
+    for a large split prefer iterating over :func:`~causalmtl.train.streaming.eval_batches`.
+    """
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    batch = Batch.from_dataset(data, device=dev)
     was = model.training
     model.eval()
     chunks: list[list[Tensor]] = [[] for _ in model.tasks]
     try:
-        for start in range(0, len(batch), batch_size):
-            b = batch.index(torch.arange(start, min(len(batch), start + batch_size), device=dev))
+        for b in eval_batches(data, batch_size, dev):
             for t, o in enumerate(model(b.x)):
                 chunks[t].append(o.float())
     finally:

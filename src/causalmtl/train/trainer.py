@@ -54,10 +54,14 @@ from ..methods.batch import Batch
 from ..nn.base import check_tasks
 from . import distributed as _distributed
 from .sampling import epoch_plan, steps_per_epoch
+from .streaming import LoaderOptions, StepBatches
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "TrainResult", "NonFiniteLossError", "CheckpointMismatchError"]
+__all__ = [
+    "Trainer", "TrainResult", "NonFiniteLossError", "CheckpointMismatchError", "UnsafeCheckpointError",
+    "remove_stale_temporaries",
+]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
@@ -80,6 +84,70 @@ class NonFiniteLossError(FloatingPointError, ValueError):
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint to resume from was written by a different model, method or configuration."""
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint file holds objects other than tensors and plain data; it is never unpickled.
+
+    Checkpoints are read with ``torch.load(weights_only=True)``: a file planted in an output
+    directory cannot run code on resume. The file is left where it is for inspection.
+    """
+
+
+def _load_checkpoint(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """Read a checkpoint safely; ``None`` when the file is unreadable (and moved aside).
+
+    ``weights_only=True`` refuses any pickled global other than tensors and plain
+    containers (:class:`UnsafeCheckpointError`). A truncated or garbage file — e.g. a disk
+    that filled up during a copy — is renamed to ``<name>.corrupt-<time>`` with a warning that
+    names both paths, and the run starts from scratch (returns ``None``).
+    """
+    import pickle
+    import zipfile
+
+    ckpt = None
+    if zipfile.is_zipfile(path):  # torch.save always writes a zip archive
+        try:
+            ckpt = torch.load(path, map_location=device, weights_only=True)
+        except pickle.UnpicklingError as exc:
+            detail = next((ln for ln in str(exc).splitlines() if "Unsupported" in ln), "")
+            raise UnsafeCheckpointError(
+                f"refusing to resume from {path}: it contains objects other than tensors and "
+                f"plain data, which causalmtl never writes and never unpickles "
+                f"(weights_only=True). Inspect or delete the file, then rerun. {detail}".rstrip()
+            ) from None
+        except (EOFError, RuntimeError, OSError, ValueError, KeyError) as exc:
+            log.debug("checkpoint %s unreadable: %s", path, exc)
+    if isinstance(ckpt, dict) and {"version", "fingerprint", "state", "method"} <= set(ckpt):
+        return ckpt
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:  # another process of the same run moved it first
+        pass
+    log.warning("checkpoint %s is truncated or not a causalmtl checkpoint; moved it to %s and "
+                "restarting this run from epoch 0", path, aside)
+    return None
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete ``checkpoint.pt.*.tmp`` files a killed process left in ``directory``.
+
+    They are the partial writes of :func:`_atomic_save` (a finished write is renamed over the
+    checkpoint, so a ``.tmp`` file is never read). Call it only when no other process can be
+    writing a checkpoint there (the trainer calls it at the start of ``fit`` on rank 0, before
+    its first save).
+    """
+    removed = []
+    for tmp in directory.glob(f"{CHECKPOINT_NAME}.*.tmp"):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except FileNotFoundError:
+            pass
+    if removed:
+        log.info("removed %d leftover partial checkpoint file(s) in %s", len(removed), directory)
+    return removed
 
 
 @dataclass
@@ -143,6 +211,13 @@ def _atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+def _channels_last(b: Batch) -> Batch:
+    x = b.x
+    if isinstance(x, Tensor) and x.ndim == 4:
+        return Batch(x.contiguous(memory_format=torch.channels_last), b.y, b.env, b.maps)
+    return b
+
+
 class Trainer:
     """Train a :class:`~causalmtl.methods.Method` on a dataset's train split.
 
@@ -173,6 +248,11 @@ class Trainer:
     progress : show a tqdm progress bar (off by default; the CLI turns it on)
     tensorboard_dir : log per-epoch metrics to TensorBoard there, if it is installed
     eval_batch_size : batch size for validation
+    num_workers : DataLoader reader processes for streamed datasets (in-memory data ignores it)
+    pin_memory : page-locked batches for asynchronous host-to-GPU copies (default: on for CUDA)
+    channels_last : 4-D image inputs and the model in ``torch.channels_last`` memory format
+        (faster convolutions on tensor-core GPUs)
+    compile : ``torch.compile`` the model's forward pass (the method and its losses stay eager)
     """
 
     def __init__(
@@ -199,6 +279,10 @@ class Trainer:
         progress: bool = False,
         tensorboard_dir: str | os.PathLike[str] | None = None,
         eval_batch_size: int = 1024,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         if not isinstance(method, Method):
             raise ValueError(f"method must be a causalmtl.methods.Method, got {type(method).__name__}")
@@ -246,6 +330,9 @@ class Trainer:
         self.progress = bool(progress)
         self.tensorboard_dir = tensorboard_dir
         self.eval_batch_size = int(eval_batch_size)
+        self.loader_options = LoaderOptions(num_workers=num_workers, pin_memory=pin_memory)
+        self.channels_last = bool(channels_last)
+        self.compile = bool(compile)
 
     # --- configuration fingerprint -----------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -366,14 +453,25 @@ class Trainer:
         self._dp = _distributed.setup(self.device)  # torchrun: data-parallel hooks (issue 9)
         self.device = self._dp.device
         method = self.method.to(self.device)
+        if self.channels_last:
+            method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if self.compile:
+            method.model.forward_full = torch.compile(method.model.forward_full)  # type: ignore[method-assign]
         method.total_steps = n_steps * self.epochs
         method.set_amp(torch.bfloat16 if self.amp else None)
         optimizer, scheduler = self._build_optimizer(n_steps * self.epochs)
         method.configure_optimizer(optimizer)
         self._dp.prepare(method, optimizer)
 
-        train_t = Batch.from_dataset(train, device=self.device)
-        valid_t = Batch.from_dataset(splits.valid, device=self.device)
+        dp = self._dp
+        batch_size, seed = self.batch_size, self.seed
+
+        def plan_of(epoch: int) -> list[list[np.ndarray]]:
+            return dp.shard_plans(epoch_plan(groups, batch_size, n_steps, seed, epoch))
+
+        train_t = StepBatches(train, plan_of, n_steps, self.device, self.seed, self.loader_options)
+        valid_t: Batch | MultiTaskDataset = (
+            splits.valid if splits.valid.streamed else Batch.from_dataset(splits.valid, device=self.device))
         fingerprint = {
             "trainer": self.config(),
             "method": method.config(),
@@ -392,8 +490,10 @@ class Trainer:
                     torch.cuda.manual_seed(self.seed)
             state = self._fresh_state()
             ckpt_path = None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
+            if ckpt_path is not None and self._dp.is_main and ckpt_path.parent.is_dir():
+                remove_stale_temporaries(ckpt_path.parent)
             if resume and ckpt_path is not None and ckpt_path.exists():
-                state = self._load(ckpt_path, fingerprint, optimizer, scheduler)
+                state = self._load(ckpt_path, fingerprint, optimizer, scheduler) or state
             self._dp.barrier()  # every process has read the checkpoint before rank 0 rewrites it
             return self._run(state, fingerprint, train_t, valid_t, groups, n_steps, optimizer,
                              scheduler, ckpt_path)
@@ -405,8 +505,10 @@ class Trainer:
                 "best_epoch": 0, "bad_epochs": 0, "finished": False, "stopped_early": False}
 
     def _load(self, path: Path, fingerprint: dict[str, Any], optimizer: torch.optim.Optimizer,
-              scheduler: Any) -> dict[str, Any]:
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+              scheduler: Any) -> dict[str, Any] | None:
+        ckpt = _load_checkpoint(path, self.device)
+        if ckpt is None:
+            return None
         if ckpt.get("version") != CHECKPOINT_VERSION:
             raise CheckpointMismatchError(
                 f"checkpoint {path} has version {ckpt.get('version')!r}, expected {CHECKPOINT_VERSION}")
@@ -437,7 +539,8 @@ class Trainer:
         }, path)
 
     # --- the loop ------------------------------------------------------------------------------
-    def _run(self, state: dict[str, Any], fingerprint: dict[str, Any], train_t: Batch, valid_t: Batch,
+    def _run(self, state: dict[str, Any], fingerprint: dict[str, Any], train_t: StepBatches,
+             valid_t: Batch | MultiTaskDataset,
              groups: list[np.ndarray], n_steps: int, optimizer: torch.optim.Optimizer, scheduler: Any,
              ckpt_path: Path | None) -> TrainResult:
         method = self.method
@@ -455,11 +558,11 @@ class Trainer:
                 epoch = state["epoch"] + 1
                 t0 = time.perf_counter()
                 last_good = copy.deepcopy(method.state_dict())
-                plans = dp.shard_plans(epoch_plan(groups, self.batch_size, n_steps, self.seed, epoch))
                 sums: dict[str, Tensor] = {}
                 losses = []
-                for s in range(n_steps):
-                    batches = [train_t.index(torch.as_tensor(plan[s], device=self.device)) for plan in plans]
+                for batches in train_t.epoch(epoch):
+                    if self.channels_last:
+                        batches = [_channels_last(b) for b in batches]
                     with dp.step_context():
                         logs = method.update(batches)
                     if "loss" not in logs:
