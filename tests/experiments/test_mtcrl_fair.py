@@ -88,3 +88,41 @@ def test_digits_valid_pairs_and_method_overrides(tmp_path):
     # a key applies to the methods that have it, and only to them
     over = method_overrides(["irm", "mtcrl-var", "stl"], {"lambda": "3", "lambda_girm": 10, "estimator": "split"})
     assert over == {"irm": {"lambda": 3.0, "estimator": "split"}, "mtcrl-var": {"lambda_girm": 10.0}, "stl": {}}
+
+
+@pytest.mark.filterwarnings("ignore::causalmtl.data.mnist.ChecksumWarning")
+def test_mtcrl_digits_on_streamed_multi_mnist_with_a_lambda_grid(tmp_path):
+    """dataset=mnist-stream: the on-the-fly Multi-MNIST through the whole experiment, LeNet
+    encoders, MT-CRL once per λ of the grid (as trials), the presets valid."""
+    import numpy as np
+
+    from causalmtl.data.idx import write_idx
+    from causalmtl.experiments import registry
+    from causalmtl.experiments.config import build_config
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "mnist"
+    root.mkdir()
+    for part, n in (("train", 300), ("t10k", 100)):
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        write_idx(root / f"{part}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        write_idx(root / f"{part}-labels-idx1-ubyte", labels)
+    s = run_experiment("mtcrl-digits", [
+        "dataset=mnist-stream", f"data_dir={root}", "per_pair=2", "methods=[mtcrl-var]",
+        "model.encoder=lenet", "lambda_grid=[0.1,10]", "ablations=[]", "k_values=[]", "diagnostics=false"], preset="tiny",
+        out=tmp_path / "out")
+    assert s.complete and s.counts == {"done": 2}
+    con = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    keys = sorted(k for (k,) in con.execute("SELECT run_key FROM runs"))
+    assert keys == ["table6/mtcrl-var/lambda=0.1", "table6/mtcrl-var/lambda=10"]
+    lams = sorted(v for (v,) in con.execute("SELECT json_extract(params, '$.hparams.lambda_girm') FROM runs"))
+    assert lams == [0.1, 10.0]
+    tv = con.execute("SELECT value FROM metrics WHERE name='env_shift_tv'").fetchall()
+    assert [v for (v,) in tv] == pytest.approx([1.0] * 2)  # own valid pairs: the environments differ
+    exp = registry.get("mtcrl-digits")
+    for preset in ("paper", "mid"):
+        cfg = build_config(exp.config_cls, base=exp.presets[preset])
+        assert cfg.dataset == "mnist-stream" and cfg.model.encoder == "lenet" and cfg.model.n_modules == 8
+    assert build_config(exp.config_cls, base=exp.presets["paper"]).per_pair == 10_000
+    with pytest.raises(ValueError, match="lambda_grid entries must be finite"):
+        run_experiment("mtcrl-digits", ["lambda_grid=[-1]"], preset="tiny", out=tmp_path / "bad")

@@ -226,8 +226,15 @@ def environment_shift(splits: DatasetSplits) -> list[MetricRow]:
 
 
 # --- models and methods ----------------------------------------------------------------------
+def _input_shape(data: MultiTaskDataset) -> tuple[int, ...]:
+    """``(N, ...)`` of the inputs; a streamed split reads one row for the row shape."""
+    if data.streamed:
+        return (len(data), *np.shape(data.inputs.read(0).x))  # type: ignore[union-attr]
+    return tuple(np.asarray(data.inputs).shape)
+
+
 def _in_dim(data: MultiTaskDataset) -> int:
-    return int(np.prod(np.asarray(data.inputs).shape[1:]))
+    return int(np.prod(_input_shape(data)[1:]))
 
 
 ENCODERS = ("mlp", "cnn", "lenet", "auto")
@@ -273,7 +280,7 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
 
     tasks = data.tasks
     d_in = _in_dim(data)
-    shape = np.asarray(data.inputs).shape
+    shape = _input_shape(data)
     ch = int(shape[1]) if len(shape) == 4 else 1
     img = _image_size(shape)
     enc = encoder_factory(mcfg, d_in, in_channels=ch, image_size=img)
@@ -438,7 +445,12 @@ def spurious_metrics(model: Any, data: MultiTaskDataset, causal_blocks: Sequence
     from ..metrics.spurious import input_saliency, spurious_score
 
     n = min(len(data), max_rows)
-    x = np.asarray(data.inputs[:n], dtype=np.float32)
+    if data.streamed:  # read the first n rows (a batch), never the split
+        from ..data.streamed import collate, read_rows
+
+        x = collate(read_rows(data.inputs, np.arange(n), data.transform), {})[0].astype(np.float32)  # type: ignore[arg-type]
+    else:
+        x = np.asarray(data.inputs[:n], dtype=np.float32)
     sal = input_saliency(model.eval(), x, data.labels[:n], device=device)
     rho = spurious_score(sal, causal_blocks)
     rows = [MetricRow("rho_spur", float(r), task=t.name, split=split, higher_is_better=False)
