@@ -46,6 +46,20 @@ def valid_keys(config: Any) -> list[str]:
     return out
 
 
+def free_form_keys(cls: Any) -> set[str]:
+    """Top-level fields of a config dataclass declared as ``dict`` (e.g. ``method``): any
+    sub-key may be set (``method.lambda_girm=10``); the experiment validates the names."""
+    import typing
+
+    out = set()
+    hints = typing.get_type_hints(cls if isinstance(cls, type) else type(cls))
+    for f in dataclasses.fields(cls):
+        tp = hints.get(f.name, f.type)
+        if tp is dict or typing.get_origin(tp) is dict:
+            out.add(f.name)
+    return out
+
+
 def _split_override(item: str) -> tuple[str, str]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} must have the form key=value (e.g. epochs=3)")
@@ -122,11 +136,14 @@ def build_config(
         raise ConfigError(f"cls must be a dataclass type, got {cls!r}")
     schema = OmegaConf.structured(cls)
     keys = valid_keys(cls)
+    free = free_form_keys(cls)
     layers: list[Any] = []
     if base:
         layers.append(OmegaConf.create(dict(base)))
     pairs = [_split_override(o) for o in overrides]
     for key, _ in pairs:
+        if key.split(".")[0] in free and "." in key:
+            continue
         if key not in keys and not any(k.startswith(key + ".") for k in keys):
             raise ConfigError(
                 f"unknown config key {key!r} for {cls.__name__}; valid keys are: {', '.join(keys)}"
@@ -307,6 +324,7 @@ __all__ = [
     "config_problems",
     "diff",
     "flatten",
+    "free_form_keys",
     "from_yaml",
     "parse_seeds",
     "read_yaml_mapping",
