@@ -12,13 +12,13 @@ from causalmtl.data import taskonomy as tk
 from causalmtl.data._sources import MissingDataError
 from causalmtl.data.streamed import collate, read_rows
 from causalmtl.data.taskonomy import (
-    gmtl_taskonomy_prior,
     load_taskonomy,
     read_imagenet_class_index,
     read_scene_hierarchy,
     read_selected_object_classes,
     write_synthetic_taskonomy,
 )
+from causalmtl.gmtl.prior import gmtl_taskonomy_prior
 
 S = 6  # pixels
 FOLDER = {"class_scene": "class_scene"}

@@ -13,8 +13,8 @@ import sqlite3
 
 import pytest
 
-from causalmtl.experiments import run_experiment
 from causalmtl.experiments import common as common_mod
+from causalmtl.experiments import run_experiment
 from causalmtl.report.build import build_report
 
 TINY = ["n_tasks=[2]", "methods=[mtcrl-var]", "data.n_train=200", "data.n_valid=100", "data.n_test=100",
@@ -44,7 +44,7 @@ def test_shifted_valid_and_method_lambda_reach_the_run(tmp_path, monkeypatch):
     html = (tmp_path / "a" / "report.html").read_text()
     assert "G-IRM environments differ" in html and "0.1 in valid" in html
     # no shift: m_valid defaults to m_train, and the report says so
-    s2 = run_experiment("multi-sem", [*TINY, "method.lambda_girm=10"], preset="tiny", out=tmp_path / "b")
+    run_experiment("multi-sem", [*TINY, "method.lambda_girm=10"], preset="tiny", out=tmp_path / "b")
     con = sqlite3.connect(tmp_path / "b" / "results.sqlite")
     assert dict(con.execute("SELECT name, value FROM metrics WHERE name LIKE 'env%'").fetchall()) == {
         "env_shift_tv": 0.0, "envs_differ": 0.0}

@@ -27,7 +27,7 @@ from .movielens import genre_mse, load_movielens, read_movielens
 from .multi_sem import agreement_rates, make_multi_sem, random_rotation, sem_label_table
 from .nyuv2 import load_nyuv2, normals_from_depth, write_nyuv2_index, write_synthetic_nyuv2
 from .table import load_table, read_table
-from .taskonomy import gmtl_taskonomy_prior, load_taskonomy, write_synthetic_taskonomy
+from .taskonomy import load_taskonomy, write_synthetic_taskonomy
 from .yeast import load_yeast
 
 __all__ = [
@@ -76,7 +76,6 @@ __all__ = [
     "write_synthetic_nyuv2",
     "load_cityscapes",
     "write_synthetic_cityscapes",
-    "gmtl_taskonomy_prior",
     "load_taskonomy",
     "write_synthetic_attributes",
     "write_synthetic_taskonomy",

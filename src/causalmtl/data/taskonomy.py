@@ -66,7 +66,6 @@ __all__ = [
     "TaskonomySource",
     "TaskonomyIndex",
     "decode_domain",
-    "gmtl_taskonomy_prior",
     "load_taskonomy",
     "paper_transforms",
     "read_imagenet_class_index",
@@ -827,19 +826,6 @@ def paper_transforms(resize: int = 256, crop: int = 224) -> dict[str, Any]:
     norm = [ToFloat(), Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     return {"train": Compose([Resize(resize), RandomCrop(crop), HorizontalFlip(0.5), *norm]),
             "eval": Compose([Resize(resize), CenterCrop(crop), *norm])}
-
-
-def gmtl_taskonomy_prior(splits: DatasetSplits, pseudocount: float = 1.0, split: str = "train") -> Any:
-    """The GMTL joint prior ``p(object, scene)`` of a split (100 × 64 with the paper's lists).
-
-    Counts of the fully-labelled ``(object, scene)`` rows plus ``pseudocount`` in every cell,
-    normalised (GMTL §3.2; the authors' ``make_log_prior``): :meth:`causalmtl.JointPrior.fit`.
-    """
-    from ..gmtl import JointPrior
-
-    ds = getattr(splits, split)
-    ds = ds.select_tasks(["object", "scene"])
-    return JointPrior.fit(ds.labels, ds.n_classes, pseudocount=pseudocount)
 
 
 # --- synthetic copy in the real layout ---------------------------------------------------------------

@@ -217,7 +217,6 @@ def report(ctx: Any) -> list[Any]:
         environment_blocks,
         graph_figure,
         line_figure,
-        relative_table,
         select_trials,
         selection_blocks,
     )

@@ -10,7 +10,7 @@ report training accuracy, out-of-distribution test accuracy and the spurious sco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +51,7 @@ class SemDataConfig:
     m_train: float = 0.9
     # valid's label agreement; None = m_train (no shift between G-IRM's environments train and
     # valid, so MT-CRL's invariance penalty has nothing to act on); e.g. 0.1 shifts it
-    m_valid: Optional[float] = None  # noqa: UP007 - OmegaConf needs typing.Optional
+    m_valid: float | None = None  # noqa: UP007 - OmegaConf needs typing.Optional
     m_test: float = 0.1
     signal: float = 1.5  # single-task Bayes accuracy Φ(1.5) = 0.933, the paper's train accuracy
     structure: str = "hub"
@@ -129,7 +129,13 @@ def report(ctx: Any) -> list[Any]:
 
     from ..report.blocks import Comparison, Figure, PaperComparison, Table, Text
     from ..report.tables import seed_mean
-    from .reporting import environment_blocks, line_figure, order_verdict, select_trials, selection_blocks
+    from .reporting import (
+        environment_blocks,
+        line_figure,
+        order_verdict,
+        select_trials,
+        selection_blocks,
+    )
 
     cfg = ctx.config
     frame = select_trials(ctx.frame)

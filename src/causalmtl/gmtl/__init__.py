@@ -25,7 +25,7 @@ from .decode import (
     joint_log_posterior,
 )
 from .em import EMResult, bbse, estimate_prior_em
-from .prior import JointPrior, Prior, as_prior
+from .prior import JointPrior, Prior, as_prior, gmtl_taskonomy_prior
 from .score_model import GaussianScoreModel
 from .select import AlphaSelection, main_task_accuracy, select_alpha
 from .smoothing_cv import SmoothingCVResult, select_smoothing_cv
@@ -55,6 +55,7 @@ __all__ = [
     "DecodeInfo",
     "Decoded",
     "JointPrior",
+    "gmtl_taskonomy_prior",
     "Prior",
     "TreePrior",
     "as_prior",

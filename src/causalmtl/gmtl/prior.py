@@ -338,3 +338,14 @@ def as_any_prior(prior: Any, name: str = "prior") -> Prior:
     if getattr(type(prior), "structure", None) in ("table", "tree"):
         return prior
     return as_prior(prior, name=name)
+
+
+def gmtl_taskonomy_prior(splits: Any, pseudocount: float = 1.0, split: str = "train") -> Any:
+    """The GMTL joint prior ``p(object, scene)`` of a split (100 × 64 with the paper's lists).
+
+    Counts of the fully-labelled ``(object, scene)`` rows plus ``pseudocount`` in every cell,
+    normalised (GMTL §3.2; the authors' ``make_log_prior``): :meth:`causalmtl.JointPrior.fit`.
+    """
+    ds = getattr(splits, split)
+    ds = ds.select_tasks(["object", "scene"])
+    return JointPrior.fit(ds.labels, ds.n_classes, pseudocount=pseudocount)
