@@ -151,3 +151,36 @@ def test_evaluate_reports_split_level_dense_metrics_and_selection_follows_direct
     assert (t_max.mode, t_min.mode) == ("max", "min")
     r = t_max.fit(_splits(True))
     assert "valid/miou/seg" in r.history.columns
+
+
+class _BatchSource(FileSource):
+    """Counts row reads and batch reads; serves the same arrays either way."""
+
+    def __init__(self, x):
+        self.x, self.rows_read, self.batches_read = x, 0, 0
+
+    def __len__(self):
+        return len(self.x)
+
+    def read(self, i):
+        self.rows_read += 1
+        from causalmtl.data.streamed import Sample
+
+        return Sample(self.x[i])
+
+    def read_batch(self, rows):
+        self.batches_read += 1
+        return self.x[rows]
+
+
+def test_a_source_with_read_batch_is_read_once_per_batch_with_the_same_rows():
+    from causalmtl.train.streaming import rows_batch
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10, 4)).astype(np.float32)
+    y = rng.integers(0, 2, size=(10, 1))
+    src = _BatchSource(x)
+    data = MultiTaskDataset(src, y, (Task("a", n_classes=2),)).subset(np.arange(2, 10))
+    b = rows_batch(data, np.array([0, 3, 5]))
+    assert src.batches_read == 1 and src.rows_read == 0
+    assert torch.equal(b.x, torch.as_tensor(x[[2, 5, 7]]))

@@ -68,6 +68,15 @@ class FileSource:
         """Row ``i`` (``0 <= i < len(self)``) in its stored form."""
         raise NotImplementedError
 
+    def read_batch(self, rows: np.ndarray) -> np.ndarray | None:
+        """Optional vectorised read of the inputs of ``rows`` as one ``(n, ...)`` array.
+
+        Sources that can compose many rows at once (e.g. generated Multi-MNIST) override it;
+        the default ``None`` means "read row by row". Used only for rows without dense maps
+        and without a transform (:func:`read_inputs`).
+        """
+        return None
+
     # --- views ------------------------------------------------------------------------------
     def subset(self, idx: Any) -> FileSource:
         """Rows ``idx`` (integer indices or a boolean mask) as a view; nothing is read."""
@@ -96,6 +105,9 @@ class _View(FileSource):
 
     def read(self, i: int) -> Sample:
         return self.base.read(int(self.rows[i]))
+
+    def read_batch(self, rows: np.ndarray) -> np.ndarray | None:
+        return self.base.read_batch(self.rows[np.asarray(rows, dtype=np.int64)])
 
     def describe(self) -> str:
         return f"{self.base.describe()}[{len(self.rows)} rows]"

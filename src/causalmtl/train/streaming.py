@@ -65,6 +65,10 @@ def _identity(x: Any) -> Any:
 def rows_batch(data: MultiTaskDataset, rows: np.ndarray, seed: int = 0, epoch: int = 0) -> Batch:
     """Rows ``rows`` of a dataset as a CPU batch (streamed: read and transformed here)."""
     rows = np.asarray(rows, dtype=np.int64)
+    if data.streamed and data.transform is None and not data.dense_tasks:
+        x = data.inputs.read_batch(rows)  # type: ignore[union-attr]
+        if x is not None:  # the source composes the whole batch at once
+            return batch_from_arrays(x, data.targets[rows], data.env[rows], None, data.tasks)
     if data.streamed:
         samples = read_rows(data.inputs, rows, data.transform, seed, epoch)  # type: ignore[arg-type]
         x, maps = collate(samples, data.dense_tasks)
