@@ -32,13 +32,8 @@ from causalmtl.nn import MTCRLNet, SegNet, seeded
 
 
 def _task(name: str, kind: str, n_classes: int = 0, channels: int = 1) -> Task:
-    try:
-        return Task(name, kind, n_classes=n_classes, channels=channels)  # type: ignore[call-arg]
-    except (TypeError, ValueError):  # before the dense-task contract lands in data.base.Task
-        t = object.__new__(Task)
-        for k, v in (("name", name), ("kind", kind), ("n_classes", n_classes), ("channels", channels)):
-            object.__setattr__(t, k, v)
-        return t
+    """A Task of the image contract (``segmentation`` / ``dense`` with ``channels``)."""
+    return Task(name, kind, n_classes=n_classes, channels=channels)  # type: ignore[arg-type]
 
 
 TASKS = (_task("segmentation", "segmentation", 13), _task("depth", "dense", channels=1),

@@ -35,19 +35,8 @@ from causalmtl.nn.segnet import SEGNET_WIDTHS
 
 
 def _task(name: str, kind: str, n_classes: int = 0, channels: int = 1) -> Task:
-    """A Task of any kind of the image contract (``segmentation`` / ``dense`` with ``channels``).
-
-    The contract's Task grows on main in parallel; until then the dataclass refuses the new
-    kinds, so the instance is built without its validation (only the attributes the models
-    read: name, kind, n_classes, channels).
-    """
-    try:
-        return Task(name, kind, n_classes=n_classes, channels=channels)  # type: ignore[call-arg]
-    except (TypeError, ValueError):
-        t = object.__new__(Task)
-        for k, v in (("name", name), ("kind", kind), ("n_classes", n_classes), ("channels", channels)):
-            object.__setattr__(t, k, v)
-        return t
+    """A Task of the image contract (``segmentation`` / ``dense`` with ``channels``)."""
+    return Task(name, kind, n_classes=n_classes, channels=channels)  # type: ignore[arg-type]
 
 
 CLS = _task("scene", "classification", n_classes=3)
