@@ -8,7 +8,8 @@ from causalmtl.experiments import registry, run_experiment
 from causalmtl.experiments.registry import MissingDataError
 from causalmtl.report.build import build_report
 
-BUILTIN = [n for n in registry.names() if n not in ("quickstart", "toy-sweep")]  # quickstart: tests/report
+BUILTIN = [n for n in registry.names() if n not in ("quickstart", "toy-sweep", "gmtl-aop", "gmtl-taskonomy")]
+# quickstart: tests/report; gmtl-aop / gmtl-taskonomy (synthetic data at tiny): tests/experiments/test_gmtl_images.py
 
 #: text each experiment's section must contain (its tables / paper comparisons)
 EXPECT = {

@@ -104,6 +104,11 @@ class ModelConfig:
     n_modules: int = 8  # MT-CRL modules K (paper default 8)
     width: int = 128  # MT-CRL total representation width d (paper 128)
     routing: str = "concat"  # MT-CRL: modules side by side ("concat") or summed ("sum", §3.1 literally)
+    # image encoders ("resnet18" … "resnet152", "torchvision:<m>", "timm:<m>"; nn.build_image_encoder,
+    # pooled): a local ImageNet checkpoint (None = train from scratch, logged) and the ResNets'
+    # layer1 width (64 = torchvision's; smaller only for fast CPU runs)
+    weights: str | None = None
+    base_width: int = 64
 
 
 @dataclass
@@ -240,13 +245,22 @@ def _in_dim(data: MultiTaskDataset) -> int:
 ENCODERS = ("mlp", "cnn", "lenet", "auto")
 
 
+def is_image_encoder(name: str) -> bool:
+    """``model.encoder`` names an image encoder of :func:`causalmtl.nn.build_image_encoder`
+    (a built-in ResNet, ``torchvision:<model>`` or ``timm:<model>``), used pooled."""
+    return (name.startswith("resnet") and name[6:].isdigit()) or name.startswith(("torchvision:", "timm:"))
+
+
 def resolve_encoder(name: str, image_size: tuple[int, int] | None) -> str:
     """The encoder ``"auto"`` stands for: ``"lenet"`` for images whose sides are at least
     :func:`~causalmtl.nn.encoders.lenet_min_size` (Multi-MNIST's 28×56), else ``"mlp"``."""
     from ..nn.encoders import lenet_min_size
 
+    if is_image_encoder(name):
+        return name
     if name not in ENCODERS:
-        raise ValueError(f"model.encoder must be one of {ENCODERS}, got {name!r}")
+        raise ValueError(f"model.encoder must be one of {ENCODERS} or an image encoder (resnet18 … resnet152, "
+                         f"torchvision:<model>, timm:<model>), got {name!r}")
     if name != "auto":
         return name
     return "lenet" if image_size is not None and min(image_size) >= lenet_min_size() else "mlp"
@@ -259,6 +273,14 @@ def encoder_factory(mcfg: ModelConfig, in_dim: int, out_dim: int | None = None, 
 
     hidden = list(mcfg.hidden) if out_dim is None else [*mcfg.hidden[:-1], out_dim]
     kind = resolve_encoder(mcfg.encoder, image_size)
+    if is_image_encoder(kind):  # pooled vectors (out_dim from the network; out_dim ignored)
+        from ..nn import build_image_encoder
+
+        if image_size is None:
+            raise ValueError(f"model.encoder={kind!r} needs image inputs (N, C, H, W)")
+        width = int(mcfg.base_width) if kind.startswith("resnet") else None
+        return lambda: build_image_encoder(kind, output="pooled", weights=mcfg.weights, in_channels=in_channels,
+                                           width=width)
     if kind == "mlp":
         return lambda: MLPEncoder(in_dim, hidden)
     if kind == "cnn":
@@ -360,6 +382,15 @@ def tensorboard_dir(tag: str = "") -> Path | None:
     return ctx.tensorboard_dir / tag if tag else ctx.tensorboard_dir
 
 
+def resnet_stitch_points(encoder: Any) -> dict[str, Any]:
+    """Cross-stitch units after each residual stage ``layer1..layer4`` of a ResNet column (Misra
+    et al. 2016 stitch after every pooling / stage), ``{"stitch_after": [...]}``; ``{}`` for other
+    encoders (their default: after every activation)."""
+    names = [n for n, _ in encoder.named_children()] if hasattr(encoder, "named_children") else []
+    idx = [i for i, n in enumerate(names) if n in ("layer1", "layer2", "layer3", "layer4")]
+    return {"stitch_after": idx} if len(idx) == 4 else {}
+
+
 def train_method(
     name: str,
     splits: DatasetSplits,
@@ -397,7 +428,8 @@ def train_method(
     if mdef.arch == "cross_stitch":
         stl = build_model("stl", splits.train, mcfg, seed)
         fit(stl, "erm", {}, "stl")
-        model = CrossStitchNetwork.from_stl(stl, stitch_lr_mult=float(model_h.get("stitch_lr_mult", 100.0)))
+        model = CrossStitchNetwork.from_stl(stl, stitch_lr_mult=float(model_h.get("stitch_lr_mult", 100.0)),
+                                            **resnet_stitch_points(stl.encoders[0]))
         result = fit(model, "erm", {}, "cs")
     else:
         if mdef.method == "mtcrl" and method_h.get("disentangle") == "beta_vae":
@@ -441,10 +473,15 @@ def joint_log_probs(model: Any, data: MultiTaskDataset, device: str, batch_size:
 
     if not isinstance(model, FPS):
         return predict_log_probs(model, data, device=device)
-    batch = Batch.from_dataset(data, device=torch.device(device))
     model.eval()
     parts = []
     with torch.no_grad():
+        if data.streamed:  # read chunk by chunk, never the whole split
+            for s in range(0, len(data), batch_size):
+                b = Batch.from_dataset(data, np.arange(s, min(len(data), s + batch_size)), device=torch.device(device))
+                parts.append(model.forward_full(b.x).extra["joint"].double().cpu())
+            return torch.cat(parts).numpy()
+        batch = Batch.from_dataset(data, device=torch.device(device))
         for s in range(0, len(batch), batch_size):
             b = batch.index(torch.arange(s, min(len(batch), s + batch_size), device=batch.y.device))
             parts.append(model.forward_full(b.x).extra["joint"].double().cpu())
@@ -480,6 +517,7 @@ def gmtl_shift(
     n_draws: int,
     seed: int,
     pseudocount: float = 1.0,
+    keep_predictions: bool = False,
 ) -> tuple[list[MetricRow], dict[str, np.ndarray]]:
     """DMTL vs GMTL under simulated target shift (GMTL §5.4–5.6, §6) for every main task.
 
@@ -487,7 +525,8 @@ def gmtl_shift(
     ``n_draws`` shifted priors q around the test prior ``test_joint`` (the authors' protocol),
     and importance-samples each main task's accuracy. Returns metric rows (in-distribution
     accuracy at α = 0 and α = 1, per-run τ–optimal-α correlation, mean gain) and arrays
-    (``tau_<t>``, ``acc_<t>`` of shape ``(D,)`` and ``(D, A)``, ``alphas``).
+    (``tau_<t>``, ``acc_<t>`` of shape ``(D,)`` and ``(D, A)``, ``alphas``; with
+    ``keep_predictions`` also ``predictions``, the decoded labels ``(A, N, T)``).
     """
     from ..gmtl import JointPrior, gmtl_decode
     from ..shift.analysis import analyze
@@ -500,6 +539,8 @@ def gmtl_shift(
     labels = test.labels
     rows: list[MetricRow] = []
     arrays: dict[str, np.ndarray] = {"alphas": np.asarray(alphas)}
+    if keep_predictions:
+        arrays["predictions"] = np.asarray(preds)
     with np.errstate(divide="ignore"):
         log_p = np.log(np.asarray(test_joint, dtype=np.float64))
     for t, task in enumerate(test.tasks):
@@ -537,6 +578,7 @@ __all__ = [
     "build_model",
     "check_methods",
     "gmtl_shift",
+    "is_image_encoder",
     "joint_log_probs",
     "label",
     "environment_shift",

@@ -132,8 +132,10 @@ def pooled_shift(ctx: Any, runs: Sequence[Any], n_bins: int = 5) -> Any:
     return analyze(ShiftDraws.concatenate(parts), n_bins=n_bins)
 
 
-def shift_blocks(analyses: Mapping[str, Any], what: str, n_seeds: int = 0) -> list[Any]:
-    """Figure 3 (both panels, one line per method), the per-bin table and the τ–α correlation."""
+def shift_blocks(analyses: Mapping[str, Any], what: str, n_seeds: int = 0, synthetic: bool = False) -> list[Any]:
+    """Figure 3 (both panels, one line per method), the per-bin table and the τ–α correlation.
+
+    ``synthetic``: the runs used synthetic stand-in data; every verdict says so first."""
     import pandas as pd
 
     from ..shift.plots import plot_accuracy_vs_alpha, plot_figure3
@@ -170,9 +172,21 @@ def shift_blocks(analyses: Mapping[str, Any], what: str, n_seeds: int = 0) -> li
         comps.append(Comparison(f"gain rises with severity, {name}", "yes (monotone)", None,
                                 n_seeds=n_seeds, verdict=_monotone_verdict(a.gain[::-1]),
                                 ours_text=" → ".join(f"{v:.3f}" for v in a.gain[::-1]) + " (mild → severe)"))
+    if synthetic:
+        comps = [synthetic_verdict(c) for c in comps]
     blocks.append(PaperComparison(comps, caption=f"GMTL findings ({what}) beside the paper's",
                                   source="Makino et al. 2022, §6 and Figure 3 (Attributes of People, Taskonomy)"))
     return blocks
+
+
+SYNTHETIC_VERDICT = "synthetic data: not comparable to the paper"
+
+
+def synthetic_verdict(c: Comparison) -> Comparison:
+    """``c`` with its verdict prefixed by :data:`SYNTHETIC_VERDICT` (runs on synthetic stand-in data)."""
+    import dataclasses
+
+    return dataclasses.replace(c, verdict=f"{SYNTHETIC_VERDICT} ({c.verdict})" if c.verdict else SYNTHETIC_VERDICT)
 
 
 def _slug(s: str) -> str:
@@ -273,4 +287,5 @@ __all__ = [
     "select_trials",
     "selection_blocks",
     "shift_blocks",
+    "synthetic_verdict",
 ]
