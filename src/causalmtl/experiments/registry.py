@@ -37,6 +37,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "causalmtl.experiments.yeast_gmtl",
     "causalmtl.experiments.unknown_q",
     "causalmtl.experiments.many_tasks",
+    "causalmtl.experiments.dense_benchmarks",
 )
 
 #: The experiment ``causalmtl run`` runs when none is named.
