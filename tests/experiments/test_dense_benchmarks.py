@@ -80,3 +80,29 @@ def test_missing_data_directory_in_the_clis_words(name, tmp_path, monkeypatch, c
     assert not (tmp_path / "o").exists()
     with pytest.raises(registry.MissingDataError, match="nothing"):
         run_experiment(name, ["data_dir=" + str(tmp_path / "nothing")], out=tmp_path / "o2")
+
+
+def test_paper_presets_plan_and_trainer_settings_reach_the_trainer(tmp_path, monkeypatch):
+    from causalmtl.experiments.runner import resolve_config
+    from causalmtl.train import trainer as trainer_mod
+
+    for name in EXPECT:
+        exp = registry.get(name)
+        cfg = resolve_config(exp, [], "paper")
+        assert cfg.train.amp and cfg.train.channels_last and cfg.train.num_workers > 0
+        assert [s.method for s in exp.plan(cfg)] == DEFAULT_METHODS
+    assert resolve_config(registry.get("taskonomy"), [], "paper").model.decoder == "taskonomy"
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fit(self, *args, **kwargs):
+        seen.append((self.channels_last, self.compile, self.amp))
+        raise Stop("stop after construction")
+
+    monkeypatch.setattr(trainer_mod.Trainer, "fit", fit)
+    run_experiment("nyuv2", ["methods=[mtl]", "train.channels_last=true", "train.amp=true"], preset="tiny",
+                   out=tmp_path)
+    assert seen == [(True, False, False)]  # amp needs CUDA: switched off on the CPU (recorded in info)
