@@ -393,6 +393,7 @@ def report(ctx: Any) -> list[Any]:
             ours = float(s.mean()) * scale if len(s) else None
             comps.append(Comparison(f"{label(m)}, {t} {metric}", paper[m], ours,
                                     float(s.std(ddof=1)) * scale if len(s) > 1 else None, len(s),
+                                    "MTL: the baseline" if m == "mtl" and not synthetic else
                                     _verdict(synthetic, ours, ours_mtl, paper[m], paper["mtl"], higher)))
     if comps:
         blocks.append(PaperComparison(comps, caption=f"{tab_name}: ours beside the paper ({ds}; mIoU in %)",
