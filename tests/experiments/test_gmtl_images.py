@@ -112,7 +112,12 @@ def test_image_encoder_branch_and_resnet_stitch_points():
     import torch
 
     from causalmtl.data.base import Task
-    from causalmtl.experiments.common import ModelConfig, encoder_factory, is_image_encoder, resnet_stitch_points
+    from causalmtl.experiments.common import (
+        ModelConfig,
+        encoder_factory,
+        is_image_encoder,
+        resnet_stitch_points,
+    )
     from causalmtl.nn import STL, CrossStitchNetwork
 
     assert is_image_encoder("resnet50") and is_image_encoder("timm:convnext_tiny") and not is_image_encoder("cnn")

@@ -8,8 +8,10 @@ from causalmtl.experiments import registry, run_experiment
 from causalmtl.experiments.registry import MissingDataError
 from causalmtl.report.build import build_report
 
-BUILTIN = [n for n in registry.names() if n not in ("quickstart", "toy-sweep", "gmtl-aop", "gmtl-taskonomy")]
-# quickstart: tests/report; gmtl-aop / gmtl-taskonomy (synthetic data at tiny): tests/experiments/test_gmtl_images.py
+BUILTIN = [n for n in registry.names() if n not in ("quickstart", "toy-sweep", "gmtl-aop", "gmtl-taskonomy")
+           and registry.get(n).module != "causalmtl.experiments.dense_benchmarks"]
+# quickstart: tests/report; gmtl-aop / gmtl-taskonomy: test_gmtl_images.py; nyuv2 / cityscapes / taskonomy:
+# test_dense_benchmarks.py (their tiny presets run on synthetic copies)
 
 #: text each experiment's section must contain (its tables / paper comparisons)
 EXPECT = {

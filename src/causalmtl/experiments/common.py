@@ -112,6 +112,21 @@ class ModelConfig:
 
 
 @dataclass
+class ImageModelConfig(ModelConfig):
+    """Sizes of an image model (dense benchmarks): ``encoder`` is one of :data:`IMAGE_ENCODERS`
+    or ``"torchvision:<model>"`` / ``"timm:<model>"`` (:func:`causalmtl.nn.build_image_encoder`).
+
+    MT-CRL splits the encoder's map into ``n_modules`` channel groups (its width is the
+    encoder's ``out_channels``; ``width`` is unused for image encoders)."""
+
+    encoder: str = "segnet"
+    encoder_width: Any = None  # SegNet "standard" | "wide" | "tiny" | ints; ResNet base_width (int)
+    output: str = "map"  # ResNets: "map" (stride 32) or "dilated" (stride 8)
+    weights: str | None = None  # ImageNet checkpoint path (ResNets / torchvision / timm); None: from scratch
+    decoder: str = "conv"  # dense heads: "conv" or "taskonomy" (15-layer upsampling decoder)
+
+
+@dataclass
 class TrainConfig:
     """Trainer settings (the learning rate comes from the hyperparameter registry)."""
 
@@ -120,6 +135,17 @@ class TrainConfig:
     patience: int = 5
     trials: int = 1  # random-search trials per method (trial 0 = documented defaults)
     select: str = "valid/loss"
+
+
+@dataclass
+class ImageTrainConfig(TrainConfig):
+    """:class:`TrainConfig` plus the GPU data-path settings passed to the Trainer."""
+
+    num_workers: int = 0  # DataLoader worker processes
+    amp: bool = False  # automatic mixed precision (bf16 where supported)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile
+    eval_batch_size: int = 64  # evaluation batch (dense maps at full size are large)
 
 
 @dataclass
@@ -245,10 +271,16 @@ def _in_dim(data: MultiTaskDataset) -> int:
 ENCODERS = ("mlp", "cnn", "lenet", "auto")
 
 
+#: Built-in image encoders of :func:`causalmtl.nn.build_image_encoder` (plus ``torchvision:`` / ``timm:``).
+IMAGE_ENCODERS = ("segnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+
+
 def is_image_encoder(name: str) -> bool:
     """``model.encoder`` names an image encoder of :func:`causalmtl.nn.build_image_encoder`
-    (a built-in ResNet, ``torchvision:<model>`` or ``timm:<model>``), used pooled."""
-    return (name.startswith("resnet") and name[6:].isdigit()) or name.startswith(("torchvision:", "timm:"))
+    (a built-in ResNet or SegNet, ``torchvision:<model>`` or ``timm:<model>``). With a
+    :class:`ModelConfig` it is used pooled (a vector per image, every architecture); with an
+    :class:`ImageModelConfig` as a feature map for dense tasks (:func:`build_model`)."""
+    return name in IMAGE_ENCODERS or name.startswith(("torchvision:", "timm:"))
 
 
 def resolve_encoder(name: str, image_size: tuple[int, int] | None) -> str:
@@ -290,6 +322,38 @@ def encoder_factory(mcfg: ModelConfig, in_dim: int, out_dim: int | None = None, 
     return lambda: LeNetEncoder(in_channels, image_size, out_dim=hidden[-1])
 
 
+
+
+def image_encoder_factory(mcfg: Any, in_channels: int) -> Any:
+    """A zero-argument factory of map encoders for an :class:`ImageModelConfig`."""
+    from ..nn.image import build_image_encoder
+
+    width = getattr(mcfg, "encoder_width", None)
+    weights = getattr(mcfg, "weights", None)
+    output = getattr(mcfg, "output", "map")
+    return lambda: build_image_encoder(mcfg.encoder, output=output, weights=weights, in_channels=in_channels,
+                                       width=width)
+
+
+def _build_image_model(arch: str, data: MultiTaskDataset, mcfg: Any, ch: int, **over: Any) -> Any:
+    """Dense-benchmark models on a map encoder (STL, hard sharing, MT-CRL's channel groups)."""
+    from ..nn import STL, SharedTrunk
+    from ..nn.mtcrl import MTCRLNet
+
+    enc = image_encoder_factory(mcfg, ch)
+    decoder = getattr(mcfg, "decoder", "conv")
+    if arch == "stl":
+        return STL(enc, data.tasks, decoder=decoder)
+    if arch == "shared":
+        return SharedTrunk(enc(), data.tasks, decoder=decoder)
+    if arch == "mtcrl":
+        e = enc()
+        return MTCRLNet(e, data.tasks, n_modules=int(over.get("n_modules", mcfg.n_modules)), width=int(e.out_channels),
+                        routing=mcfg.routing, decoder=decoder)
+    raise ValueError(f"architecture {arch!r} is not available with image encoder {mcfg.encoder!r}; "
+                     "valid: 'stl', 'shared', 'mtcrl'")
+
+
 def _image_size(shape: tuple[int, ...]) -> tuple[int, int] | None:
     """``(H, W)`` of image inputs ``(N, C, H, W)`` / ``(N, H, W)``; ``None`` for flat features."""
     return (int(shape[-2]), int(shape[-1])) if len(shape) in (3, 4) else None
@@ -305,6 +369,9 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
     shape = _input_shape(data)
     ch = int(shape[1]) if len(shape) == 4 else 1
     img = _image_size(shape)
+    if isinstance(mcfg, ImageModelConfig):  # feature maps and dense heads (dense benchmarks)
+        with seeded(seed):
+            return _build_image_model(arch, data, mcfg, ch, **over)
     enc = encoder_factory(mcfg, d_in, in_channels=ch, image_size=img)
     with seeded(seed):
         if arch == "stl":
@@ -402,9 +469,13 @@ def train_method(
     workdir: Path,
     protocol: str = "split",
     progress: bool = False,
+    arch: str | None = None,
     **model_over: Any,
 ) -> Trained:
-    """Build and train method ``name`` (resuming from ``workdir`` after an interruption)."""
+    """Build and train method ``name`` (resuming from ``workdir`` after an interruption).
+
+    ``arch`` overrides the method's architecture (e.g. the dense benchmarks run PCGrad on the
+    shared trunk); an :class:`ImageTrainConfig` adds num_workers, amp, channels_last, compile."""
     from ..nn import NPS, CrossStitchNetwork  # noqa: F401 - NPS documented alias of STL
     from ..train import Trainer
 
@@ -421,7 +492,9 @@ def train_method(
             weight_decay=float(trainer_h.get("weight_decay", 0.0)), patience=tcfg.patience,
             select=tcfg.select, protocol=proto, device=device, seed=seed,
             checkpoint_dir=workdir / f"ckpt-{tag}", progress=progress,
-            tensorboard_dir=tensorboard_dir(tag),
+            tensorboard_dir=tensorboard_dir(tag), num_workers=int(getattr(tcfg, "num_workers", 0)),
+            amp=bool(getattr(tcfg, "amp", False)), channels_last=bool(getattr(tcfg, "channels_last", False)),
+            compile=bool(getattr(tcfg, "compile", False)), eval_batch_size=int(getattr(tcfg, "eval_batch_size", 1024)),
         )
         return trainer.fit(splits, resume=True)
 
@@ -434,7 +507,7 @@ def train_method(
     else:
         if mdef.method == "mtcrl" and method_h.get("disentangle") == "beta_vae":
             model_over = {**model_over, "beta_vae": True}
-        model = build_model(mdef.arch, splits.train, mcfg, seed, **model_over)
+        model = build_model(arch or mdef.arch, splits.train, mcfg, seed, **model_over)
         result = fit(model, mdef.method, method_h, "main")
     train_data = splits.train if proto == "split" else concatenate([splits.train, splits.valid])
     for d in workdir.glob("ckpt-*"):
@@ -568,6 +641,9 @@ def history_rows(trained: Trained) -> list[MetricRow]:
 
 __all__ = [
     "DigitsConfig",
+    "IMAGE_ENCODERS",
+    "ImageModelConfig",
+    "ImageTrainConfig",
     "METHODS",
     "MethodDef",
     "ModelConfig",

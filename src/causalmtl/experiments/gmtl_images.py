@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -121,7 +120,15 @@ def _validate(cfg: Any) -> None:
 def _transforms(cfg: Any, uint8: bool) -> dict[str, Any]:
     """Train / eval row transforms: resize (Taskonomy rows are stored at full size), crop, flip,
     scaling and ImageNet normalisation (§5.3: 256 → random 224 crop + flip; eval centre crop)."""
-    from ..data.transforms import CenterCrop, Compose, HorizontalFlip, Normalize, RandomCrop, Resize, ToFloat
+    from ..data.transforms import (
+        CenterCrop,
+        Compose,
+        HorizontalFlip,
+        Normalize,
+        RandomCrop,
+        Resize,
+        ToFloat,
+    )
 
     head = [Resize(cfg.image_size)] if uint8 else []
     tail = [ToFloat(), Normalize(IMAGENET_MEAN, IMAGENET_STD)] if uint8 else []
@@ -304,7 +311,7 @@ def _report(ctx: Any, what: str) -> list[Any]:
     blocks += selection_blocks(ctx.frame, frame)
     rows = []
     for (ds, m, task), grp in frame[frame["task"] != ""].groupby(["dataset", "method", "task"], sort=False):
-        def mean(name: str) -> float:
+        def mean(name: str, grp: Any = grp) -> float:
             v = grp[grp["name"] == name]["value"]
             return float(v.mean()) if len(v) else float("nan")
         if grp[grp["name"] == "alpha_selected"].empty:

@@ -38,6 +38,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "causalmtl.experiments.unknown_q",
     "causalmtl.experiments.many_tasks",
     "causalmtl.experiments.gmtl_images",
+
+    "causalmtl.experiments.dense_benchmarks",
 )
 
 #: The experiment ``causalmtl run`` runs when none is named.
