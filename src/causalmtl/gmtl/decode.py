@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validation import _is_torch, check_alpha
+from .._validation import _is_torch, check_alpha, check_decode_args
 from .prior import JointPrior, as_prior
 
 #: Tolerance of the log-probability checks (|logsumexp| and positive values).
@@ -210,6 +210,8 @@ def decode(
     array([[0, 1]])
     """
     from .structured import decode_structured, needs_structured  # issue 10: trees, split α, modes
+
+    check_decode_args(log_probs, memory_mb=memory_mb, normalized=normalized, return_scores=return_scores)
 
     extra = dict(mode=mode, method=method, alpha_marginal=alpha_marginal, alpha_dependence=alpha_dependence,
                  return_marginals=return_marginals, return_info=return_info)  # fmt: skip

@@ -50,7 +50,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._validation import as_numpy, check_labels, check_n_classes, check_nonnegative
+from .._validation import as_float, as_int, as_numpy, check_labels, check_n_classes, check_nonnegative
 from .prior import JointPrior, as_prior
 
 logger = logging.getLogger(__name__)
@@ -267,11 +267,8 @@ def estimate_prior_em(
     p0 = as_prior(init, name="init")
     n_classes = p0.n_classes
     K = p0.size
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
-    tol = float(tol)
-    if not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+    max_iter = as_int(max_iter, "max_iter", low=1)
+    tol = as_float(tol, "tol", low=0, low_open=True)
     arr = _as_log_lik(log_lik, n_classes)
     n = arr.shape[0]
     lam, note = _resolve_smoothing(smoothing, n, K)

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_numpy
+from .._validation import as_numpy, make_rng
 from .em import estimate_prior_em
 from .prior import JointPrior, as_prior
 
@@ -183,7 +183,7 @@ def select_smoothing_cv(
     min_gain = float(min_gain)
     if not np.isfinite(min_gain) or min_gain < 0:
         raise ValueError(f"min_gain must be a finite number >= 0 (nats per row), got {min_gain!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = make_rng(seed)
     fitter = _default_fit if fit is None else fit
 
     # Identical rows (the same input drawn twice, e.g. by resampling) go to the same fold:

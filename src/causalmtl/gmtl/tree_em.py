@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .._validation import as_float, as_int
 from .em import (
     EMConvergenceWarning,
     _as_log_lik,
@@ -94,11 +95,8 @@ def estimate_tree_prior_em(
     """
     if not isinstance(init, TreePrior):
         raise ValueError(f"init must be a TreePrior (the training tree prior), got {type(init).__name__}")
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
-    tol = float(tol)
-    if not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+    max_iter = as_int(max_iter, "max_iter", low=1)
+    tol = as_float(tol, "tol", low=0, low_open=True)
     n_classes = init.n_classes
     arr = _as_log_lik(log_lik, n_classes)
     n = arr.shape[0]
