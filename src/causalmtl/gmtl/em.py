@@ -204,6 +204,36 @@ def _objective(
     return ll
 
 
+#: EM problems with fewer than this many likelihood values (N·K) run with one torch thread on
+#: the CPU: their tensors are so small that a second thread only adds hand-off latency
+#: (issue 15: 25–32 ms instead of < 1 ms with 2 threads; benchmarks/bench_em_threads.py).
+SMALL_EM_CELLS = 2**18
+
+
+def _one_thread_when_small(fn: Any) -> Any:
+    """Run ``fn(log_lik, …)`` with one torch thread when ``log_lik`` is small and on the CPU.
+
+    The caller's thread count is restored afterwards (also on error).
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(log_lik: Any, *args: Any, **kwargs: Any) -> Any:
+        size = int(np.prod(getattr(log_lik, "shape", (SMALL_EM_CELLS,))))
+        on_cpu = torch.device(kwargs.get("device", "cpu")).type == "cpu"
+        threads = torch.get_num_threads()
+        if not (on_cpu and size < SMALL_EM_CELLS and threads > 1):
+            return fn(log_lik, *args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return fn(log_lik, *args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
+
+
+@_one_thread_when_small
 def estimate_prior_em(
     log_lik: Any,
     init: JointPrior | Any,
