@@ -23,17 +23,20 @@ from causalmtl.gmtl import (
     JointPrior,
     TemperatureScaling,
     TreePrior,
+    adapt,
     decode,
     estimate_prior_em,
     select_alpha,
     select_smoothing_cv,
 )
-from causalmtl.shift import ShiftDraws
+from causalmtl.shift import ShiftDraws, analyze, evaluate_shift, weighted_tau
 
 PRIOR = JointPrior.from_probs([[0.4, 0.1], [0.1, 0.4]])
 LP = [np.log([[0.6, 0.4]]), np.log([[0.45, 0.55]])]
 LAB = np.array([[0, 0], [1, 1], [0, 1]])
 LOG_LIK = np.log(np.full((6, 2, 2), 0.25))
+LAB2 = np.random.default_rng(0).integers(0, 2, (60, 2))
+LP2 = [np.log(np.random.default_rng(t).dirichlet(np.ones(2), size=60)) for t in range(2)]
 
 
 def _write_prior(path, **override):
@@ -169,6 +172,20 @@ CASES = [
     ("calibration-l2-str", lambda p: TemperatureScaling(l2="x"), TypeError,
      r"l2 must be a finite number >= 0, got the str 'x'"),
     ("trainer-lr-str", lambda p: _trainer("1e-3"), ValueError, r"lr must be a finite number > 0, got '1e-3'"),
+    ("adapt-cv_folds-str", lambda p: adapt(LP2, LAB2, LP2, PRIOR, smoothing="cv", cv_folds="x"), TypeError,
+     r"n_folds must be an int with 2 <= n_folds <= N=60, got the str 'x'"),
+    ("adapt-device-unknown", lambda p: adapt(LP2, LAB2, LP2, PRIOR, device="nodev"), ValueError,
+     r"device must be a torch device such as 'cpu' or 'cuda', got 'nodev'"),
+    ("em-device-unknown", lambda p: estimate_prior_em(LOG_LIK, PRIOR, device="gpu0"), ValueError,
+     r"device must be a torch device such as 'cpu' or 'cuda', got 'gpu0'"),
+    ("weighted_tau-strings", lambda p: weighted_tau([0.1, 0.2], [0.1, "a"]), TypeError,
+     r"log_q must be a numeric array of log-probabilities or a JointPrior, got \[0\.1, 'a'\]"),
+    ("evaluate_shift-task-str", lambda p: evaluate_shift(LAB2, np.stack([LAB2, LAB2]), PRIOR, alphas=[0, 1],
+                                                         n_draws=3, task="x"), TypeError,
+     r"task must be an int >= 0, got the str 'x'"),
+    ("analyze-tau_range-str", lambda p: analyze(ShiftDraws(np.array([-0.5, 0.5]), np.full((2, 2), 0.5), alphas=[0, 1]),
+                                                tau_range="ab"), ValueError,
+     r"tau_range must be a pair \(low, high\), got 'ab'"),
     # --- silent or misleading values ---------------------------------------------------------------
     ("labels-inf", lambda p: JointPrior.fit(np.array([[0.0, np.inf], [1, 1]]), (2, 2)), ValueError,
      r"labels\[0, 1\] = .*inf.* is not a class label; expected an int in \[-1, 2\) for task 1"),

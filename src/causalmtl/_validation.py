@@ -288,3 +288,13 @@ def require_number(value: Any, name: str, expected: str = "a finite number") -> 
     if not _is_number(value):
         raise TypeError(f"{name} must be {expected}, got the {type(value).__name__} {value!r}")
     return value
+
+
+def check_device(device: Any, name: str = "device") -> Any:
+    """Validate a torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``)."""
+    import torch
+
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{name} must be a torch device such as 'cpu' or 'cuda', got {device!r}") from exc

@@ -50,7 +50,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._validation import as_float, as_int, as_numpy, check_labels, check_n_classes, check_nonnegative
+from .._validation import as_float, as_int, as_numpy, check_device, check_labels, check_n_classes, check_nonnegative
 from .prior import JointPrior, as_prior
 
 logger = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ def _one_thread_when_small(fn: Any) -> Any:
     @functools.wraps(fn)
     def wrapper(log_lik: Any, *args: Any, **kwargs: Any) -> Any:
         size = int(np.prod(getattr(log_lik, "shape", (SMALL_EM_CELLS,))))
-        on_cpu = torch.device(kwargs.get("device", "cpu")).type == "cpu"
+        on_cpu = check_device(kwargs.get("device", "cpu")).type == "cpu"
         threads = torch.get_num_threads()
         if not (on_cpu and size < SMALL_EM_CELLS and threads > 1):
             return fn(log_lik, *args, **kwargs)
@@ -309,7 +309,7 @@ def estimate_prior_em(
     sp = p0 if smoothing_prior is None else as_prior(smoothing_prior, name="smoothing_prior")
     if sp.n_classes != n_classes:
         raise ValueError(f"smoothing_prior has n_classes {sp.n_classes} but init has {n_classes}")
-    dev = torch.device(device)
+    dev = check_device(device)
     L, const = _normalised_likelihood(arr, dev, memory_mb, "log_lik")
     p = torch.as_tensor(sp.probs.reshape(-1), dtype=torch.float64, device=dev)
     q = torch.as_tensor(p0.probs.reshape(-1), dtype=torch.float64, device=dev)

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_numpy, make_rng
+from .._validation import as_numpy, make_rng, require_number
 from .em import estimate_prior_em
 from .prior import JointPrior, as_prior
 
@@ -168,6 +168,7 @@ def select_smoothing_cv(
     if arr.shape[1] != p.size:
         raise ValueError(f"log_lik has {arr.shape[1]} joint cells per row but prior has {p.size} {p.n_classes}")
     n = arr.shape[0]
+    require_number(n_folds, "n_folds", f"an int with 2 <= n_folds <= N={n}")
     if isinstance(n_folds, bool) or int(n_folds) != n_folds or not 2 <= n_folds <= n:
         raise ValueError(f"n_folds must be an int with 2 <= n_folds <= N={n}, got {n_folds!r}")
     n_folds = int(n_folds)

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._validation import as_float, as_int
+from .._validation import as_float, as_int, check_device
 from .em import (
     EMConvergenceWarning,
     _as_log_lik,
@@ -111,7 +111,7 @@ def estimate_tree_prior_em(
         lam, note = _resolve_smoothing(smoothing, n, K)
         if note is not None:
             warnings.warn(note, UserWarning, stacklevel=2)
-    dev = torch.device(device)
+    dev = check_device(device)
     L, const = _normalised_likelihood(arr, dev, memory_mb, "log_lik")
     p_np = init.probs.reshape(-1)
     p_np = p_np / p_np.sum()

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_alpha
+from .._validation import as_float, check_alpha
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,9 @@ def bin_by_tau(
         if lo == hi:
             raise ValueError(f"all {t.size} tau values equal {lo}; give tau_range to bin them")
     else:
-        lo, hi = (float(v) for v in tau_range)
+        if np.ndim(tau_range) != 1 or len(tau_range) != 2:
+            raise ValueError(f"tau_range must be a pair (low, high), got {tau_range!r}")
+        lo, hi = (as_float(v, "tau_range[]") for v in tau_range)
         if not lo < hi:
             raise ValueError(f"tau_range must be (low, high) with low < high, got {tau_range!r}")
         outside = (t < lo) | (t > hi)
