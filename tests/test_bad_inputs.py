@@ -77,6 +77,16 @@ def _trainer(lr):
     return Trainer(ERM(model), lr=lr)
 
 
+def _classifier(**params):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import MultiOutputClassifier
+
+    from causalmtl import GMTLClassifier
+
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    return GMTLClassifier(MultiOutputClassifier(LogisticRegression()), **params).fit(X, LAB2)
+
+
 # (id, call(tmp_path), exception, regex naming argument + value + expectation)
 CASES = [
     # --- a dense joint table that cannot (or should not) be allocated -------------------------
@@ -186,6 +196,10 @@ CASES = [
     ("analyze-tau_range-str", lambda p: analyze(ShiftDraws(np.array([-0.5, 0.5]), np.full((2, 2), 0.5), alphas=[0, 1]),
                                                 tau_range="ab"), ValueError,
      r"tau_range must be a pair \(low, high\), got 'ab'"),
+    ("GMTLClassifier-alpha-grid", lambda p: _classifier(alpha=[0.0, 0.5]), ValueError,
+     r"alpha must be one number in \[0, 1\], got \[0\.0, 0\.5\]; to choose among several use GMTLClassifierCV"),
+    ("GMTLClassifier-pseudocount-str", lambda p: _classifier(pseudocount="1"), TypeError,
+     r"pseudocount must be a finite number >= 0, got the str '1'"),
     # --- silent or misleading values ---------------------------------------------------------------
     ("labels-inf", lambda p: JointPrior.fit(np.array([[0.0, np.inf], [1, 1]]), (2, 2)), ValueError,
      r"labels\[0, 1\] = .*inf.* is not a class label; expected an int in \[-1, 2\) for task 1"),

@@ -85,6 +85,11 @@ class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     def _check_params(self) -> None:
         check_alpha(self.alpha)
+        if np.ndim(self.alpha) != 0:
+            raise ValueError(
+                f"alpha must be one number in [0, 1], got {self.alpha!r}; to choose among several "
+                "use GMTLClassifierCV(alphas=...)"
+            )
         as_float(self.pseudocount, "pseudocount", low=0)
         check_bool(self.prefit, "prefit")
 
