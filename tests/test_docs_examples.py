@@ -71,10 +71,13 @@ def _index_in_file(block: tuple[str, int, str]) -> int:
 
 
 def _repo_files() -> set[str]:
+    """Changed, untracked and ignored files (``runs/`` is ignored), less Python's caches."""
     out = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True, text=True
+        ["git", "status", "--porcelain", "--untracked-files=all", "--ignored"], cwd=ROOT, capture_output=True, text=True
     )
-    return set(out.stdout.splitlines()) if out.returncode == 0 else set()
+    if out.returncode != 0:
+        return set()
+    return {ln for ln in out.stdout.splitlines() if "__pycache__" not in ln and ".pytest_cache" not in ln}
 
 
 class _Timeout(Exception):
@@ -103,7 +106,8 @@ def test_block_runs_alone(block, monkeypatch):
     pattern = EXPECTED_OUTPUT.get((path, _index_in_file(block)))
     if pattern is not None:
         assert re.search(pattern, stdout.getvalue()), stdout.getvalue()
-    assert _repo_files() == before, "the block left files in the repository; write outputs to a temp dir"
+    new = _repo_files() - before
+    assert not new, f"the block left files in the repository ({sorted(new)}); write outputs to a temp dir"
 
 
 @pytest.mark.parametrize("block", PARSE_ONLY, ids=[f"{f}:{line}" for f, line, _ in PARSE_ONLY])
