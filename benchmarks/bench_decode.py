@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from causalmtl.gmtl import JointPrior, decode
+from causalmtl.gmtl import JointPrior, gmtl_decode
 
 
 def peak_rss_mb() -> float:
@@ -45,11 +45,13 @@ def main() -> None:
     base_rss = peak_rss_mb()
     tensors = [torch.as_tensor(x) for x in log_probs]
     medians = {}
-    for name, inputs in (("numpy", log_probs), ("torch", tensors)):  # numpy in -> numpy kernel
+    # numpy kernels (numpy in) and torch kernels (CPU tensors, backend="torch"; on a GPU machine
+    # pass tensors on the device)
+    for name, inputs in (("numpy", log_probs), ("torch", tensors)):
         times = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            out = decode(inputs, prior, alpha=alphas, memory_mb=args.memory_mb)
+            out = gmtl_decode(inputs, prior, alpha=alphas, memory_mb=args.memory_mb, backend=name).labels
             times.append(time.perf_counter() - t0)
         medians[name] = statistics.median(times)
         print(f"[{name} inputs] total decode time: median {medians[name]:.2f} s over {args.repeats} runs "

@@ -7,7 +7,7 @@ peak resident-memory increase of each call (sampled by a background thread), one
 
 Usage: python benchmarks/bench_tree.py [--threads K] [--device cpu|cuda] [--scaling]
 (--threads sets torch's intra-op threads; the default keeps torch's own choice). On the CPU
-``decode_structured`` runs numpy kernels (single-threaded); ``gmtl.decode`` runs torch.
+``gmtl_decode`` runs numpy kernels (single-threaded) unless ``backend="torch"``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import numpy as np
 import torch
 
-from causalmtl.gmtl import TreePrior, decode, decode_structured
+from causalmtl.gmtl import TreePrior, gmtl_decode
 from causalmtl.gmtl.scaling import measure, scaling_table, simulated_scores
 
 
@@ -38,10 +38,10 @@ def main() -> None:
     prior = TreePrior.random((2,) * T, seed=0, concentration=0.5)
     lp, _ = simulated_scores(prior, N, seed=1)
     lp_dev = [torch.as_tensor(x, device=dev) for x in lp]
-    decode_structured([x[:100] for x in lp_dev], prior, alpha=alphas)  # warm-up
+    gmtl_decode([x[:100] for x in lp_dev], prior, alpha=alphas)  # warm-up
     for mode, target in (("joint", 100_000), ("marginal", 40_000)):
         def run(mode: str = mode) -> torch.Tensor:
-            out = decode_structured(lp_dev, prior, alpha=alphas, mode=mode)
+            out = gmtl_decode(lp_dev, prior, alpha=alphas, mode=mode).labels
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             return out
@@ -57,18 +57,20 @@ def main() -> None:
     lp16, _ = simulated_scores(prior16, N16, seed=2)
     lp16_dev = [torch.as_tensor(x, device=dev) for x in lp16]
     for label, fn in (
-        ("table joint, decode_structured", lambda: decode_structured(lp16_dev, joint16, alpha=0.5)),
-        ("table marginal, decode_structured", lambda: decode_structured(lp16_dev, joint16, alpha=0.5, mode="marginal")),
-        ("table joint, gmtl.decode (torch)", lambda: decode(lp16_dev, joint16, alpha=0.5, memory_mb=256)),
-        ("tree joint (same prior)", lambda: decode_structured(lp16_dev, prior16, alpha=0.5)),
+        ("table joint", lambda: gmtl_decode(lp16_dev, joint16, alpha=0.5).labels),
+        ("table marginal", lambda: gmtl_decode(lp16_dev, joint16, alpha=0.5, mode="marginal").labels),
+        ("table joint, torch kernels", lambda: gmtl_decode(lp16_dev, joint16, alpha=0.5, memory_mb=256,
+                                                          backend="torch").labels),
+        ("tree joint (same prior)", lambda: gmtl_decode(lp16_dev, prior16, alpha=0.5).labels),
     ):
         out, sec, mb = measure(fn)
         ok = "ok" if sec <= 5 and mb <= 256 else "MISSED"
         print(f"T=16 binary, N={N16}, 1 alpha, {label:<34s}: {sec:6.2f} s, "
               f"{N16 / sec:10,.0f} examples/s, peak +{mb:.0f} MB (target 5 s / 256 MB: {ok})")
-    ref = np.asarray(decode(lp16[:2000], joint16, alpha=0.5))
-    same = all((np.asarray(decode_structured(lp16[:2000], p, alpha=0.5)) == ref).all() for p in (joint16, prior16))
-    print(f"gmtl.decode, numpy table and tree decoding agree on 2,000 T=16 rows: {bool(same)}")
+    rows = [x[:2000] for x in lp16]
+    ref = np.asarray(gmtl_decode([torch.as_tensor(x) for x in rows], joint16, alpha=0.5, backend="torch").labels)
+    same = all((np.asarray(gmtl_decode(rows, p, alpha=0.5).labels) == ref).all() for p in (joint16, prior16))
+    print(f"torch table, numpy table and tree decoding agree on 2,000 T=16 rows: {bool(same)}")
 
     if args.scaling:
         print("\nscaling (binary tasks, N=10,000, 11 alphas; examples/s per alpha, peak MB)")

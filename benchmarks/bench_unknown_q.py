@@ -31,10 +31,10 @@ import warnings
 
 import numpy as np
 
-from causalmtl.gmtl import JointPrior, decode
+from causalmtl.gmtl import JointPrior, gmtl_decode
 from causalmtl.gmtl.adapt import adapt
 from causalmtl.gmtl.em import estimate_prior_em
-from causalmtl.gmtl.evaluate_q import (
+from causalmtl.shift.unknown_q import (
     correlation_shift,
     evaluate_unknown_q,
     oracle_gain_recovered,
@@ -165,19 +165,19 @@ def bbse_line(vlp: list, vy: np.ndarray, plp: list, py: np.ndarray, prior: Joint
               n: int, seed: int) -> str:  # fmt: skip
     """BBSE baseline on the same resampled unlabeled set (hard DMTL predictions)."""
     from causalmtl.gmtl.em import bbse
-    from causalmtl.gmtl.evaluate_q import importance_resample, shifted_accuracy
+    from causalmtl.shift.unknown_q import importance_resample, shifted_accuracy
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idx, q_eff = importance_resample(py, q, n, seed)
-        val_pred = decode(vlp, prior, alpha=0.0)
-        test_pred = decode([x[idx] for x in plp], prior, alpha=0.0)
+        val_pred = gmtl_decode(vlp, prior, alpha=0.0).labels
+        test_pred = gmtl_decode([x[idx] for x in plp], prior, alpha=0.0).labels
         res = bbse(val_pred, vy, test_pred, prior.n_classes)
         q_hat = res.q + 1e-12
         q_hat /= q_hat.sum()
-        acc = shifted_accuracy(decode(plp, prior, target_prior=q_hat), py, q_eff)
-        acc_dmtl = shifted_accuracy(decode(plp, prior, alpha=0.0), py, q_eff)
-        acc_or = shifted_accuracy(decode(plp, prior, target_prior=q_eff), py, q_eff)
+        acc = shifted_accuracy(gmtl_decode(plp, prior, q=q_hat).labels, py, q_eff)
+        acc_dmtl = shifted_accuracy(gmtl_decode(plp, prior, alpha=0.0).labels, py, q_eff)
+        acc_or = shifted_accuracy(gmtl_decode(plp, prior, q=q_eff).labels, py, q_eff)
     return (
         f"  {'BBSE':12s} DMTL {acc_dmtl:.4f}  oracle-q {acc_or:.4f}  est-q {acc:.4f}  L1 {q_error(res.q, q_eff)['l1']:.3f}  "
         f"recovered {100 * oracle_gain_recovered(acc, acc_or, acc_dmtl):6.1f} %  cond(C) {res.condition_number:.3g}  "
@@ -211,9 +211,9 @@ def bench_digits(quick: bool, methods: list[str]) -> None:
         prior = JointPrior.fit(ytr, (10, 10), pseudocount=1.0)
         qn = q / q.sum()
         acc = lambda pred, yt=ty: float((np.asarray(pred) == yt).mean())  # noqa: E731
-        a_dmtl = acc(decode(tlp, prior, alpha=0.0))
-        a_oracle = acc(decode(tlp, prior, target_prior=qn))
-        grid = decode(tlp, prior, alpha=list(np.linspace(0, 1, 11)))
+        a_dmtl = acc(gmtl_decode(tlp, prior, alpha=0.0).labels)
+        a_oracle = acc(gmtl_decode(tlp, prior, q=qn).labels)
+        grid = gmtl_decode(tlp, prior, alpha=list(np.linspace(0, 1, 11))).labels
         a_best = max(acc(g) for g in grid)
         print(f" shift={name}: DMTL {a_dmtl:.4f}  oracle-q {a_oracle:.4f}  best single a {a_best:.4f}")
         for m in methods:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+import warnings
 import zipfile
 
 import numpy as np
@@ -25,7 +26,9 @@ from causalmtl.gmtl import (
     TreePrior,
     adapt,
     decode,
+    decode_structured,
     estimate_prior_em,
+    gmtl_decode,
     select_alpha,
     select_smoothing_cv,
 )
@@ -52,6 +55,13 @@ def _write_prior(path, **override):
     keys.update(override)
     np.savez(path, **{k: v for k, v in keys.items() if v is not None})
     return path
+
+
+def _deprecated(fn, *args, **kwargs):
+    """Call a deprecated decoder with its DeprecationWarning silenced (tested in tests/gmtl)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return fn(*args, **kwargs)
 
 
 def _truncated(path):
@@ -139,22 +149,40 @@ CASES = [
     ("marginal-task-str", lambda p: PRIOR.marginal("a"), TypeError, r"task must be an int >= 0, got the str 'a'"),
     ("marginalize-keep-str", lambda p: PRIOR.marginalize("ab"), TypeError,
      r"keep must be a sequence of task indices, got 'ab'"),
-    ("decode-alpha-str", lambda p: decode(LP, PRIOR, alpha="a"), TypeError,
+    ("gmtl_decode-alpha-str", lambda p: gmtl_decode(LP, PRIOR, alpha="a"), TypeError,
      r"alpha must be a number in \[0, 1\] or a sequence of them, got 'a'"),
-    ("decode-alpha-None-in-list", lambda p: decode(LP, PRIOR, alpha=[0.0, None]), TypeError,
+    ("gmtl_decode-alpha-None-in-list", lambda p: gmtl_decode(LP, PRIOR, alpha=[0.0, None]), TypeError,
      r"alpha must be a number in \[0, 1\] or a sequence of them, got \[0\.0, None\]"),
-    ("decode-memory_mb-negative", lambda p: decode(LP, PRIOR, alpha=0.5, memory_mb=-5), ValueError,
+    ("gmtl_decode-memory_mb-negative", lambda p: gmtl_decode(LP, PRIOR, alpha=0.5, memory_mb=-5), ValueError,
      r"memory_mb must be a finite number > 0, got -5"),
-    ("decode-memory_mb-str", lambda p: decode(LP, PRIOR, alpha=0.5, memory_mb="64"), TypeError,
+    ("gmtl_decode-memory_mb-str", lambda p: gmtl_decode(LP, PRIOR, alpha=0.5, memory_mb="64"), TypeError,
      r"memory_mb must be a finite number > 0, got the str '64'"),
-    ("decode-tree-memory_mb-zero", lambda p: decode(LP, TreePrior.fit(LAB, (2, 2)), alpha=0.5, memory_mb=0),
+    ("gmtl_decode-tree-memory_mb-zero", lambda p: gmtl_decode(LP, TreePrior.fit(LAB, (2, 2)), alpha=0.5, memory_mb=0),
      ValueError, r"memory_mb must be a finite number > 0, got 0"),
-    ("decode-normalized-str", lambda p: decode(LP, PRIOR, alpha=0.5, normalized="no"), TypeError,
+    ("gmtl_decode-normalized-str", lambda p: gmtl_decode(LP, PRIOR, alpha=0.5, normalized="no"), TypeError,
      r"normalized must be True or False, got the str 'no'"),
-    ("decode-log_probs-str", lambda p: decode("abc", PRIOR, alpha=0.5), TypeError,
+    ("gmtl_decode-log_probs-str", lambda p: gmtl_decode("abc", PRIOR, alpha=0.5), TypeError,
      r"log_probs must be an array of log-probabilities, got the str 'abc'"),
-    ("decode-log_probs-None-entry", lambda p: decode([LP[0], None], PRIOR, alpha=0.5), TypeError,
+    ("gmtl_decode-log_probs-None-entry", lambda p: gmtl_decode([LP[0], None], PRIOR, alpha=0.5), TypeError,
      r"log_probs\[1\] must be an array of log-probabilities, got the NoneType None"),
+    ("gmtl_decode-scores-str", lambda p: gmtl_decode(LP, PRIOR, alpha=0.5, scores="yes"), TypeError,
+     r"scores must be True or False, got the str 'yes'"),
+    ("gmtl_decode-marginals-int", lambda p: gmtl_decode(LP, PRIOR, alpha=0.5, marginals=2), TypeError,
+     r"marginals must be True or False, got the int 2"),
+    # the deprecated wrappers go through gmtl_decode's entry point, so they are checked the same way
+    ("decode-deprecated-memory_mb-negative", lambda p: _deprecated(decode, LP, PRIOR, alpha=0.5, memory_mb=-5),
+     ValueError, r"memory_mb must be a finite number > 0, got -5"),
+    ("decode-deprecated-log_probs-str", lambda p: _deprecated(decode, "abc", PRIOR, alpha=0.5), TypeError,
+     r"log_probs must be an array of log-probabilities, got the str 'abc'"),
+    ("decode-deprecated-return_scores-str",
+     lambda p: _deprecated(decode, LP, PRIOR, alpha=0.5, return_scores="no"), TypeError,
+     r"return_scores must be True or False, got the str 'no'"),
+    ("decode_structured-deprecated-memory_mb-str",
+     lambda p: _deprecated(decode_structured, LP, TreePrior.fit(LAB, (2, 2)), alpha=0.5, memory_mb="64"), TypeError,
+     r"memory_mb must be a finite number > 0, got the str '64'"),
+    ("decode_structured-deprecated-return_marginals-str",
+     lambda p: _deprecated(decode_structured, LP, PRIOR, alpha=0.5, return_marginals="no"), TypeError,
+     r"return_marginals must be True or False, got the str 'no'"),
     ("select_alpha-tolerance-str", lambda p: select_alpha(LP, np.array([[0, 0]]), PRIOR, tolerance="a"), TypeError,
      r"tolerance must be a finite number >= 0, got the str 'a'"),
     ("select_alpha-main_task-str", lambda p: select_alpha(LP, np.array([[0, 0]]), PRIOR, main_task="a"), TypeError,
@@ -260,8 +288,9 @@ def test_valid_prior_files_still_load(tmp_path):
 def test_numbers_of_other_numeric_types_are_still_accepted():
     assert JointPrior.fit(LAB, (2, 2), pseudocount=np.float32(0.5)).pseudocount == 0.5
     assert JointPrior.fit(LAB, (2, 2), pseudocount=1).pseudocount == 1.0
-    assert decode(LP, PRIOR, alpha=np.float64(0.5), memory_mb=np.int64(1)).shape == (1, 2)
-    assert decode(LP, PRIOR, alpha=0.5, normalized=np.bool_(True)).shape == (1, 2)
+    assert gmtl_decode(LP, PRIOR, alpha=np.float64(0.5), memory_mb=np.int64(1)).labels.shape == (1, 2)
+    assert gmtl_decode(LP, PRIOR, alpha=0.5, normalized=np.bool_(True), scores=np.bool_(True)).labels.shape == (1, 2)
+    assert _deprecated(decode, LP, PRIOR, alpha=0.5, normalized=np.bool_(True)).shape == (1, 2)
     assert TreePrior.random((2, 2), seed=np.random.default_rng(0)).n_tasks == 2
 
 

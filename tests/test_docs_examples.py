@@ -122,6 +122,8 @@ def test_blocks_that_are_only_parsed():
     print("\ndocs blocks parsed but NOT run:\n  " + "\n  ".join(listed))
     assert [re.sub(r":\d+", "", s) for s in listed] == [
         "docs/datasets.md (needs-data)",
+        "docs/datasets.md (needs-data)",
+        "docs/datasets.md (needs-data)",
         "docs/experiments.md (long)",
         "docs/mtcrl.md (needs-data)",
     ]

@@ -12,7 +12,7 @@ first use, so ``import causalmtl`` stays light.
 >>> cm.__version__
 '0.1.0'
 >>> prior = cm.JointPrior.from_probs([[0.4, 0.1], [0.1, 0.4]])
->>> cm.decode([[[-0.1, -2.4]], [[-1.0, -0.46]]], prior, alpha=0.0, normalized=False).tolist()
+>>> cm.gmtl_decode([[[-0.1, -2.4]], [[-1.0, -0.46]]], prior, alpha=0.0, normalized=False).labels.tolist()
 [[0, 1]]
 """
 
@@ -26,20 +26,12 @@ __version__ = "0.1.0"
 _SUBPACKAGES = ("data", "experiments", "gmtl", "methods", "metrics", "nn", "report", "shift", "train")
 
 __all__ = [
-    "GMTLClassifier",
-    "GMTLClassifierCV",
-    "JointPrior",
-    "TreePrior",
-    "__version__",
-    "adapt",
-    "decode",
-    "fit_prior",
-    "select_alpha",
-    *_SUBPACKAGES,
-]
+    "Decoded", "GMTLClassifier", "GMTLClassifierCV", "JointPrior", "Prior", "TreePrior", "__version__", "adapt",
+    "decode", "fit_prior", "gmtl_decode", "select_alpha", *_SUBPACKAGES,
+]  # fmt: skip
 
 
-_GMTL_NAMES = ("JointPrior", "TreePrior", "adapt", "decode", "fit_prior", "select_alpha")
+_GMTL_NAMES = ("Decoded", "JointPrior", "Prior", "TreePrior", "adapt", "decode", "fit_prior", "gmtl_decode", "select_alpha")
 _SKLEARN_NAMES = ("GMTLClassifier", "GMTLClassifierCV")  # scikit-learn is imported on first use
 
 

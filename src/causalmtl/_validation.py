@@ -257,11 +257,15 @@ def check_joint_size(n_classes: Sequence[int], max_cells: int = MAX_JOINT_CELLS,
     return K
 
 
-def check_decode_args(log_probs: Any, *, memory_mb: Any, normalized: Any, return_scores: Any = False) -> None:
-    """The argument checks shared by the decoders (``decode``, ``decode_structured``).
+def check_decode_args(
+    log_probs: Any, *, memory_mb: Any, normalized: Any, return_scores: Any = False, **flags: Any
+) -> None:
+    """The argument checks of the decoder, made once in ``gmtl_decode``'s single entry point
+    (so the deprecated ``decode`` and ``decode_structured`` are checked the same way).
 
     Refuses a non-numeric ``log_probs`` (a str, None, an array of strings), a ``memory_mb``
-    that is not a finite number > 0, and non-bool ``normalized`` / ``return_scores``.
+    that is not a finite number > 0, and non-bool ``normalized`` / ``return_scores`` / any
+    other boolean option passed by keyword (its name is the one in the message).
     """
     items = log_probs if isinstance(log_probs, (list, tuple)) else [log_probs]
     for i, x in enumerate(items):
@@ -275,6 +279,8 @@ def check_decode_args(log_probs: Any, *, memory_mb: Any, normalized: Any, return
     check_memory_mb(memory_mb)
     check_bool(normalized, "normalized")
     check_bool(return_scores, "return_scores")
+    for name, value in flags.items():
+        check_bool(value, name)
 
 
 def make_rng(seed: Any, name: str = "seed") -> np.random.Generator:

@@ -203,3 +203,65 @@ def test_real_mnist_files_load(tmp_path):
         data = load_mnist(SHARED_DATA / "mnist")
     assert data["train_images"].shape == (60000, 28, 28) and data["test_labels"].shape == (10000,)
     assert np.bincount(data["test_labels"]).tolist()[:2] == [980, 1135]
+
+
+# --- paper-scale Multi-MNIST generated on the fly (MT-CRL C.1-C.2; issue 18) ----------------
+@pytest.mark.filterwarnings("ignore::causalmtl.data.mnist.ChecksumWarning")
+def test_streamed_multi_mnist_is_lazy_deterministic_and_pair_disjoint(fake_dir):
+    from causalmtl.data.mnist_stream import StreamedMultiMNIST, make_streamed_multi_mnist
+
+    s = make_streamed_multi_mnist(fake_dir, per_pair=10_000, seed=3)
+    # the paper's sizes: 100 pairs x 10,000 images, split 3:1:1, without composing any image
+    assert [len(d) for _, d in s] == [600_000, 200_000, 200_000]
+    assert isinstance(s.train.inputs, StreamedMultiMNIST) and s.train.streamed
+    assert s.train.inputs.images.shape == (400, 28, 28)  # only the source images are in memory
+    src = s.train.inputs
+    rows = np.array([0, 9_999, 10_000, 123_457, 599_999])
+    x = src.read_batch(rows)
+    assert x.shape == (5, 1, 28, 56) and x.dtype == np.float32
+    # pixel (0, 0) of each half encodes that digit's label (the fixture): image = labels
+    np.testing.assert_array_equal(np.rint(x[:, 0, 0, 0] * 255), s.train.labels[rows, 0])
+    np.testing.assert_array_equal(np.rint(x[:, 0, 0, 28] * 255), s.train.labels[rows, 1])
+    # same seed + index -> same image, in any order, one row or many; another seed differs
+    again = make_streamed_multi_mnist(fake_dir, per_pair=10_000, seed=3).train.inputs
+    np.testing.assert_array_equal(again.read_batch(rows[::-1])[::-1], x)
+    np.testing.assert_array_equal(src.read(123_457).x, x[3])
+    idx = src.source_index(np.arange(0, 600_000, 997))
+    other = make_streamed_multi_mnist(fake_dir, per_pair=10_000, seed=4)
+    assert not np.array_equal(other.train.inputs.source_index(np.arange(0, 600_000, 997)), idx)
+    # rows of one pair use many different source images (the hash spreads them over the pool)
+    same_pair = src.source_index(np.arange(10_000))
+    assert len(np.unique(same_pair[:, 0])) > 20
+    # the pair split never puts a test (or valid) pair in train; pools are disjoint
+    def codes(lab):  # label pair -> 10 * left + right
+        return set(np.unique(lab[:, 0] * 10 + lab[:, 1]).tolist())
+
+    train = codes(s.meta["pairs"]["train"])
+    for split in ("valid", "test"):
+        assert not train & codes(getattr(s, split).labels)
+    assert codes(s.train.labels) == train
+    pools = {k: np.unique(getattr(s, k).inputs.source_index(np.arange(0, len(getattr(s, k)), 101)))
+             for k in ("train", "valid", "test")}
+    assert (pools["test"] >= 300).all() and (pools["train"] < 300).all()
+    assert np.intersect1d(pools["train"], pools["valid"]).size == 0
+    assert [int(d.env[0]) for _, d in s] == [0, 1, 2]
+    with pytest.raises(IndexError, match="rows must lie in"):
+        src.read_batch(np.array([600_000]))
+
+
+@pytest.mark.filterwarnings("ignore::causalmtl.data.mnist.ChecksumWarning")
+def test_streamed_multi_mnist_trains_through_the_streamed_trainer(fake_dir):
+    from causalmtl.data.mnist_stream import make_streamed_multi_mnist
+    from causalmtl.methods import ERM
+    from causalmtl.nn import STL, seeded
+    from causalmtl.nn.encoders import LeNetEncoder
+    from causalmtl.train import Trainer, evaluate
+
+    s = make_streamed_multi_mnist(fake_dir, per_pair=3, seed=0)
+    with seeded(0):
+        model = STL(lambda: LeNetEncoder(1, (28, 56), out_dim=8), s.tasks)
+    Trainer(ERM(model), epochs=1, batch_size=32, patience=1, seed=0).fit(s)
+    res = evaluate(model, s.test)
+    assert 0.0 <= res["acc/left"] <= 1.0
+    with pytest.raises(ValueError, match="per_pair must be"):
+        make_streamed_multi_mnist(fake_dir, per_pair=0)

@@ -78,6 +78,20 @@ def weights(method) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in method.state_dict().items() if isinstance(v, torch.Tensor)}
 
 
+def gloo_threads() -> list[str]:
+    """Names of this process's gloo / c10d threads (Linux ``/proc``)."""
+    names = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as fh:
+                name = fh.read().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if name.startswith(("pt_gloo", "gloo")):
+            names.append(name)
+    return sorted(names)
+
+
 # --- process entry points --------------------------------------------------------------------
 def init_env(rank: int, world: int, port: int) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
@@ -119,6 +133,12 @@ def rank_main(rank: int, world: int, port: int, out: str, job: str) -> None:
                                           resume=True)
             torch.save({"weights": weights(method), "steps": len(calls), "epochs": len(result.history)},
                        out_dir / f"resume-rank{rank}.pt")
+        elif job == "teardown":  # the group is freed by destroy_process_group, its threads joined
+            train("erm", epochs=1)
+            dist.barrier()
+            dist.destroy_process_group()
+            (out_dir / f"threads-rank{rank}.txt").write_text("\n".join(gloo_threads()))
+            return
         else:
             raise ValueError(f"unknown job {job!r}")
         # both ranks finish every collective before either tears the group down: a rank that

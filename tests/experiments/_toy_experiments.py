@@ -26,6 +26,7 @@ class ToyConfig:
     n_trials: int = 1
     sleep: float = 0.0
     fail_method: str = ""
+    fail_error: str = "runtime"  # "runtime" (a rerun may fix it) or "value" (a rerun cannot)
     inner: Inner = field(default_factory=Inner)
 
 
@@ -44,7 +45,7 @@ def value_of(method: str, seed: int, trial: int, task: int, scale: float) -> flo
 
 def run(cfg: ToyConfig, spec: RunSpec, ctx) -> RunResult:
     if spec.method == cfg.fail_method:
-        raise RuntimeError("planned failure")
+        raise (ValueError if cfg.fail_error == "value" else RuntimeError)("planned failure")
     time.sleep(cfg.sleep)
     metrics = [
         MetricRow("acc", value_of(spec.method, ctx.seed, spec.trial, t, cfg.inner.scale), task=f"t{t}", split=split)

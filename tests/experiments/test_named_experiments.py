@@ -15,7 +15,8 @@ EXPECT = {
     "gmtl-toy": ["Figure 2", "range of the GMTL boundary", "GMTL accuracy of Y"],
     "gmtl-shift": ["Per-bin optimal α", "-0.847", "all methods pooled"],
     "multi-sem": ["Table 1", "Table 5", "0.906"],
-    "mtcrl-digits": ["Table 6", "Table 2", "Table 3", "Table 11", "Figure 4", "0.912"],
+    "mtcrl-digits": ["Table 6", "Table 2", "Table 3", "Table 11", "Figure 4", "0.912", "MTL (shared-bottom)",
+                     "MTL (MMoE, K = MT-CRL", "MTL row"],
 }
 
 

@@ -10,14 +10,14 @@ from scipy.stats import multivariate_normal
 
 from causalmtl.gmtl import JointPrior, decode, independent_argmax
 from causalmtl.gmtl.adapt import adapt, alpha_from_severity, decode_adapted
-from causalmtl.gmtl.evaluate_q import (
+from causalmtl.gmtl.score_model import GaussianScoreModel, score_features
+from causalmtl.shift.unknown_q import (
     evaluate_unknown_q,
     importance_resample,
     oracle_gain_recovered,
     q_error,
     shifted_accuracy,
 )
-from causalmtl.gmtl.score_model import GaussianScoreModel, score_features
 
 N_CLASSES = (2, 2)
 P = np.array([[0.42, 0.08], [0.08, 0.42]])  # the two labels agree in training
@@ -204,7 +204,7 @@ def test_evaluate_unknown_q_end_to_end(data: dict) -> None:
 
 
 def test_correlation_shift_flips_and_removes() -> None:
-    from causalmtl.gmtl.evaluate_q import correlation_shift, strongest_pairs
+    from causalmtl.shift.unknown_q import correlation_shift, strongest_pairs
 
     np.testing.assert_allclose(correlation_shift(P).probs, Q, atol=1e-12)  # flip: odds ratio inverted
     rng = np.random.default_rng(0)

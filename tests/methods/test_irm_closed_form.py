@@ -176,3 +176,103 @@ def test_float64_outputs_keep_float64_losses():
     torch.testing.assert_close(losses[:, 1], (out64[1] - y[:, 1]) ** 2, rtol=1e-15, atol=0)
     assert loss_precision(torch.zeros(2, dtype=torch.bfloat16)).dtype == torch.float32
     assert row_losses([o.float() for o in out64], y, tasks).dtype == torch.float32
+
+
+# --- the unbiased split-batch estimator (Arjovsky et al. 2019, §3.2) beside Eq. (6)'s squared norm:
+# closed form = autograd; brute force = the product of the two half-batch gradients; unbiased over
+# many batches of 32 against the population value, where the full-batch squared norm is biased up.
+import numpy as np  # noqa: E402
+
+from causalmtl.methods.irm import half_index  # noqa: E402
+
+
+def test_half_index_alternates_within_each_environment():
+    which = torch.tensor([0, 0, 0, 1, 1, 0, 1, 2])
+    assert half_index(which, 3).tolist() == [0, 1, 0, 2, 3, 1, 2, 4]
+
+
+@pytest.mark.parametrize("arch", ["trunk", "mmoe"])
+@pytest.mark.parametrize("tasks", [TASKS, CLASSIFICATION], ids=["mixed", "classification"])
+def test_split_closed_form_equals_autograd(arch, tasks):
+    batches = _batches(2, seed=3, tasks=tasks)
+    fast = IRM(_model(arch, tasks), estimator="split")
+    slow = IRM(_model(arch, tasks), penalty="autograd", estimator="split")
+    v_fast, g_fast = _grad_of_penalty(fast, batches)
+    assert fast.used_closed_form
+    v_slow, g_slow = _grad_of_penalty(slow, batches)
+    assert abs(float(v_slow)) > 1e-5
+    torch.testing.assert_close(v_fast, v_slow, rtol=1e-10, atol=1e-12)
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+    v_full, _ = _grad_of_penalty(IRM(_model(arch, tasks)), batches)
+    assert float(v_full) != pytest.approx(float(v_fast))  # a different estimator
+
+
+def test_split_is_the_product_of_the_two_half_gradients():
+    model = _model("trunk", CLASSIFICATION)
+    batches = _batches(2, seed=5, tasks=CLASSIFICATION)
+    method = IRM(model, estimator="split")
+    method.hparams["lambda"] = method.hparams["warmup"] = 1.0
+    _, logs = method.objective(batches)
+    x = torch.cat([b.x for b in batches])
+    y = torch.cat([b.y for b in batches])
+    which = torch.cat([torch.full((len(b),), e) for e, b in enumerate(batches)])
+    half = half_index(which, 2)
+    params = model.predictor_parameters()
+    expected = 0.0
+    for e in range(2):
+        g = []
+        for h in (0, 1):
+            rows = half == 2 * e + h
+            risks = model.task_losses(model.forward_full(x[rows]), y[rows])
+            g.append(torch.autograd.grad(risks.sum(), params))
+        expected += sum(float((a * b).sum()) for a, b in zip(*g))
+    assert float(logs["penalty"]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_split_estimator_is_unbiased_and_full_batch_is_biased_upward():
+    n, batch, draws = 4000, 32, 3000
+    tasks = (Task("a", n_classes=3),)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 4, generator=gen, dtype=D)
+    y = torch.randint(0, 3, (n, 1), generator=gen).to(D)
+    with seeded(0):
+        model = SharedTrunk(MLPEncoder(4, (5,)), tasks).to(D)
+    with torch.no_grad():
+        h = model.encoder(x)
+        out = model.forward_full(x).outputs
+    # population value: the squared norm of the gradient of the risk on all n rows
+    zero = torch.zeros(n, dtype=torch.long)
+    population = float(irm_penalty_linear_heads([h], out, y, tasks, zero, 1))
+    rng = np.random.default_rng(1)
+    idx = torch.as_tensor(rng.integers(0, n, (draws, batch)))  # i.i.d. rows, as the estimator assumes
+    full, split = np.empty(draws), np.empty(draws)
+    zeros = torch.zeros(batch, dtype=torch.long)
+    halves = half_index(zeros, 1)
+    for d in range(draws):  # a loop over batches (each call vectorised over its rows)
+        r = idx[d]
+        hb, ob, yb = [h[r]], [out[0][r]], y[r]
+        full[d] = float(irm_penalty_linear_heads(hb, ob, yb, tasks, zeros, 1))
+        split[d] = float(irm_penalty_linear_heads(hb, ob, yb, tasks, halves, 2, split=True))
+    se = split.std() / np.sqrt(draws)
+    assert abs(split.mean() - population) < 4 * se, (split.mean(), population, se)
+    assert full.mean() > population + 10 * full.std() / np.sqrt(draws), (full.mean(), population)
+    assert full.mean() / population > 1.5  # the variance term dominates at batch 32
+
+
+def test_bad_estimator_names_the_choices():
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        IRM(_model("trunk"), estimator="half")
+    with pytest.raises(ValueError, match="2 groups"):
+        irm_penalty_linear_heads([torch.zeros(2, 3)], [torch.zeros(2, 2)], torch.zeros(2, 1),
+                                 (Task("a", n_classes=2),), torch.zeros(2, dtype=torch.long), 3, split=True)
+    with pytest.raises(ValueError, match="2 rows"):
+        irm_penalty(torch.zeros(3, 1, requires_grad=True), [torch.nn.Parameter(torch.zeros(1))], split=True)
+
+
+def test_irm_trains_with_the_split_estimator():
+    batches = _batches(2, seed=7, tasks=CLASSIFICATION)
+    method = IRM(_model("mmoe", CLASSIFICATION), estimator="split", **{"lambda": 10.0})
+    method.configure_optimizer(torch.optim.Adam(method.model.parameters(), lr=1e-2))
+    logs = method.update(batches)
+    assert torch.isfinite(logs["loss"])

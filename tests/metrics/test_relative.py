@@ -67,3 +67,53 @@ def test_table_rejects_duplicates_and_missing_base():
         relative_improvement_table(frame, "mtl")
     with pytest.raises(ValueError, match="no rows"):
         relative_improvement_table(frame.iloc[:1], "stl")
+
+
+# --- metric dicts with directions from the names (dense tasks) ------------------------------------
+from causalmtl.metrics.direction import metric_direction  # noqa: E402
+from causalmtl.metrics.relative import (  # noqa: E402
+    per_metric_relative_improvement,
+    relative_improvement_from_metrics,
+)
+
+
+def test_metric_dict_paper_table9_mixed_directions():
+    # MT-CRL Table 9 (NYUv2), MT-CRL vs MTL: mIoU up, Rel Err down, angle down
+    ours = {"seg/miou": 19.81, "depth/rel_err": 0.585, "normal/mean_angle": 30.85}
+    base = {"seg/miou": 17.64, "depth/rel_err": 0.651, "normal/mean_angle": 31.52}
+    per = per_metric_relative_improvement(ours, base)
+    assert per == pytest.approx({
+        "seg/miou": (19.81 - 17.64) / 17.64,
+        "depth/rel_err": (0.651 - 0.585) / 0.651,
+        "normal/mean_angle": (31.52 - 30.85) / 31.52,
+    }, rel=1e-12)  # fmt: skip
+    got = relative_improvement_from_metrics(ours, base)
+    assert got == pytest.approx(relative_improvement([19.81, 0.585, 30.85], [17.64, 0.651, 31.52], [True, False, False]))
+    assert got == pytest.approx(0.082, abs=0.002)  # Table 2: +8.2 %
+
+
+def test_metric_dict_explicit_directions_and_errors():
+    ours, base = {"acc/a": 0.9, "score": 2.0}, {"acc/a": 0.8, "score": 4.0}
+    # "score" has no known direction: given explicitly, as -1 or False
+    for d in (-1, False):
+        assert per_metric_relative_improvement(ours, base, {"score": d})["score"] == pytest.approx(0.5)
+    assert per_metric_relative_improvement(ours, base, {"score": True})["score"] == pytest.approx(-0.5)
+    with pytest.raises(ValueError, match="'score' has no known direction"):
+        relative_improvement_from_metrics(ours, base)
+    with pytest.raises(ValueError, match=r"only in ours: \['score'\]"):
+        relative_improvement_from_metrics(ours, {"acc/a": 0.8})
+    with pytest.raises(ValueError, match="must be"):
+        relative_improvement_from_metrics(ours, base, {"score": "down"})
+    with pytest.raises(ValueError, match="non-zero baseline"):
+        relative_improvement_from_metrics({"mse": 1.0}, {"mse": 0.0})
+
+
+def test_metric_direction_names():
+    for name in ("miou", "pix_acc", "within_11.25", "within_30", "acc/digit", "seg/miou", "accuracy"):
+        assert metric_direction(name) == 1, name
+    for name in ("abs_err", "rel_err", "mean_angle", "median_angle", "mse/rating", "loss", "ce", "nll"):
+        assert metric_direction(name) == -1, name
+    with pytest.raises(ValueError, match="no known direction"):
+        metric_direction("foo")
+    with pytest.raises(ValueError, match="opposite directions"):
+        metric_direction("acc/loss")

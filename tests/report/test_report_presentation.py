@@ -128,9 +128,9 @@ def test_per_bin_table_runs_in_the_figures_order():
     lows = [float(re.match(r"\[(-?[\d.]+),", s).group(1)) for s in table.frame["τ bin"]]
     assert lows == sorted(lows, reverse=True)                      # τ descending = mild → severe
     # the figure's x axis: _severity_axis puts the highest-τ bin first too
-    from causalmtl.shift.plots import _severity_axis
-
     import matplotlib
+
+    from causalmtl.shift.plots import _severity_axis
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

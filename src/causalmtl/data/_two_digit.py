@@ -165,14 +165,21 @@ def compose_two_digit_splits(
     dtype: str = "float32",
     scale: float = 1.0,
     n_classes: int = 10,
+    valid_pairs: str = "own",
 ) -> DatasetSplits:
     """Build train/valid/test two-digit splits from single-digit ``images`` ``(M, h, w)``.
 
     See the module docstring for the protocols. ``scale`` is the maximum grey level of the
     source (16 for scikit-learn digits, 255 for MNIST): ``dtype="float32"`` returns
     ``images / scale`` in [0, 1]; ``dtype="uint8"`` returns the raw grey levels. Labels lie in
-    ``[0, n_classes)``.
+    ``[0, n_classes)``. ``valid_pairs`` (protocol ``"pairs"``): ``"own"`` gives the valid
+    split its own pair set, disjoint from train's (a label shift between the two environments
+    MT-CRL trains on); ``"train"`` draws valid from the training pairs (no shift; the valid
+    pair set is then left unused, and test pairs stay unseen).
     """
+    if valid_pairs not in ("own", "train"):
+        raise ValueError(f"valid_pairs must be 'own' (a disjoint pair set) or 'train' (the training pairs), "
+                         f"got {valid_pairs!r}")
     if int(labels.max()) >= n_classes or int(labels.min()) < 0:
         raise ValueError(f"{source} labels must lie in [0, {n_classes}), found [{labels.min()}, {labels.max()}]")
     if dtype not in ("float32", "uint8"):
@@ -199,8 +206,11 @@ def compose_two_digit_splits(
             if val is not None:
                 raise ValueError(f"{arg} is only used by protocol='biased'; protocol='pairs' fixes the tables")
         pairs = split_label_pairs(n_classes, pair_ratios, rng)
+        if valid_pairs == "train":
+            pairs["valid"] = pairs["train"]
         tables = {k: pairs_joint(pairs[k], n_classes) for k in SPLITS}
         meta["pairs"] = pairs
+        meta["valid_pairs"] = valid_pairs
     else:
         raise ValueError(f"protocol must be 'biased' or 'pairs', got {protocol!r}")
 

@@ -11,8 +11,15 @@ Targets follow the label contract:
 * otherwise: ``float64`` array, ``NaN`` where a target is missing (classification labels
   are stored as exact integers in floats).
 
-Inputs are either one array ``(N, ...)`` or a ``dict`` of arrays sharing the first axis
-(e.g. MovieLens: user ids, movie ids and padded title-word ids).
+Inputs are either one array ``(N, ...)``, a ``dict`` of arrays sharing the first axis
+(e.g. MovieLens: user ids, movie ids and padded title-word ids), or a
+:class:`~causalmtl.data.streamed.FileSource` that reads rows from disk when a batch needs them.
+
+Dense tasks (image benchmarks) have a map per row instead of a number: a ``"segmentation"``
+task a class map ``(H, W)`` (int, ``-1`` = ignored pixel), a ``"dense"`` task a regression map
+``(C, H, W)`` (float, ``NaN`` = invalid pixel). Their column in ``targets`` says whether the
+row has the map (``1.0``) or not (``NaN``); the maps themselves are in ``maps`` (in memory,
+``(N, ...)`` per task) or come from the file source.
 """
 
 from __future__ import annotations
@@ -24,31 +31,73 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validation import check_labels
+from .streamed import FileSource, concatenate_sources
 
-TaskKind = Literal["classification", "regression"]
-Inputs = np.ndarray | Mapping[str, np.ndarray]
+TaskKind = Literal["classification", "regression", "segmentation", "dense"]
+Inputs = np.ndarray | Mapping[str, np.ndarray] | FileSource
+
+#: the losses each task kind allows; the first is the default
+TASK_LOSSES: dict[str, tuple[str, ...]] = {
+    "classification": ("nll",),
+    "regression": ("l2",),
+    "segmentation": ("ce",),
+    "dense": ("l2", "l1", "cosine"),
+}
 
 
 @dataclass(frozen=True)
 class Task:
-    """One prediction task: a name, a kind and, for classification, the number of classes."""
+    """One prediction task.
+
+    Parameters
+    ----------
+    name : the task's name
+    kind : ``"classification"`` (a label per row), ``"regression"`` (a number per row),
+        ``"segmentation"`` (a class map ``(H, W)`` per row, ``-1`` = ignored pixel) or
+        ``"dense"`` (a regression map ``(channels, H, W)`` per row, ``NaN`` = invalid pixel)
+    n_classes : classes of a classification or segmentation task
+    channels : channels of a dense task's map (depth 1, surface normals 3)
+    loss : ``""`` for the kind's default, or one of :data:`TASK_LOSSES` for the kind (a dense
+        task: ``"l2"``, ``"l1"`` or ``"cosine"``)
+    """
 
     name: str
     kind: TaskKind = "classification"
     n_classes: int = 0
+    channels: int = 1
+    loss: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in ("classification", "regression"):
+        if self.kind not in TASK_LOSSES:
             raise ValueError(
-                f"Task {self.name!r}: kind must be 'classification' or 'regression', got {self.kind!r}"
+                f"Task {self.name!r}: kind must be one of {list(TASK_LOSSES)}, got {self.kind!r}"
             )
-        if self.kind == "classification" and self.n_classes < 2:
+        if self.kind in ("classification", "segmentation") and self.n_classes < 2:
             raise ValueError(
-                f"Task {self.name!r}: a classification task needs n_classes >= 2, got {self.n_classes}"
+                f"Task {self.name!r}: a {self.kind} task needs n_classes >= 2, got {self.n_classes}"
             )
+        if self.kind == "dense" and (not isinstance(self.channels, int) or self.channels < 1):
+            raise ValueError(f"Task {self.name!r}: channels must be an int >= 1, got {self.channels!r}")
+        if self.loss and self.loss not in TASK_LOSSES[self.kind]:
+            raise ValueError(
+                f"Task {self.name!r}: loss {self.loss!r} is not available for a {self.kind} task; "
+                f"choose one of {list(TASK_LOSSES[self.kind])}"
+            )
+
+    @property
+    def is_dense(self) -> bool:
+        """Whether the target is a map (segmentation or dense) rather than a number."""
+        return self.kind in ("segmentation", "dense")
+
+    @property
+    def loss_name(self) -> str:
+        """The loss this task trains with (``loss`` or the kind's default)."""
+        return self.loss or TASK_LOSSES[self.kind][0]
 
 
 def _n_rows(inputs: Inputs) -> int:
+    if isinstance(inputs, FileSource):
+        return len(inputs)
     if isinstance(inputs, Mapping):
         sizes = {k: len(v) for k, v in inputs.items()}
         if len(set(sizes.values())) != 1:
@@ -58,7 +107,9 @@ def _n_rows(inputs: Inputs) -> int:
 
 
 def index_inputs(inputs: Inputs, idx: Any) -> Inputs:
-    """Select rows ``idx`` of an array or of every array in a dict of inputs."""
+    """Select rows ``idx`` of an array, of every array in a dict of inputs, or of a file source."""
+    if isinstance(inputs, FileSource):
+        return inputs.subset(idx)
     if isinstance(inputs, Mapping):
         return {k: v[idx] for k, v in inputs.items()}
     return inputs[idx]
@@ -75,6 +126,10 @@ class MultiTaskDataset:
     tasks : one :class:`Task` per target column
     env : int array ``(N,)``, the environment id of each example (defaults to all zeros)
     name : free-form name of the split, e.g. ``"multi-digits/train"``
+    maps : in-memory dense targets, task name -> ``(N, H, W)`` class maps or ``(N, C, H, W)``
+        regression maps (see the module docstring); with a file source the maps come from it
+    transform : applied to every row read from a file source (``(sample, rng) -> sample``,
+        :mod:`causalmtl.data.transforms`); seeded per (seed, epoch, row)
     """
 
     inputs: Inputs
@@ -82,6 +137,8 @@ class MultiTaskDataset:
     tasks: tuple[Task, ...]
     env: np.ndarray | None = None
     name: str = ""
+    maps: dict[str, np.ndarray] | None = None
+    transform: Any = None
 
     def __post_init__(self) -> None:
         self.tasks = tuple(self.tasks)
@@ -103,7 +160,16 @@ class MultiTaskDataset:
         else:
             targets = targets.astype(np.float64, copy=False)
             for j, task in enumerate(self.tasks):
-                if task.kind == "classification":
+                if task.is_dense:
+                    col = targets[:, j]
+                    ok = np.isnan(col) | (col == 1.0)
+                    if not ok.all():
+                        r = int(np.argmin(ok))
+                        raise ValueError(
+                            f"targets[{r}, {j}] = {col[r]!r} for dense task {task.name!r} must be 1.0 "
+                            f"(the row has the map) or NaN (missing)"
+                        )
+                elif task.kind == "classification":
                     col = targets[:, j]
                     ok = np.isnan(col) | ((col >= 0) & (col < task.n_classes) & (col == np.round(col)))
                     if not ok.all():
@@ -117,6 +183,40 @@ class MultiTaskDataset:
         if env.shape != (n,) or env.dtype.kind not in "iu":
             raise ValueError(f"env must be an int array of shape ({n},), got {env.dtype} {env.shape}")
         self.env = env.astype(np.int64, copy=False)
+        self._check_maps(n)
+
+    def _check_maps(self, n: int) -> None:
+        dense = {t.name: t for t in self.tasks if t.is_dense}
+        maps = dict(self.maps or {})
+        unknown = sorted(set(maps) - set(dense))
+        if unknown:
+            raise ValueError(f"maps has {unknown}, which are not dense tasks of this dataset; "
+                             f"dense tasks: {sorted(dense)}")
+        if not self.streamed:
+            if self.transform is not None:
+                raise ValueError("transform applies to rows read from a FileSource; these inputs "
+                                 "are in memory (transform them once instead)")
+            missing = sorted(set(dense) - set(maps))
+            if missing:
+                raise ValueError(f"in-memory inputs need maps for the dense tasks {missing} "
+                                 f"(an (N, H, W) or (N, C, H, W) array per task)")
+        for name, m in maps.items():
+            task = dense[name]
+            want = 3 if task.kind == "segmentation" else 4
+            if m.ndim != want or len(m) != n or (task.kind == "dense" and m.shape[1] != task.channels):
+                shape = "(N, H, W)" if want == 3 else f"(N, {task.channels}, H, W)"
+                raise ValueError(f"maps[{name!r}] must have shape {shape} with N = {n}, got {m.shape}")
+        self.maps = maps or None
+
+    @property
+    def streamed(self) -> bool:
+        """Whether inputs are read lazily from a :class:`~causalmtl.data.streamed.FileSource`."""
+        return isinstance(self.inputs, FileSource)
+
+    @property
+    def dense_tasks(self) -> dict[str, tuple[str, int]]:
+        """Dense task name -> ``(kind, channels)``, in task order."""
+        return {t.name: (t.kind, t.channels) for t in self.tasks if t.is_dense}
 
     # --- basic views -------------------------------------------------------------------
     def __len__(self) -> int:
@@ -171,6 +271,8 @@ class MultiTaskDataset:
             tasks=self.tasks,
             env=self.env[idx],
             name=self.name if name is None else name,
+            maps=None if self.maps is None else {k: v[idx] for k, v in self.maps.items()},
+            transform=self.transform,
         )
 
     def with_env(self, env: int | np.ndarray) -> MultiTaskDataset:
@@ -191,12 +293,16 @@ class MultiTaskDataset:
                 if not 0 <= int(t) < len(names):
                     raise ValueError(f"task index {t} out of range [0, {len(names)})")
                 idx.append(int(t))
+        tasks = tuple(self.tasks[i] for i in idx)
+        kept = {t.name for t in tasks}
         return MultiTaskDataset(
             inputs=self.inputs,
             targets=self.targets[:, idx],
-            tasks=tuple(self.tasks[i] for i in idx),
+            tasks=tasks,
             env=self.env,
             name=self.name,
+            maps=None if self.maps is None else {k: v for k, v in self.maps.items() if k in kept},
+            transform=self.transform,
         )
 
     def joint_table(self) -> np.ndarray:
@@ -223,16 +329,25 @@ def concatenate(datasets: Sequence[MultiTaskDataset], name: str = "") -> MultiTa
         if d.tasks != tasks:
             raise ValueError(f"datasets[{i}] has tasks {d.task_names}, expected {datasets[0].task_names}")
     first = datasets[0].inputs
-    if isinstance(first, Mapping):
-        inputs: Inputs = {k: np.concatenate([d.inputs[k] for d in datasets]) for k in first}
+    if any(d.streamed for d in datasets):
+        if not all(d.streamed for d in datasets):
+            raise ValueError("cannot concatenate streamed (FileSource) and in-memory datasets")
+        inputs: Inputs = concatenate_sources([d.inputs for d in datasets])  # type: ignore[misc]
+    elif isinstance(first, Mapping):
+        inputs = {k: np.concatenate([d.inputs[k] for d in datasets]) for k in first}  # type: ignore[index]
     else:
-        inputs = np.concatenate([d.inputs for d in datasets])
+        inputs = np.concatenate([d.inputs for d in datasets])  # type: ignore[misc]
+    maps = None
+    if datasets[0].maps is not None:
+        maps = {k: np.concatenate([d.maps[k] for d in datasets]) for k in datasets[0].maps}  # type: ignore[index]
     return MultiTaskDataset(
         inputs=inputs,
         targets=np.concatenate([d.targets for d in datasets]),
         tasks=tasks,
         env=np.concatenate([d.env for d in datasets]),
         name=name,
+        maps=maps,
+        transform=datasets[0].transform,
     )
 
 

@@ -2,14 +2,13 @@
 
 ``causalmtl data show multi-digits --protocol pairs`` builds the dataset and prints its
 splits, environment ids and per-split ``p(y, y')`` tables; ``causalmtl data figure2 fig2.png``
-writes GMTL's Figure 2 and prints the boundaries.
+writes GMTL's Figure 2 and prints the boundaries; ``causalmtl data synthetic nyuv2 DIR`` (or
+``cityscapes``) writes a small synthetic copy in the dataset's real file layout.
 """
 
 from __future__ import annotations
 
 import argparse
-
-import numpy as np
 
 DATASETS = ("gaussian-toy", "multi-sem", "multi-digits", "multi-mnist")
 
@@ -35,6 +34,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--seed", type=int, default=0)
     show.set_defaults(func=_show)
 
+    syn = dsub.add_parser("synthetic", help="write a small synthetic NYUv2 / CityScapes copy in a real layout",
+                          description="Write a synthetic dataset in the real file layout (docs/datasets.md) "
+                                      "for the tiny presets; then load it with --data-dir / CAUSALMTL_DATA.")
+    syn.add_argument("dataset", choices=("nyuv2", "cityscapes"))
+    syn.add_argument("directory", help="where to write (created)")
+    syn.add_argument("--layout", default=None,
+                     help="nyuv2: preprocessed (default) or labeled-mat; cityscapes: raw (default) or preprocessed")
+    syn.add_argument("--n", type=int, default=None, help="images (nyuv2, default 40) or images per city "
+                                                         "(cityscapes, default 4)")
+    syn.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="image size")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(func=_synthetic)
+
     fig = dsub.add_parser("figure2", help="write GMTL Figure 2 (decision boundary vs Cov[Y, Y']) as PNG")
     fig.add_argument("out", help="PNG path to write")
     fig.add_argument("--points", type=int, default=41, help="number of Cov values in [-0.2, 0.2]")
@@ -55,7 +67,15 @@ def _build(args: argparse.Namespace):
 
 
 def _show(args: argparse.Namespace) -> int:
-    splits = _build(args)
+    import numpy as np
+
+    from ._sources import MissingDataError
+
+    try:
+        splits = _build(args)
+    except MissingDataError as exc:  # in the CLI's words: --data-dir, not path=...
+        msg = str(exc).replace("pass path=...", "pass --data-dir DIR").replace("pass data_dir=...", "pass --data-dir DIR")
+        raise MissingDataError(msg) from None
     print(splits.summary())
     shape = np.asarray(splits.train.inputs).shape[1:]
     print(f"input shape per example: {shape}; tasks: "
@@ -70,11 +90,41 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synthetic(args: argparse.Namespace) -> int:
+    kw = {"seed": args.seed}
+    if args.size is not None:
+        kw["size"] = tuple(args.size)
+    if args.dataset == "nyuv2":
+        from .nyuv2 import load_nyuv2, write_synthetic_nyuv2
+
+        layout = args.layout or "preprocessed"
+        write_synthetic_nyuv2(args.directory, **({"n": args.n} if args.n else {}), layout=layout, **kw)
+        splits = load_nyuv2(args.directory, layout=layout)
+    else:
+        from .cityscapes import load_cityscapes, write_synthetic_cityscapes
+
+        layout = args.layout or "raw"
+        write_synthetic_cityscapes(args.directory, **({"n_per_city": args.n} if args.n else {}), layout=layout, **kw)
+        splits = load_cityscapes(args.directory, layout=layout, valid_size=0.2)
+    print(f"wrote a synthetic {args.dataset} ({layout} layout) to {args.directory}")
+    print(splits.summary())
+    print(f"split: {splits.meta['split']}; environments: {splits.meta['environments']}")
+    return 0
+
+
 def _figure2(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .gaussian_toy import PAPER_COV_RANGE, decision_boundaries, plot_decision_boundaries
 
     if args.points < 2:
         raise ValueError(f"--points must be >= 2, got {args.points}")
+    from pathlib import Path
+
+    parent = Path(args.out).resolve().parent
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {args.out!r}: its directory {str(parent)!r} does not exist "
+                         "(create it first)")
     covs = np.linspace(*PAPER_COV_RANGE, args.points)
     plot_decision_boundaries(args.out, covs=covs)
     res = decision_boundaries(covs)

@@ -76,6 +76,7 @@ def make_multi_digits(
     pair_ratios: Sequence[float] = (3, 1, 1),
     dtype: str = "float32",
     seed: SeedLike = 0,
+    valid_pairs: str = "own",
 ) -> DatasetSplits:
     """Multi-Digits train/valid/test splits (offline; generated in well under a second).
 
@@ -99,6 +100,8 @@ def make_multi_digits(
     pair_ratios : 3 numbers
         Ratios of the label-pair split for ``"pairs"``.
     dtype : ``"float32"`` (pixels in [0, 1]) or ``"uint8"`` (grey levels 0–16)
+    valid_pairs : ``"own"`` (valid has its own pair set) or ``"train"`` (valid draws from the
+        training pairs: no shift between MT-CRL's two environments); ``"pairs"`` only
     seed : int or Generator
         Same seed, same data.
 
@@ -136,5 +139,6 @@ def make_multi_digits(
         test_joint=test_joint,
         pair_ratios=pair_ratios,
         dtype=dtype,
+        valid_pairs=valid_pairs,
         scale=16.0,
     )

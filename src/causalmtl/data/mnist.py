@@ -232,6 +232,7 @@ def make_multi_mnist(
     seed: SeedLike = 0,
     download: bool = False,
     verify_sha256: bool = True,
+    valid_pairs: str = "own",
 ) -> DatasetSplits:
     """Multi-MNIST train/valid/test splits (MT-CRL C.1/C.2) from the IDX files.
 
@@ -244,6 +245,7 @@ def make_multi_mnist(
         Share of the official training images that forms the valid pool (class-stratified).
     dtype : ``"float32"`` (pixels / 255) or ``"uint8"``
         At the default sizes float32 inputs take 30,000 × 6,272 bytes ≈ 188 MB.
+    valid_pairs : ``"own"`` or ``"train"``, see :func:`causalmtl.data.make_multi_digits`
     download : bool
         Fetch missing files into ``data_dir`` with :func:`download_mnist` first.
 
@@ -286,5 +288,6 @@ def make_multi_mnist(
         test_joint=test_joint,
         pair_ratios=pair_ratios,
         dtype=dtype,
+        valid_pairs=valid_pairs,
         scale=255.0,
     )

@@ -9,7 +9,10 @@ name           architecture        training method          notes
 =============  ==================  =======================  ====================================
 stl / nps      STL (one net/task)  ERM                      NPS = the STL nets decoded jointly
 shared         shared trunk        ERM                      hard parameter sharing (STN)
-mtl / mmoe     MMoE                ERM                      "vanilla MTL" of MT-CRL (§4)
+mtl / mmoe     MMoE                ERM                      4 experts of the full encoder width
+mtl-shared     shared trunk        ERM                      "vanilla MTL" as the paper's Table 1/6 rows
+mmoe-k         MMoE, K experts     ERM                      §4's MMoE at MT-CRL's capacity: K = n_modules
+                                                            experts of width d/K (MT-CRL's modules)
 cross_stitch   cross-stitch        ERM                      columns initialised from trained STL
 fps            FPS (joint head)    ERM                      predicts the joint class
 pcgrad …       MMoE                PCGrad/GradVac/IRM/…     MT-CRL's baselines on MMoE
@@ -53,6 +56,8 @@ METHODS: dict[str, MethodDef] = {
     "shared": MethodDef("shared", "erm", family="shared", label="Shared trunk"),
     "mtl": MethodDef("mmoe", "erm", family="mtl", label="MTL"),
     "mmoe": MethodDef("mmoe", "erm", family="mmoe", label="MMoE"),
+    "mtl-shared": MethodDef("shared", "erm", family="shared", label="MTL (shared-bottom)"),
+    "mmoe-k": MethodDef("mmoe-k", "erm", family="mtl", label="MTL (MMoE, K = MT-CRL's modules)"),
     "cross_stitch": MethodDef("cross_stitch", "erm", family="cross_stitch", label="Cross-stitch"),
     "fps": MethodDef("fps", "erm", family="fps", label="FPS"),
     "pcgrad": MethodDef("mmoe", "pcgrad", family="pcgrad", label="PCGrad"),
@@ -90,7 +95,10 @@ def check_methods(methods: Sequence[str], key: str = "methods") -> None:
 class ModelConfig:
     """Architecture sizes shared by every method of an experiment."""
 
-    encoder: str = "mlp"  # "mlp" (flattened pixels) or "cnn"
+    # "mlp" (flattened pixels), "cnn" (CNNEncoder, position-keeping 4×4 pool), "lenet" (the
+    # Multi-MNIST LeNet of Sener & Koltun 2018 / Yu et al. 2020; images >= 16×16), or "auto":
+    # lenet for images of at least 16×16 pixels (Multi-MNIST), mlp otherwise
+    encoder: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [128, 64])
     n_experts: int = 4  # MMoE experts
     n_modules: int = 8  # MT-CRL modules K (paper default 8)
@@ -117,6 +125,9 @@ class DigitsConfig:
     n_valid: int = 1500
     n_test: int = 2000
     m: float = 0.9  # train agreement P(y' = y) component of the biased protocol
+    # protocol "pairs": "own" = valid has its own label pairs (disjoint from train's: MT-CRL's two
+    # environments differ), "train" = valid draws from the training pairs (no shift)
+    valid_pairs: str = "own"
 
 
 def check_positive(cfg: Any, keys: Sequence[str], where: str) -> None:
@@ -136,23 +147,130 @@ def make_digits(cfg: DigitsConfig, protocol: str, seed: int, test_joint: Any = "
         tj = biased_joint(10, cfg.m) if isinstance(test_joint, str) and test_joint == "train" else test_joint
         return make_multi_digits("biased", cfg.n_train, cfg.n_valid, cfg.n_test, m=cfg.m,
                                  test_joint=tj, seed=seed)
-    return make_multi_digits(protocol, cfg.n_train, cfg.n_valid, cfg.n_test, seed=seed)
+    return make_multi_digits(protocol, cfg.n_train, cfg.n_valid, cfg.n_test, seed=seed, valid_pairs=cfg.valid_pairs)
+
+
+def method_class(name: str) -> Any:
+    """The training-method class behind experiment method ``name`` (e.g. ``mtcrl-var`` → MTCRL)."""
+    from ..methods import METHODS as BASELINES
+
+    m = method_def(name).method
+    if m == "mtcrl":
+        from ..methods.mtcrl import MTCRL
+
+        return MTCRL
+    return BASELINES[m]
+
+
+def method_overrides(methods: Sequence[str], overrides: Mapping[str, Any], where: str = "method") -> dict[str, dict[str, Any]]:
+    """Per experiment method, the ``--set method.KEY=VALUE`` hyperparameters that apply to it.
+
+    A key applies to a method whose class declares it (``HPARAMS``) or whose search registry
+    (:mod:`.hparams`) has it (``lr``, ``weight_decay``). A key that applies to none of
+    ``methods`` is an error listing the valid keys. Every ``lambda*`` value must be a finite
+    number >= 0 (strings such as ``inf`` are read as numbers first). The result is recorded in
+    each run's hyperparameters, so runs with different values are different runs.
+    """
+    import math
+
+    if not overrides:  # nothing to check (and no need to import the method classes)
+        return {m: {} for m in methods}
+    cleaned: dict[str, Any] = {}
+    for key, value in overrides.items():
+        v = value
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                v = value
+        if key.startswith("lambda") or key in ("lr", "weight_decay"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{where}.{key} must be a finite number >= 0, got {value!r}")
+            v = float(v)
+        cleaned[key] = v
+    out: dict[str, dict[str, Any]] = {}
+    allowed: set[str] = set()
+    for m in methods:
+        keys = set(method_class(m).HPARAMS) | set(hp.REGISTRY[hp._base(method_def(m).family)])
+        allowed |= keys
+        out[m] = {k: v for k, v in cleaned.items() if k in keys}
+    unknown = sorted(set(cleaned) - allowed)
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]} is not a hyperparameter of any of the methods {list(methods)}; "
+                         f"valid keys: {', '.join(sorted(allowed))}")
+    return out
+
+
+def environment_shift(splits: DatasetSplits) -> list[MetricRow]:
+    """How far G-IRM's two environments (train = 0, valid = 1) differ in their labels.
+
+    ``env_shift_tv`` is the total-variation distance between the train and valid joint label
+    tables (``meta["true_joint"]``; empirical tables when absent); 0 means the invariance
+    penalty sees no label shift between its environments. ``envs_differ`` is 1 or 0.
+    """
+    tables = splits.meta.get("true_joint") if isinstance(splits.meta, Mapping) else None
+    if tables is not None and "train" in tables and "valid" in tables:
+        a, b = np.asarray(tables["train"], float).ravel(), np.asarray(tables["valid"], float).ravel()
+    else:
+        def emp(d: MultiTaskDataset) -> Any:
+            lab = d.labels
+            lab = lab[(lab >= 0).all(1)]
+            keys, counts = np.unique(lab, axis=0, return_counts=True)
+            return {tuple(k): c / counts.sum() for k, c in zip(keys.tolist(), counts)}
+        pa, pb = emp(splits.train), emp(splits.valid)
+        support = sorted(set(pa) | set(pb))
+        a, b = np.array([pa.get(k, 0.0) for k in support]), np.array([pb.get(k, 0.0) for k in support])
+    tv = 0.5 * float(np.abs(a - b).sum())
+    return [MetricRow("env_shift_tv", tv, split="valid", higher_is_better=None),
+            MetricRow("envs_differ", float(tv > 1e-9), split="valid", higher_is_better=None)]
 
 
 # --- models and methods ----------------------------------------------------------------------
+def _input_shape(data: MultiTaskDataset) -> tuple[int, ...]:
+    """``(N, ...)`` of the inputs; a streamed split reads one row for the row shape."""
+    if data.streamed:
+        return (len(data), *np.shape(data.inputs.read(0).x))  # type: ignore[union-attr]
+    return tuple(np.asarray(data.inputs).shape)
+
+
 def _in_dim(data: MultiTaskDataset) -> int:
-    return int(np.prod(np.asarray(data.inputs).shape[1:]))
+    return int(np.prod(_input_shape(data)[1:]))
 
 
-def encoder_factory(mcfg: ModelConfig, in_dim: int, out_dim: int | None = None, in_channels: int = 1) -> Any:
+ENCODERS = ("mlp", "cnn", "lenet", "auto")
+
+
+def resolve_encoder(name: str, image_size: tuple[int, int] | None) -> str:
+    """The encoder ``"auto"`` stands for: ``"lenet"`` for images whose sides are at least
+    :func:`~causalmtl.nn.encoders.lenet_min_size` (Multi-MNIST's 28×56), else ``"mlp"``."""
+    from ..nn.encoders import lenet_min_size
+
+    if name not in ENCODERS:
+        raise ValueError(f"model.encoder must be one of {ENCODERS}, got {name!r}")
+    if name != "auto":
+        return name
+    return "lenet" if image_size is not None and min(image_size) >= lenet_min_size() else "mlp"
+
+
+def encoder_factory(mcfg: ModelConfig, in_dim: int, out_dim: int | None = None, in_channels: int = 1,
+                    image_size: tuple[int, int] | None = None) -> Any:
     from ..nn import CNNEncoder, MLPEncoder
+    from ..nn.encoders import LeNetEncoder
 
     hidden = list(mcfg.hidden) if out_dim is None else [*mcfg.hidden[:-1], out_dim]
-    if mcfg.encoder == "mlp":
+    kind = resolve_encoder(mcfg.encoder, image_size)
+    if kind == "mlp":
         return lambda: MLPEncoder(in_dim, hidden)
-    if mcfg.encoder == "cnn":
+    if kind == "cnn":
         return lambda: CNNEncoder(in_channels, (16, 32), out_dim=hidden[-1])
-    raise ValueError(f"model.encoder must be 'mlp' or 'cnn', got {mcfg.encoder!r}")
+    if image_size is None:
+        raise ValueError("model.encoder='lenet' needs image inputs (N, C, H, W) or (N, H, W)")
+    return lambda: LeNetEncoder(in_channels, image_size, out_dim=hidden[-1])
+
+
+def _image_size(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(H, W)`` of image inputs ``(N, C, H, W)`` / ``(N, H, W)``; ``None`` for flat features."""
+    return (int(shape[-2]), int(shape[-1])) if len(shape) in (3, 4) else None
 
 
 def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int, **over: Any) -> Any:
@@ -162,9 +280,10 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
 
     tasks = data.tasks
     d_in = _in_dim(data)
-    shape = np.asarray(data.inputs).shape
+    shape = _input_shape(data)
     ch = int(shape[1]) if len(shape) == 4 else 1
-    enc = encoder_factory(mcfg, d_in, in_channels=ch)
+    img = _image_size(shape)
+    enc = encoder_factory(mcfg, d_in, in_channels=ch, image_size=img)
     with seeded(seed):
         if arch == "stl":
             return STL(enc, tasks)
@@ -174,6 +293,12 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
             return FPS(enc(), tasks)
         if arch == "mmoe":
             return MMoE(enc, tasks, n_experts=mcfg.n_experts, gate_in_dim=d_in)
+        if arch == "mmoe-k":  # MT-CRL §4: MMoE with K experts, each one of MT-CRL's d/K-wide modules
+            from ..nn.mtcrl import module_width
+
+            k = int(over.get("n_modules", mcfg.n_modules))
+            d = module_width(int(mcfg.width), k)  # raises when K does not divide the width
+            return MMoE(encoder_factory(mcfg, d_in, d, in_channels=ch, image_size=img), tasks, n_experts=k, gate_in_dim=d_in)
         if arch == "mtcrl":
             k = int(over.get("n_modules", mcfg.n_modules))
             vae_shape = None
@@ -182,7 +307,7 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
                     raise ValueError("disentangle='beta_vae' reconstructs the input and needs array inputs; "
                                      f"data.inputs is a dict with keys {sorted(data.inputs)}")
                 vae_shape = tuple(int(s) for s in shape[1:])
-            return MTCRLNet(lambda d: encoder_factory(mcfg, d_in, d, in_channels=ch)(), tasks, n_modules=k,
+            return MTCRLNet(lambda d: encoder_factory(mcfg, d_in, d, in_channels=ch, image_size=img)(), tasks, n_modules=k,
                             width=mcfg.width, routing=mcfg.routing, vae_input_shape=vae_shape)
     raise ValueError(f"unknown architecture {arch!r}")
 
@@ -224,6 +349,17 @@ def protocol_for(method: str, protocol: str) -> str:
     return "mtcrl" if method_def(method).method == "mtcrl" or protocol == "mtcrl" else "split"
 
 
+def tensorboard_dir(tag: str = "") -> Path | None:
+    """Where the training of the run being executed logs to TensorBoard (``causalmtl run
+    --tensorboard DIR``): ``DIR/<experiment>/<run id>[/<tag>]``, or ``None``."""
+    from .runner import current_run
+
+    ctx = current_run()
+    if ctx is None or ctx.tensorboard_dir is None:
+        return None
+    return ctx.tensorboard_dir / tag if tag else ctx.tensorboard_dir
+
+
 def train_method(
     name: str,
     splits: DatasetSplits,
@@ -254,6 +390,7 @@ def train_method(
             weight_decay=float(trainer_h.get("weight_decay", 0.0)), patience=tcfg.patience,
             select=tcfg.select, protocol=proto, device=device, seed=seed,
             checkpoint_dir=workdir / f"ckpt-{tag}", progress=progress,
+            tensorboard_dir=tensorboard_dir(tag),
         )
         return trainer.fit(splits, resume=True)
 
@@ -320,7 +457,12 @@ def spurious_metrics(model: Any, data: MultiTaskDataset, causal_blocks: Sequence
     from ..metrics.spurious import input_saliency, spurious_score
 
     n = min(len(data), max_rows)
-    x = np.asarray(data.inputs[:n], dtype=np.float32)
+    if data.streamed:  # read the first n rows (a batch), never the split
+        from ..data.streamed import collate, read_rows
+
+        x = collate(read_rows(data.inputs, np.arange(n), data.transform), {})[0].astype(np.float32)  # type: ignore[arg-type]
+    else:
+        x = np.asarray(data.inputs[:n], dtype=np.float32)
     sal = input_saliency(model.eval(), x, data.labels[:n], device=device)
     rho = spurious_score(sal, causal_blocks)
     rows = [MetricRow("rho_spur", float(r), task=t.name, split=split, higher_is_better=False)
@@ -347,14 +489,14 @@ def gmtl_shift(
     accuracy at α = 0 and α = 1, per-run τ–optimal-α correlation, mean gain) and arrays
     (``tau_<t>``, ``acc_<t>`` of shape ``(D,)`` and ``(D, A)``, ``alphas``).
     """
-    from ..gmtl import JointPrior, decode
+    from ..gmtl import JointPrior, gmtl_decode
     from ..shift.analysis import analyze
     from ..shift.evaluate import evaluate_shift
 
     n_classes = test.n_classes
     prior = JointPrior.fit(train_labels, n_classes, pseudocount=pseudocount)
     alphas = [float(a) for a in alphas]
-    preds = decode(log_probs, prior, alpha=alphas, normalized=False)  # (A, N, T)
+    preds = gmtl_decode(log_probs, prior, alpha=alphas, normalized=False).labels  # (A, N, T)
     labels = test.labels
     rows: list[MetricRow] = []
     arrays: dict[str, np.ndarray] = {"alphas": np.asarray(alphas)}
@@ -397,8 +539,12 @@ __all__ = [
     "gmtl_shift",
     "joint_log_probs",
     "label",
+    "environment_shift",
     "make_digits",
+    "method_class",
     "method_def",
+    "method_overrides",
     "spurious_metrics",
+    "tensorboard_dir",
     "train_method",
 ]

@@ -12,7 +12,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -43,6 +46,20 @@ def valid_keys(config: Any) -> list[str]:
     return out
 
 
+def free_form_keys(cls: Any) -> set[str]:
+    """Top-level fields of a config dataclass declared as ``dict`` (e.g. ``method``): any
+    sub-key may be set (``method.lambda_girm=10``); the experiment validates the names."""
+    import typing
+
+    out = set()
+    hints = typing.get_type_hints(cls if isinstance(cls, type) else type(cls))
+    for f in dataclasses.fields(cls):
+        tp = hints.get(f.name, f.type)
+        if tp is dict or typing.get_origin(tp) is dict:
+            out.add(f.name)
+    return out
+
+
 def _split_override(item: str) -> tuple[str, str]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} must have the form key=value (e.g. epochs=3)")
@@ -51,6 +68,49 @@ def _split_override(item: str) -> tuple[str, str]:
     if not key:
         raise ConfigError(f"override {item!r} has an empty key; expected key=value")
     return key, value
+
+
+def _yaml_problem(exc: BaseException) -> str:
+    """The first line of a YAML parser's complaint (``did not find expected ','``)."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    return str(problem)
+
+
+def _dotlist(pairs: Sequence[tuple[str, str]]) -> Any:
+    """``OmegaConf.from_dotlist`` with a one-line error naming the override whose value is not YAML."""
+    import yaml
+
+    try:
+        return OmegaConf.from_dotlist([f"{k}={v}" for k, v in pairs])
+    except (yaml.YAMLError, OmegaConfBaseException, ValueError) as exc:
+        for k, v in pairs:
+            try:
+                OmegaConf.from_dotlist([f"{k}={v}"])
+            except (yaml.YAMLError, OmegaConfBaseException, ValueError) as one:
+                raise ConfigError(f"override {k}={v!r}: the value is not valid YAML ({_yaml_problem(one)}); "
+                                  "quote lists and strings, e.g. --set 'methods=[stl,mtl]'") from None
+        raise ConfigError(f"overrides {[f'{k}={v}' for k, v in pairs]} are not valid YAML "
+                          f"({_yaml_problem(exc)})") from None
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """A YAML file holding a mapping (``{}`` when empty); a one-line ``ConfigError`` otherwise."""
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}: not a valid {what} YAML file ({_yaml_problem(exc)}{where})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a valid {what} YAML file (not text)") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{p}: a {what} YAML file must hold a mapping of keys, got {type(data).__name__}")
+    return dict(data)
 
 
 def build_config(
@@ -76,17 +136,20 @@ def build_config(
         raise ConfigError(f"cls must be a dataclass type, got {cls!r}")
     schema = OmegaConf.structured(cls)
     keys = valid_keys(cls)
+    free = free_form_keys(cls)
     layers: list[Any] = []
     if base:
         layers.append(OmegaConf.create(dict(base)))
     pairs = [_split_override(o) for o in overrides]
     for key, _ in pairs:
+        if key.split(".")[0] in free and "." in key:
+            continue
         if key not in keys and not any(k.startswith(key + ".") for k in keys):
             raise ConfigError(
                 f"unknown config key {key!r} for {cls.__name__}; valid keys are: {', '.join(keys)}"
             )
     if pairs:
-        layers.append(OmegaConf.from_dotlist([f"{k}={v}" for k, v in pairs]))
+        layers.append(_dotlist(pairs))
     try:
         merged = OmegaConf.merge(schema, *layers)
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
@@ -173,15 +236,100 @@ def parse_seeds(seeds: int | str | Iterable[int]) -> list[int]:
     return out
 
 
+# --- values that can never work ------------------------------------------------------------------
+# Rules by the leaf name of a dotted key (the same name means the same thing in every experiment's
+# config): (test, what is expected). A value failing its rule would make every run fail, so the
+# whole config is checked before anything is queued (runner.plan_sweep).
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_INT_GE1 = (lambda v: _is_int(v) and v >= 1, "an int >= 1")
+_INT_GE0 = (lambda v: _is_int(v) and v >= 0, "an int >= 0")
+_PROB = (lambda v: _num(v) and 0 <= v <= 1, "a number in [0, 1]")
+_POS = (lambda v: _num(v) and v > 0, "a finite number > 0")
+_NONNEG = (lambda v: _num(v) and v >= 0, "a finite number >= 0")
+
+#: Scalar keys (by leaf name) and their rule.
+VALUE_RULES: dict[str, tuple[Any, str]] = {
+    **{k: _INT_GE1 for k in (
+        "epochs", "batch_size", "n_train", "n_valid", "n_test", "trials", "n_modules", "n_experts",
+        "width", "dim", "n_bins", "n_unlabeled", "n_pool", "n_pairs", "n_tasks_simulated",
+        "scaling_n", "top_words", "yeast_labels", "min_word_count", "max_title_words",
+        "scaling_max_table_tasks")},
+    **{k: _INT_GE0 for k in ("n_draws", "split_seed", "min_word_occurrences")},
+    "patience": (lambda v: v is None or (_is_int(v) and v >= 1), "an int >= 1 (or null: no early stopping)"),
+    **{k: _PROB for k in ("m", "m_train", "m_test")},
+    **{k: _POS for k in ("lr", "tolerance", "logreg_c")},
+    **{k: _NONNEG for k in ("pseudocount", "weight_decay")},
+}
+
+#: List keys (by leaf name) and the rule of each element.
+ELEMENT_RULES: dict[str, tuple[Any, str]] = {
+    "alphas": _PROB,
+    "hidden": _INT_GE1,
+    "k_values": _INT_GE1,
+    "n_labels": _INT_GE1,
+    "scaling_tasks": _INT_GE1,
+    "n_tasks": (lambda v: _is_int(v) and v >= 2, "an int >= 2"),
+}
+
+
+def config_problems(config: Any) -> list[str]:
+    """Every value of ``config`` that can never work, one ``key: value; expected …`` string each."""
+    data = config if isinstance(config, Mapping) else to_dict(config)
+    problems = []
+    for key, value in flatten(data).items():
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf in VALUE_RULES:
+            ok, expected = VALUE_RULES[leaf]
+            if not ok(value):
+                problems.append(f"{key}={value!r} (expected {expected})")
+        elif leaf in ELEMENT_RULES and isinstance(value, (list, tuple)):
+            ok, expected = ELEMENT_RULES[leaf]
+            bad = [v for v in value if not ok(v)]
+            if bad:
+                problems.append(f"{key}={list(value)!r} (each element must be {expected}; {bad[0]!r} is not)")
+    return problems
+
+
+def validate_config(config: Any) -> Any:
+    """Refuse a config holding a value that can never work (every run would fail).
+
+    Checks every dotted key whose leaf name has a rule in :data:`VALUE_RULES` or
+    :data:`ELEMENT_RULES` (``train.epochs=-1``, ``train.batch_size=0``, ``data.n_train=0``,
+    ``alphas=[0,2]``, …). Returns ``config``.
+
+    Raises
+    ------
+    ConfigError
+        One line naming every bad key, its value and what is expected.
+    """
+    problems = config_problems(config)
+    if problems:
+        name = type(config).__name__ if not isinstance(config, Mapping) else "config"
+        raise ConfigError(f"invalid value(s) in {name}: " + "; ".join(problems)
+                          + " (set them with --set KEY=VALUE)")
+    return config
+
+
 __all__ = [
     "ConfigError",
     "build_config",
     "config_hash",
+    "config_problems",
     "diff",
     "flatten",
+    "free_form_keys",
     "from_yaml",
     "parse_seeds",
+    "read_yaml_mapping",
     "to_dict",
     "to_yaml",
     "valid_keys",
+    "validate_config",
 ]

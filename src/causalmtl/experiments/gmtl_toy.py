@@ -7,7 +7,7 @@ Y, Y' bivariate Bernoulli (θ = θ' = 0.5), X | y, y' ~ N(2y + y', σ²_{2y+y'})
    ``Cov[Y, Y']`` from −0.2 to 0.2: DMTL's moves with the confounder, GMTL's does not.
 2. **Robustness** — the exact posteriors of a training distribution with
    ``Cov = train_cov`` are used to predict test samples drawn with every other covariance:
-   DMTL (per-task argmax) against GMTL (:func:`causalmtl.gmtl.decode` of the joint posterior
+   DMTL (per-task argmax) against GMTL (:func:`causalmtl.gmtl.gmtl_decode` of the joint posterior
    with the training prior, α = 1); accuracy of Y, mean ± std over seeds.
 """
 
@@ -40,7 +40,7 @@ def plan(cfg: GmtlToyConfig) -> list[RunSpec]:
 
 def run(cfg: GmtlToyConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
     from ..data import GaussianToy, decision_boundaries
-    from ..gmtl import JointPrior, decode
+    from ..gmtl import JointPrior, gmtl_decode
 
     b = decision_boundaries(cfg.covs)
     rows = [
@@ -55,8 +55,8 @@ def run(cfg: GmtlToyConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
     rng = np.random.default_rng(ctx.seed)
     for j, c in enumerate(cfg.test_covs):
         labels, x = GaussianToy(cov=float(c)).sample(cfg.n_test, seed=rng)
-        dmtl = decode(train.log_posteriors(x), prior, alpha=0.0)
-        gmtl = decode(train.log_joint_posterior(x), prior, alpha=1.0)
+        dmtl = gmtl_decode(train.log_posteriors(x), prior, alpha=0.0).labels
+        gmtl = gmtl_decode(train.log_joint_posterior(x), prior, alpha=1.0).labels
         acc[0, j] = float((dmtl[:, 0] == labels[:, 0]).mean())
         acc[1, j] = float((gmtl[:, 0] == labels[:, 0]).mean())
         for i, method in enumerate(("dmtl", "gmtl")):

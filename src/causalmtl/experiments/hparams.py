@@ -90,6 +90,8 @@ REGISTRY: dict[str, dict[str, HParam]] = {
         "lambda_sps": HParam(0.01, log_uniform(1e-4, 1e-1), "graph sparsity weight (Eq. 3)"),
         "lambda_bal": HParam(0.1, log_uniform(1e-3, 1.0), "graph balance weight (Eq. 3)"),
         "lambda_girm": HParam(1.0, log_uniform(1e-2, 1e2), "G-IRM weight (Eq. 7)"),
+        "graph_lr_mult": HParam(100.0, log_uniform(10.0, 300.0), "learning-rate multiplier of the graph "
+                                "logits θ (at 1, A stays near 0.5; docs/mtcrl.md)"),
     },
 }
 

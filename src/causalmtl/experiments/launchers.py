@@ -29,24 +29,28 @@ from __future__ import annotations
 import logging
 import os
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import config as cfgmod
-from .registry import RunContext, RunResult, RunSpec, get
+from .registry import get
 from .runner import (
     DB_NAME,
+    Outcome,
     RunSummary,
-    _artefact_dir,
-    check_and_store_config,
-    resolve_config,
+    check_device,
+    check_threads,
+    execute_one,
+    finish_summary,
+    open_sweep,
+    plan_sweep,
+    prepare_out,
+    record,
     run_experiment,
-    save_artefacts,
 )
-from .store import MetricRow, ResultStore, RunRow
+from .store import ResultStore, RunRow
 
 log = logging.getLogger(__name__)
 
@@ -122,52 +126,13 @@ def load_resources(path: str | os.PathLike | None = None, overrides: Sequence[st
     """:class:`ClusterResources` from a YAML file (optional) and ``key=value`` overrides."""
     base: Mapping[str, Any] | None = None
     if path is not None:
-        import yaml
-
         p = Path(path)
         if not p.is_file():
             raise ValueError(f"resources file {str(p)!r} does not exist")
-        base = yaml.safe_load(p.read_text()) or {}
-        if not isinstance(base, Mapping):
-            raise ValueError(f"resources file {str(p)!r} must hold a mapping of resource keys, got {type(base).__name__}")
+        base = cfgmod.read_yaml_mapping(p, "resources")
     res = cfgmod.build_config(ClusterResources, overrides, base=base)
     res.validate()
     return res
-
-
-# --- shared prologue -------------------------------------------------------------------------
-def _prepare(store: ResultStore, out: Path, name: str, overrides: Sequence[str], seeds: Any,
-             force: bool, preset: str | None) -> tuple[Any, Any, str]:
-    """Resolve and store the config, insert the runs, release stale and failed ones."""
-    experiment = get(name)
-    config = resolve_config(experiment, overrides, preset)
-    if experiment.check_data is not None:
-        experiment.check_data(config)
-    chash = check_and_store_config(out, experiment, config, force)
-    specs = list(experiment.plan(config))
-    keys = [s.run_key for s in specs]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"experiment {name} planned duplicate run keys: {keys}")
-    store.save_config(name, chash, cfgmod.to_yaml(config))
-    store.add_runs(name, chash, [s.as_row(seed) for seed in cfgmod.parse_seeds(seeds) for s in specs])
-    store.release_stale(name)
-    store.retry_failed(name, chash)
-    return experiment, config, chash
-
-
-def _finish_summary(summary: RunSummary, store: ResultStore, name: str, chash: str) -> None:
-    summary.interrupted = store.release_stale(name)
-    rows = store.runs(name, chash)
-    summary.counts = store.status_counts(name, chash)
-    summary.failed = [f"{r.run_key} seed {r.seed}" for r in rows if r.status == "failed"]
-
-
-def _spec_ctx(out: Path, name: str, row: RunRow, device: str, progress: bool) -> tuple[RunSpec, RunContext]:
-    spec = RunSpec(run_key=row.run_key, method=row.method, dataset=row.dataset, trial=row.trial,
-                   params=row.params)
-    ctx = RunContext(run_id=row.id, seed=row.seed, device=device,
-                     artefact_dir=_artefact_dir(out, name, row.id), progress=progress)
-    return spec, ctx
 
 
 # --- torchrun ----------------------------------------------------------------------------------
@@ -181,6 +146,7 @@ def run_data_parallel(
     force: bool = False,
     preset: str | None = None,
     progress: bool = False,
+    tensorboard: str | os.PathLike | None = None,
 ) -> RunSummary:
     """Run experiment ``name`` with every process of the ``torch.distributed`` group on each run.
 
@@ -190,25 +156,23 @@ def run_data_parallel(
     on any rank is recorded as failed (with every rank's error). Returns the summary (the
     counts are rank 0's; other ranks return the same summary broadcast from rank 0).
     """
-    import torch.distributed as dist
-
     from ..train.distributed import broadcast_object, setup
 
+    check_device(device)
     dp = setup(device)
     main = dp.is_main
     dev = str(dp.device)
     t0 = time.perf_counter()
-    out = Path(out)
     experiment = get(name)
     store = None
-    summary = RunSummary(experiment=name, config_hash="", out=out)
+    summary = RunSummary(experiment=name, config_hash="", out=Path(out))
     prepared: tuple[Any, str] | BaseException
     if main:
-        out.mkdir(parents=True, exist_ok=True)
-        store = ResultStore(out / DB_NAME)
         try:
-            _, config, chash = _prepare(store, out, name, overrides, seeds, force, preset)
-            prepared = (config, chash)
+            sweep = plan_sweep(name, overrides, preset, seeds)
+            out = prepare_out(out)
+            store = ResultStore(out / DB_NAME)
+            prepared = (sweep.config, open_sweep(store, out, sweep, force, _threads()))
         except BaseException as exc:  # every rank must learn of it, or the others wait forever
             prepared = exc
     else:
@@ -219,41 +183,20 @@ def run_data_parallel(
             store.close()
         raise prepared
     config, chash = prepared
+    out = Path(out)
     summary.config_hash = chash
+    gather = _gather_outcomes if dp.world_size > 1 else None
     try:
         while True:
-            row = store.claim(name, chash) if store is not None else None
+            row = store.claim(name, chash, threads=_threads()) if store is not None else None
             row = broadcast_object(row)
             if row is None:
                 break
-            spec, ctx = _spec_ctx(out, name, row, dev, progress and main)
-            error = ""
-            result: RunResult | None = None
-            try:
-                result = experiment.run(config, spec, ctx)
-            except Exception as exc:  # the run fails, the sweep goes on
-                error = "".join(traceback.format_exception(exc))
-            errors: list[str] = [""] * dp.world_size
-            if dp.world_size > 1:
-                dist.all_gather_object(errors, error)
-            else:
-                errors = [error]
+            execute_one(store, out, experiment, config, row, dev, progress and main, write=main,
+                        gather=gather, tensorboard=tensorboard)
             summary.executed += 1
-            if not main:
-                continue
-            assert store is not None
-            bad = [f"rank {r}: {e}" for r, e in enumerate(errors) if e]
-            if not bad and result is not None:
-                try:
-                    save_artefacts(ctx.artefact_dir, result)
-                    store.finish(row.id, result.metrics)
-                    continue
-                except Exception as exc:
-                    bad = ["".join(traceback.format_exception(exc))]
-            log.error("run %s seed %d of %s failed", row.run_key, row.seed, name)
-            store.fail(row.id, "\n".join(bad))
         if store is not None:
-            _finish_summary(summary, store, name, chash)
+            finish_summary(summary, store, name, chash)
     finally:
         if store is not None:
             store.close()
@@ -261,14 +204,34 @@ def run_data_parallel(
     return broadcast_object(summary)
 
 
+def _threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def _gather_outcomes(outcome: Outcome) -> Outcome:
+    """Every rank's outcome of a run, combined: it failed if it failed on any rank."""
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, (outcome.error, outcome.kind))
+    bad = [(r, e, k) for r, (e, k) in enumerate(parts) if e]
+    if not bad:
+        return outcome
+    kind = "transient" if any(k != "config" for _, _, k in bad) else "config"
+    return Outcome(False, error="\n".join(f"rank {r}: {e}" for r, e, _ in bad), kind=kind)
+
+
 # --- slurm (submitit) ----------------------------------------------------------------------------
 def _job_main(out: str, name: str, module: str, config_yaml: str, row: RunRow, device: str,
-              threads: int | None) -> tuple[str, list[MetricRow] | str]:
-    """One Slurm job: run one claimed run, write its artefacts; return its metrics or error.
+              threads: int | None) -> Outcome:
+    """One Slurm job: run one claimed run (:func:`~causalmtl.experiments.runner.execute_one`),
+    write its artefacts; return its :class:`~causalmtl.experiments.runner.Outcome`.
 
     Runs on the compute node. With several tasks it trains data-parallel (submitit exports
     ``MASTER_ADDR``, ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``); rank 0's return value is the
-    job's result. Never touches the database.
+    job's result. Never touches the database: the submitter records the outcome.
     """
     import importlib
 
@@ -290,14 +253,7 @@ def _job_main(out: str, name: str, module: str, config_yaml: str, row: RunRow, d
     config = cfgmod.from_yaml(experiment.config_cls, config_yaml)
     from ..train.distributed import is_main_process
 
-    spec, ctx = _spec_ctx(Path(out), name, row, device, False)
-    try:
-        result = experiment.run(config, spec, ctx)
-        if is_main_process():
-            save_artefacts(ctx.artefact_dir, result)
-    except Exception as exc:
-        return "failed", "".join(traceback.format_exception(exc))
-    return "done", list(result.metrics)
+    return execute_one(None, Path(out), experiment, config, row, device, False, write=is_main_process())
 
 
 def _executor(res: ClusterResources, folder: Path) -> Any:
@@ -332,14 +288,17 @@ def run_slurm(
     res = resources or ClusterResources()
     res.validate()
     t0 = time.perf_counter()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_device(device, available=False)  # the jobs' nodes have the GPUs, not necessarily this one
+    threads = check_threads(threads)
+    sweep = plan_sweep(name, overrides, preset, seeds)
+    experiment, config = sweep.experiment, sweep.config
+    out = prepare_out(out)
     summary = RunSummary(experiment=name, config_hash="", out=out)
     with ResultStore(out / DB_NAME) as store:
-        experiment, config, chash = _prepare(store, out, name, overrides, seeds, force, preset)
+        chash = open_sweep(store, out, sweep, force, threads)
         summary.config_hash = chash
         rows: list[RunRow] = []
-        while (row := store.claim(name, chash)) is not None:
+        while (row := store.claim(name, chash, threads=threads)) is not None:
             rows.append(row)
         if rows:
             executor = _executor(res, Path(res.folder) if res.folder else out / "submitit")
@@ -359,7 +318,7 @@ def run_slurm(
                 pending = [r.id for r in rows if _status(store, r.id) == "running"]
                 store.set_status(pending, "interrupted")
                 raise
-        _finish_summary(summary, store, name, chash)
+        finish_summary(summary, store, name, chash)
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -381,14 +340,10 @@ def _collect(store: ResultStore, name: str, pairs: list[tuple[Any, RunRow]], pol
                 continue
             summary.executed += 1
             try:
-                status, payload = job.result()
+                outcome = job.result()
             except Exception as exc:  # the job itself died (timeout, node failure, OOM)
-                status, payload = "failed", f"job {job.job_id} ended abnormally: {exc}"
-            if status == "done":
-                store.finish(row.id, payload)  # type: ignore[arg-type]
-            else:
-                log.error("run %s seed %d of %s failed (job %s)", row.run_key, row.seed, name, job.job_id)
-                store.fail(row.id, str(payload))
+                outcome = Outcome(False, error=f"job {job.job_id} ended abnormally: {exc}", kind="transient")
+            record(store, row, outcome, name)
         waiting = still
         if waiting:
             time.sleep(poll_s)
@@ -409,13 +364,17 @@ def launch(
     progress: bool = False,
     threads: int | None = 1,
     resources: ClusterResources | None = None,
+    tensorboard: str | os.PathLike | None = None,
 ) -> RunSummary:
     """Run experiment ``name`` with ``launcher`` (``"local"`` or ``"slurm"``; module docstring)."""
     from ..train.distributed import env_world_size
 
     if launcher not in LAUNCHERS:
         raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
+    threads = check_threads(threads)
     if launcher == "slurm":
+        if tensorboard is not None:
+            raise ValueError("--tensorboard applies to --launcher local only")
         return run_slurm(name, overrides, seeds=seeds, out=out, device=device, force=force,
                          preset=preset, resources=resources, threads=threads)
     if env_world_size() > 1:
@@ -424,8 +383,9 @@ def launch(
         import torch
 
         if threads is not None:
-            torch.set_num_threads(max(1, int(threads)))
+            torch.set_num_threads(threads)
         return run_data_parallel(name, overrides, seeds=seeds, out=out, device=device, force=force,
-                                 preset=preset, progress=progress)
+                                 preset=preset, progress=progress, tensorboard=tensorboard)
     return run_experiment(name, overrides, seeds=seeds, workers=workers, out=out, device=device,
-                          force=force, preset=preset, progress=progress, threads=threads)
+                          force=force, preset=preset, progress=progress, threads=threads,
+                          tensorboard=tensorboard)

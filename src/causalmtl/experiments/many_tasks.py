@@ -5,7 +5,7 @@ classifier (``MultiOutputClassifier(LogisticRegression)``). For each label set (
 the first 12 and all 14 labels) and each prior — the full joint table (§3.2, only up to 12
 labels: 4,096 cells) and the Chow–Liu tree (:class:`causalmtl.gmtl.TreePrior`) — the test set
 is decoded for every α of the grid by four *families* of the GMTL objective
-(:func:`causalmtl.gmtl.decode_structured`):
+(:func:`causalmtl.gmtl.gmtl_decode`):
 
 ``single``      the paper's Eq. 6, ``α_m = α_d = α``, joint argmax;
 ``dependence``  dependence-only correction, ``α_m = 0``, ``α_d = α`` (keeps the base rates);
@@ -124,14 +124,14 @@ def decode_families(
     log_probs: list[np.ndarray], prior: Any, alphas: list[float]
 ) -> dict[str, np.ndarray]:
     """Predictions ``(A, N, T)`` of each family of the module docstring."""
-    from ..gmtl import decode_structured
+    from ..gmtl import gmtl_decode
 
     zeros = [0.0] * len(alphas)
     return {
-        "single": decode_structured(log_probs, prior, alpha=alphas),
-        "dependence": decode_structured(log_probs, prior, alpha_marginal=zeros, alpha_dependence=alphas),
-        "marginal": decode_structured(log_probs, prior, alpha_marginal=alphas, alpha_dependence=zeros),
-        "single-marg": decode_structured(log_probs, prior, alpha=alphas, mode="marginal"),
+        "single": gmtl_decode(log_probs, prior, alpha=alphas).labels,
+        "dependence": gmtl_decode(log_probs, prior, alpha_marginal=zeros, alpha_dependence=alphas).labels,
+        "marginal": gmtl_decode(log_probs, prior, alpha_marginal=alphas, alpha_dependence=zeros).labels,
+        "single-marg": gmtl_decode(log_probs, prior, alpha=alphas, mode="marginal").labels,
     }
 
 

@@ -222,6 +222,7 @@ def run(cfg: MovieLensConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
         lr=float(trainer_h.get("lr", 1e-3)), weight_decay=float(trainer_h.get("weight_decay", 0.0)),
         patience=cfg.train.patience, select="valid/loss", protocol="mtcrl", device=ctx.device,
         seed=ctx.seed, checkpoint_dir=ctx.artefact_dir / "ckpt", progress=ctx.progress,
+        tensorboard_dir=ctx.tensorboard_dir,
     )  # fmt: skip
     result = trainer.fit(splits, resume=True)
     seconds = time.perf_counter() - t0

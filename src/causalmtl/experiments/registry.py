@@ -90,6 +90,7 @@ class RunContext:
     device: str
     artefact_dir: Path
     progress: bool = False
+    tensorboard_dir: Path | None = None  # ``causalmtl run --tensorboard DIR``: this run's log directory
 
 
 @dataclass

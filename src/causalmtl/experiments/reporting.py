@@ -72,6 +72,28 @@ def accuracy_table(frame: Any, methods: Sequence[str], tasks: Sequence[str], spl
     return pd.DataFrame(rows)
 
 
+def environment_blocks(frame: Any) -> list[Any]:
+    """Per run: do G-IRM's environments (train and valid) differ? (metric ``env_shift_tv``)."""
+    import pandas as pd
+
+    from ..report.blocks import Table
+
+    sub = frame[frame["name"] == "env_shift_tv"]
+    if sub.empty:
+        return []
+    keys = [c for c in ("dataset", "method", "seed") if c in sub.columns]
+    rows = []
+    for _, r in sub.sort_values(keys).iterrows():
+        tv = float(r["value"])
+        hparams = (r["params"] or {}).get("hparams", {}) if "params" in sub.columns else {}
+        lam = hparams.get("lambda_girm", hparams.get("lambda"))
+        rows.append({**{k: r[k] for k in keys}, "label TV(train, valid)": round(tv, 3),
+                     "G-IRM environments differ": "yes" if tv > 1e-9 else "no (no shift to be invariant to)",
+                     "λ": "–" if lam is None else lam})
+    return [Table(pd.DataFrame(rows), caption="Environments of the invariance penalties (train = env 0, valid = "
+                  "env 1): total-variation distance between their joint label tables, per run")]
+
+
 def relative_table(frame: Any, methods: Sequence[str], base: str, split: str = "test", metric: str = "acc") -> Any:
     """Relative improvement over ``base`` (MT-CRL Table 2), mean ± std over seeds."""
     import pandas as pd

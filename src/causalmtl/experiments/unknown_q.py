@@ -10,9 +10,9 @@ likelihood EM uses, :func:`causalmtl.gmtl.adapt`):
   its per-task log-probabilities on the labelled validation split fit the calibration / the
   generative score model;
 * an unlabeled test set of ``n_unlabeled`` rows is drawn from the shifted q by importance
-  resampling of a labelled pool (:func:`causalmtl.gmtl.evaluate_q.importance_resample`), q is
+  resampling of a labelled pool (:func:`causalmtl.shift.unknown_q.importance_resample`), q is
   estimated by EM on it, and the decoders are scored under q by importance weights on the
-  whole pool (:func:`causalmtl.gmtl.evaluate_q.evaluate_unknown_q`).
+  whole pool (:func:`causalmtl.shift.unknown_q.evaluate_unknown_q`).
 
 Metrics: accuracy (mean over tasks) of DMTL, of GMTL with the true q (the oracle of §3.1),
 with the estimate q̂, at the oracle-best single α and at the label-free α(τ̂); L1(q̂, q) (and
@@ -202,7 +202,7 @@ def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
 
 
 def run(cfg: UnknownQConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
-    from ..gmtl.evaluate_q import correlation_shift, evaluate_unknown_q
+    from ..shift.unknown_q import correlation_shift, evaluate_unknown_q
 
     _check(cfg)
     data, shift = spec.params["data"], spec.params["shift"]

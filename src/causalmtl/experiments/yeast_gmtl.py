@@ -9,7 +9,7 @@ split (:func:`causalmtl.data.load_yeast`, split seed = ``split_seed + run seed``
 * the joint prior ``p(y)`` is fitted on the training labels (additive smoothing,
   :class:`causalmtl.gmtl.JointPrior`) and every test row is decoded for every α on the grid
   with the GMTL objective ``argmax_y Σ_t log p(y_t|x) − α log p(y)`` (GMTL Eq. 6;
-  :func:`causalmtl.gmtl.decode`); α = 0 is DMTL;
+  :func:`causalmtl.gmtl.gmtl_decode`); α = 0 is DMTL;
 * target shift is simulated by importance sampling around the test label distribution
   (GMTL §5.4–5.6, :func:`causalmtl.shift.evaluate_shift`, the authors' shuffle-and-noise q
   sampler), severity is the weighted Kendall τ, draws are binned by τ and the optimal α and
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .common import tensorboard_dir
 from .registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
 from .store import MetricRow
 
@@ -160,7 +161,7 @@ def mlp_log_probs(
     trainer = Trainer(
         ERM(model), epochs=cfg.mlp.epochs, batch_size=cfg.mlp.batch_size, lr=cfg.mlp.lr,
         patience=cfg.mlp.patience, select="valid/loss", device=device, seed=seed,
-        checkpoint_dir=workdir,
+        checkpoint_dir=workdir, tensorboard_dir=tensorboard_dir(),
     )  # fmt: skip
     trainer.fit(splits, resume=True)
     return {
@@ -176,7 +177,7 @@ def run(cfg: YeastGMTLConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
     import shutil
 
     from ..data.yeast import load_yeast
-    from ..gmtl import JointPrior, decode, select_alpha
+    from ..gmtl import JointPrior, gmtl_decode, select_alpha
     from ..shift.analysis import analyze
     from ..shift.evaluate import evaluate_shift
 
@@ -196,7 +197,7 @@ def run(cfg: YeastGMTLConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
     a0 = alphas.index(0.0)
     test = splits.test
     labels = test.labels
-    preds = np.asarray(decode(lps["test"], prior, alpha=alphas))  # (A, N, T)
+    preds = np.asarray(gmtl_decode(lps["test"], prior, alpha=alphas).labels)  # (A, N, T)
     # the distribution the test labels follow, smoothed like the training prior
     log_p_test = JointPrior.fit(labels, n_classes, pseudocount=cfg.pseudocount).log_prob.reshape(
         n_classes

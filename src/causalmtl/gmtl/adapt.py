@@ -11,7 +11,7 @@ label-shift-invariant likelihoods fitted on labelled held-out in-distribution da
 ``likelihood="calibrated"``
     calibrated heads (:mod:`causalmtl.gmtl.calibrate`) in the GMTL likelihood
     ``L(y; x) = Π_t p̃(y_t|x) / p(y)`` (:func:`gmtl_log_likelihood`); decoding is
-    ``decode(p̃, prior, target_prior=q̂)``.
+    ``gmtl_decode(p̃, prior, q=q̂)``.
 
 Choosing α without labels
 -------------------------
@@ -35,9 +35,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._severity import weighted_tau
 from .._validation import as_numpy, check_labels
 from .calibrate import Calibrator, make_calibrator
-from .decode import decode
+from .decode import gmtl_decode
 from .em import EMResult, RawScoresWarning, estimate_prior_em
 from .prior import JointPrior, as_prior
 from .score_model import GaussianScoreModel
@@ -118,8 +119,6 @@ def alpha_from_severity(prior: JointPrior | Any, q_hat: JointPrior | Any) -> tup
 
     Returns ``(alpha, tau)``; τ is the weighted Kendall's τ of :func:`causalmtl.shift.weighted_tau`.
     """
-    from ..shift.severity import weighted_tau
-
     p = as_prior(prior)
     q = as_prior(q_hat, name="q_hat")
     if p.n_classes != q.n_classes:
@@ -237,7 +236,7 @@ def adapt(
             f"test_log_probs has classes per task {test_nc} but val_log_probs has {n_classes}"
         )
     lab = check_labels(val_labels, n_classes, name="val_labels")
-    tree = prior if isinstance(prior, TreePrior) else None
+    tree = prior if getattr(type(prior), "structure", None) == "tree" else None
     p = JointPrior.fit(lab, n_classes, pseudocount=1.0) if prior is None else as_prior(prior)
     if p.n_classes != n_classes:
         raise ValueError(f"prior has n_classes {p.n_classes} but the scores have {n_classes}")
@@ -290,7 +289,7 @@ def adapt(
         q_hat = p
         # fail safe: no adaptation at all, the DMTL decode of the (calibrated) heads, which is
         # also the GMTL decode with q = p and the label-free α(τ(p, p)) = 0
-        labels = decode(test_lp, p, alpha=0.0, normalized=False)
+        labels = gmtl_decode(test_lp, p, alpha=0.0, normalized=False).labels
     else:
         lam = cv.smoothing if cv is not None else smoothing
         if tree is not None:
@@ -302,7 +301,7 @@ def adapt(
             q_hat = res.prior
         labels = _decode_with(ll if sm is not None else test_lp, p, q_hat, sm is not None)
     alpha, tau = alpha_from_severity(p, q_hat)
-    alpha_labels = decode(test_lp, p, alpha=alpha, normalized=False)
+    alpha_labels = gmtl_decode(test_lp, p, alpha=alpha, normalized=False).labels
     return AdaptResult(
         labels=np.asarray(labels), q_hat=q_hat, prior=p, em=res, likelihood=likelihood, calibrator=cal,
         score_model=sm, tau=tau, alpha=alpha, alpha_labels=np.asarray(alpha_labels), q_tree=q_tree,
@@ -315,10 +314,10 @@ def _decode_with(scores: Any, prior: JointPrior, q: JointPrior, is_score_model: 
         # argmax_y log p(s|y) + log q(y): decode the joint array against a uniform prior, whose
         # −log p term is a constant.
         return np.asarray(
-            decode(scores, JointPrior.uniform(prior.n_classes), target_prior=q, normalized=False)
+            gmtl_decode(scores, JointPrior.uniform(prior.n_classes), q=q, normalized=False).labels
         )
     # Σ_t log p̃(y_t|x) − log p(y) + log q(y)  (§3.1 with calibrated heads)
-    return np.asarray(decode(scores, prior, target_prior=q, normalized=False))
+    return np.asarray(gmtl_decode(scores, prior, q=q, normalized=False).labels)
 
 
 def decode_adapted(
@@ -327,7 +326,7 @@ def decode_adapted(
     """Decode (new) test scores with the fitted components of ``result`` and a prior q.
 
     ``q`` defaults to ``result.q_hat``. With ``likelihood="calibrated"`` this is
-    ``decode(calibrated scores, p, target_prior=q)``; with the score model
+    ``gmtl_decode(calibrated scores, p, q=q)``; with the score model
     ``argmax_y log p(s|y) + log q(y)``. When ``result.fallback`` and ``q`` is not given, it is
     the DMTL decode of the (calibrated) heads, as in :func:`adapt`.
     """
@@ -338,7 +337,7 @@ def decode_adapted(
     if result.calibrator is not None:
         lp = result.calibrator.transform(lp)
     if result.fallback and q is None:
-        return np.asarray(decode(lp, result.prior, alpha=0.0, normalized=False))
+        return np.asarray(gmtl_decode(lp, result.prior, alpha=0.0, normalized=False).labels)
     if result.score_model is not None:
         return _decode_with(result.score_model.log_likelihood(lp), result.prior, qp, True)
     return _decode_with(lp, result.prior, qp, False)

@@ -1,148 +1,404 @@
-"""Joint GMTL decoding (Makino et al. 2022, §3, Eq. 6 and the known-q objective of §3.1).
+"""GMTL decoding (Makino et al. 2022, §3, Eq. 6 and the known-q objective of §3.1): one entry point.
 
-For per-task log-probabilities ``log p(y_t|x)`` and a joint prior ``p(y)`` it returns
+:func:`gmtl_decode` returns, for per-task log-probabilities ``log p(y_t|x)`` and a prior,
 
-    ŷ = argmax_y  Σ_t log p(y_t|x) − α · log p(y)                       (Eq. 6)
+    ŷ = argmax_y  Σ_t log p(y_t|x) − α_m Σ_t log p(y_t) − α_d [log p(y) − Σ_t log p(y_t)]   (Eq. 6; S1)
 
-or, with a known test prior q,
+(``α_m = α_d = α`` is Eq. 6), or with a known test prior q
 
-    ŷ = argmax_y  Σ_t log p(y_t|x) − log p(y) + log q(y)                 (§3.1).
+    ŷ = argmax_y  Σ_t log p(y_t|x) − log p(y) + log q(y)                                     (§3.1),
 
-A model that predicts the joint class directly (full parameter sharing, Eq. 5 without
-factorising) passes one joint array ``log p(y_1..y_T|x)`` of shape ``(N, C_1, …, C_T)`` in
-place of the per-task list.
+as a :class:`Decoded` result. ``mode="marginal"`` takes, per task, the argmax of the marginal
+of ``r(y|x) ∝ exp F(y)`` instead (the Bayes decision for per-task accuracy under r).
 
-The argmax is exact over the whole product space. Joint classes are indexed in C-order
-over ``n_classes`` (``numpy.ravel_multi_index``); ties go to the lowest joint index, which
-is also what per-task argmax does at α = 0. Rows are processed in chunks so that at most
-``memory_mb`` of scores exist at once. The scores are linear in α, so the α-independent
-part is computed once per chunk and each extra α costs one add and one argmax.
+How it is computed: the objective is built once from the prior
+(:class:`~causalmtl.gmtl.objective.Objective`) and handed to one of two exact kernels,
+each with a numpy and a torch backend:
 
-Computation runs in PyTorch (float64): numpy inputs come back as numpy arrays, torch inputs
-as tensors on their own device.
+* ``"table"`` — the full product space of ``K = Π C_t`` joint classes, in chunks of rows
+  (:mod:`~causalmtl.gmtl.table_np`, :mod:`~causalmtl.gmtl.table_torch`); ties go to the lowest
+  joint index (C-order), which is what per-task argmax does at α = 0;
+* ``"tree"`` — max-product / sum-product on a :class:`~causalmtl.gmtl.TreePrior`'s tree,
+  ``O(N Σ_edges C_s C_t)`` (:mod:`~causalmtl.gmtl.tree_infer`).
+
+``kernel="auto"`` decodes a :class:`~causalmtl.gmtl.JointPrior` on its table and a
+:class:`~causalmtl.gmtl.TreePrior` on its tree (on its flattened table when one joint score
+array or ``scores=True`` is given). Forcing ``kernel="tree"`` on a JointPrior decodes its
+Chow–Liu projection (an approximation; logged and said in ``Decoded.info.reason``).
+``backend="auto"`` runs numpy (single-threaded, no thread-pool barriers) for numpy inputs and
+CPU tensors, torch on an accelerator; results come back in the type and on the device of the
+inputs.
+
+:func:`decode` and :func:`~causalmtl.gmtl.structured.decode_structured` are the deprecated
+forms that return bare arrays / tuples (kept for one release).
 """
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._validation import _is_torch, check_alpha, check_decode_args
-from .prior import JointPrior, as_prior
+from .._validation import check_decode_args
+from ._scores import LOG_PROB_ATOL, Scores, prepare_scores
+from .objective import Objective
+from .prior import JointPrior, Prior, as_any_prior
+from .table_np import table_joint, table_marginals, table_scores
+from .table_torch import table_joint_torch, table_marginals_torch, table_scores_torch
+from .tree import TreePrior
+from .tree_infer import decode_tree
 
-#: Tolerance of the log-probability checks (|logsumexp| and positive values).
-LOG_PROB_ATOL = 1e-4
+logger = logging.getLogger(__name__)
+
+MODES = ("joint", "marginal")
+KERNELS = ("auto", "table", "tree")
 
 
-def _to_tensor(x: Any, device: torch.device | None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64)
-    return torch.as_tensor(np.asarray(x, dtype=np.float64), device=device)
+@dataclass(frozen=True)
+class DecodeInfo:
+    """What the decoder did.
+
+    ``method``: the kernel, ``"table"`` or ``"tree"``; ``mode``: ``"joint"`` or
+    ``"marginal"``; ``prior``: the class of the prior given; ``n_joint``: ``Π C_t``;
+    ``reason``: why this kernel; ``backend``: ``"numpy"`` or ``"torch"``.
+    """
+
+    method: str
+    mode: str
+    prior: str
+    n_joint: int
+    reason: str
+    backend: str = "numpy"
 
 
-def _check_scores(t: torch.Tensor, name: str, class_dims: tuple[int, ...], normalized: bool) -> None:
-    """Raise a ValueError naming ``name`` if ``t`` holds NaN/+inf or is not a log-probability."""
-    if t.shape[0] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(t.shape)}); at least one example is needed")
-    if torch.isnan(t).any():
-        idx = tuple(int(i) for i in torch.nonzero(torch.isnan(t))[0])
-        raise ValueError(f"{name} contains NaN at index {idx}")
-    if torch.isposinf(t).any():
-        idx = tuple(int(i) for i in torch.nonzero(torch.isposinf(t))[0])
-        raise ValueError(f"{name} contains +inf at index {idx}; scores must be log-probabilities")
-    if not normalized:
-        return
-    if (t > LOG_PROB_ATOL).any():
-        idx = tuple(int(i) for i in torch.nonzero(t > LOG_PROB_ATOL)[0])
+@dataclass(frozen=True)
+class Decoded:
+    """The result of :func:`gmtl_decode`.
+
+    Attributes
+    ----------
+    labels : int64 ``(N, T)``, or ``(A, N, T)`` when an α argument was a sequence
+    marginals : list of T arrays ``(N, C_t)`` (``(A, N, C_t)``) or None
+        The log-marginals ``log r(y_t|x)`` of ``r ∝ exp F``; only with ``marginals=True``.
+    scores : float64 ``(N, C_1, …, C_T)`` (``(A, N, …)``) or None
+        The objective F for every joint class; only with ``scores=True`` (table kernel).
+    kernel : ``"table"`` or ``"tree"``, the kernel that ran
+    info : :class:`DecodeInfo` (kernel, mode, prior, Π C_t, reason, backend)
+
+    Arrays are numpy for numpy inputs, tensors on the inputs' device for tensor inputs.
+    """
+
+    labels: Any
+    marginals: list[Any] | None
+    scores: Any | None
+    kernel: str
+    info: DecodeInfo
+
+
+def _choose_kernel(
+    prior: Prior, kernel: str, per_task: bool, want_scores: bool, kernel_name: str
+) -> tuple[str, str]:
+    if kernel not in KERNELS:
+        raise ValueError(f"{kernel_name} must be 'auto', 'table' or 'tree', got {kernel!r}")
+    if kernel != "auto":
+        return kernel, f"forced {kernel_name}={kernel!r}"
+    if prior.structure == "tree" and not per_task:
+        return "table", "one joint score array (not per-task scores) is decoded on the flattened table"
+    if prior.structure == "tree" and want_scores:
+        return "table", "scores for every joint class are only available on the (flattened) table"
+    if prior.structure == "tree":
+        return "tree", "a TreePrior is decoded exactly on its tree (O(N Σ C_s C_t))"
+    return "table", "a JointPrior is decoded exactly on its table"
+
+
+def _run_table(
+    sc: Scores, prior: JointPrior, q: JointPrior | None, obj: Objective, mode: str,
+    want_marginals: bool, want_scores: bool, memory_mb: float,
+) -> tuple[Any, list[Any] | None, Any | None]:
+    """The full-table kernel on the chosen backend: labels (A, N, T), marginals, scores (A, N, K)."""
+    n_classes, A = prior.n_classes, obj.n_weights
+    directions, offsets = obj.table_terms(prior, q)
+    tch = sc.backend == "torch"
+    if tch:
+        directions_b: Any = torch.as_tensor(directions, dtype=torch.float64, device=sc.device)
+        labels: Any = torch.empty((A, sc.n, len(n_classes)), dtype=torch.int64, device=sc.device)
+    else:
+        directions_b = directions
+        labels = np.empty((A, sc.n, len(n_classes)), dtype=np.int64)
+    marginals = None
+    if mode == "marginal" or want_marginals:
+        if tch:
+            marginals = table_marginals_torch(sc.values, sc.is_joint, n_classes, directions_b, memory_mb)
+        else:
+            marginals = table_marginals(sc.values, n_classes, directions_b, memory_mb)
+    if mode == "marginal":
+        labels = torch.stack([m.argmax(dim=2) for m in marginals], dim=2) if tch else np.stack(
+            [m.argmax(axis=2) for m in marginals], axis=2)  # fmt: skip
+    else:
+        # DMTL (α = 0, no q): the independent per-task argmax, exact with the same tie rule
+        dmtl = obj.dmtl & (not sc.is_joint)
+        idx: Any = np.flatnonzero(dmtl)
+        rest: Any = np.flatnonzero(~dmtl)
+        if tch:
+            idx = torch.as_tensor(idx, device=sc.device)
+            rest = torch.as_tensor(rest, device=sc.device)
+        if len(idx):
+            labels[idx] = torch.stack([x.argmax(dim=1) for x in sc.values], dim=1) if tch else np.stack(
+                [x.argmax(axis=1) for x in sc.values], axis=1)  # fmt: skip
+        if len(rest):
+            if tch:
+                labels[rest] = table_joint_torch(sc.values, sc.is_joint, n_classes, directions_b[rest], memory_mb)
+            else:
+                labels[rest] = table_joint(sc.values, n_classes, directions_b[rest], memory_mb)
+    scores = None
+    if want_scores:
+        # Σ_t log p(y_t|x) + prior term, then the centring undone: the objective itself
+        if tch:
+            scores = table_scores_torch(sc.values, sc.is_joint, directions_b)
+            scores += torch.as_tensor(offsets, dtype=torch.float64, device=sc.device)[:, None, None]
+        else:
+            scores = table_scores(sc.values, directions)
+            scores += offsets[:, None, None]
+        scores = scores.reshape((A, sc.n, *n_classes))
+    return labels, marginals, scores
+
+
+def _decode(
+    log_probs: Any,
+    prior: Any,
+    *,
+    alpha: float | Sequence[float] | None,
+    alpha_marginal: float | Sequence[float] | None,
+    alpha_dependence: float | Sequence[float] | None,
+    q: Any,
+    mode: str,
+    kernel: str,
+    backend: str,
+    marginals: bool,
+    scores: bool,
+    normalized: bool,
+    memory_mb: float,
+    q_name: str = "q",
+    kernel_name: str = "kernel",
+    flag_names: tuple[str, str] = ("scores", "marginals"),
+) -> Decoded:
+    """:func:`gmtl_decode` with the argument names used in messages (the deprecated forms
+    call the known prior ``target_prior``, the kernel ``method`` and the flags
+    ``return_scores`` / ``return_marginals``). Every call, new or deprecated, is checked here."""
+    check_decode_args(log_probs, memory_mb=memory_mb, normalized=normalized,
+                      **{flag_names[0]: scores, flag_names[1]: marginals})  # fmt: skip
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'joint' or 'marginal', got {mode!r}")
+    prior = as_any_prior(prior)
+    q_prior = None if q is None else as_any_prior(q, name=q_name)
+    obj = Objective.build(alpha, alpha_marginal, alpha_dependence, q_prior, q_name)
+    per_task = isinstance(log_probs, (list, tuple))
+    chosen, reason = _choose_kernel(prior, kernel, per_task, scores, kernel_name)
+    if chosen == "tree" and scores:
+        raise ValueError("scores=True needs the table kernel (kernel='table' or 'auto'); the tree kernel gives labels and marginals")
+    if chosen == "table":
+        work: Any = prior.to_joint()  # refuses (ValueError) when Π C_t is too large
+    elif prior.structure == "tree":
+        work = prior
+    else:
+        work = TreePrior.from_joint(prior)
+        reason += "; the JointPrior was projected onto its Chow–Liu tree (approximation)"
+        logger.warning("decode: kernel='tree' with a full JointPrior uses its Chow–Liu projection")
+    sc = prepare_scores(log_probs, work.n_classes, normalized, backend)
+    info = DecodeInfo(method=chosen, mode=mode, prior=type(prior).__name__, n_joint=prior.size,
+                      reason=reason, backend=sc.backend)  # fmt: skip
+    logger.info("decode: %s decoding (mode=%s, prior=%s, Π C_t=%d, %s kernels): %s",
+                chosen, mode, info.prior, prior.size, sc.backend, reason)  # fmt: skip
+    if obj.uses_prior and work.has_zeros:
         raise ValueError(
-            f"{name} is not a log-probability: value {float(t[idx]):.6g} > 0 at index {idx} "
-            "(check failed: log p <= 0). Pass normalized=False for unnormalised logits."
+            f"prior has {work.zero_summary()}, so -log p(y) is +inf there; refit with "
+            "pseudocount > 0 (additive smoothing, §3.2)"
         )
-    lse = torch.logsumexp(t, dim=class_dims)
-    bad = (lse.abs() > LOG_PROB_ATOL) | torch.isnan(lse)
-    if bad.any():
-        row = int(torch.nonzero(bad)[0][0])
-        raise ValueError(
-            f"{name} is not normalised: logsumexp over classes is {float(lse[row]):.6g} at row {row} "
-            f"(check failed: |logsumexp| <= {LOG_PROB_ATOL}). Pass normalized=False for logits."
-        )
-
-
-def _prepare(
-    log_probs: Any, n_classes: tuple[int, ...], normalized: bool
-) -> tuple[list[torch.Tensor] | torch.Tensor, bool, torch.device, int]:
-    """Validate inputs; return (tensors, is_joint, device, N)."""
-    T = len(n_classes)
-    if isinstance(log_probs, (list, tuple)):
-        if len(log_probs) != T:
-            raise ValueError(
-                f"log_probs has {len(log_probs)} tasks but the prior has {T} (n_classes={n_classes})"
-            )
-        device = next((x.device for x in log_probs if isinstance(x, torch.Tensor)), torch.device("cpu"))
-        tensors = [_to_tensor(x, device) for x in log_probs]
-        n = tensors[0].shape[0] if tensors[0].ndim else 0
-        for t, (x, c) in enumerate(zip(tensors, n_classes)):
-            if x.ndim != 2 or x.shape[1] != c:
+    q_work: Any = None
+    if chosen == "tree":
+        if sc.is_joint:
+            raise ValueError("tree decoding needs per-task scores (a list of T arrays (N, C_t)), got one joint array")
+        if q_prior is not None:
+            if q_prior.structure != "tree":
                 raise ValueError(
-                    f"log_probs[{t}] must have shape (N, {c}) to match the prior's n_classes[{t}]={c}, "
-                    f"got {tuple(x.shape)}"
+                    f"{q_name} must be a TreePrior on the prior's tree for tree decoding "
+                    "(e.g. TreePrior.fit(q_labels, n_classes, edges=prior.edges) or "
+                    "TreePrior.from_joint(q, edges=prior.edges)); or decode with the table kernel"
                 )
-            if x.shape[0] != n:
-                raise ValueError(f"log_probs[{t}] has {x.shape[0]} rows but log_probs[0] has {n}")
-            _check_scores(x, f"log_probs[{t}]", (1,), normalized)
-        return tensors, False, device, n
-    device = log_probs.device if isinstance(log_probs, torch.Tensor) else torch.device("cpu")
-    joint = _to_tensor(log_probs, device)
-    if joint.ndim != T + 1 or tuple(joint.shape[1:]) != n_classes:
-        raise ValueError(
-            f"a joint log_probs array must have shape (N, *n_classes) = (N, {', '.join(map(str, n_classes))}), "
-            f"got {tuple(joint.shape)}; pass per-task scores as a list of T arrays"
-        )
-    _check_scores(joint, "log_probs", tuple(range(1, T + 1)), normalized)
-    return joint, True, device, joint.shape[0]
+            work.same_structure(q_prior, name=q_name)
+            q_work = q_prior
+        node, edge = obj.tree_terms(work, q_work)
+        labels, margs = decode_tree(sc.values, work.n_classes, work._rooted, work.edges, node, edge,
+                                    mode, marginals, memory_mb)  # fmt: skip
+        score_table = None
+    else:
+        if q_prior is not None:
+            q_work = q_prior.to_joint()
+            if q_work.n_classes != work.n_classes:
+                raise ValueError(f"{q_name} has n_classes {q_work.n_classes} but the prior has {work.n_classes}")
+        labels, margs, score_table = _run_table(sc, work, q_work, obj, mode, marginals, scores, memory_mb)
+    if not marginals:
+        margs = None
+
+    def out(x: Any) -> Any:
+        if x is None:
+            return None
+        x = x if obj.several else x[0]
+        if sc.was_torch and not isinstance(x, torch.Tensor):
+            return torch.from_numpy(np.ascontiguousarray(x))
+        if not sc.was_torch and isinstance(x, torch.Tensor):
+            return x.cpu().numpy()
+        return x
+
+    return Decoded(
+        labels=out(labels),
+        marginals=None if margs is None else [out(m) for m in margs],
+        scores=out(score_table),
+        kernel=chosen,
+        info=info,
+    )
 
 
-def _prior_terms(
-    prior: JointPrior, target_prior: Any, device: torch.device
-) -> torch.Tensor:
-    """The α-scaled direction ``−log p(y)`` (flattened), or ``−log p + log q`` when q is given."""
-    if prior.has_zeros:
-        zeros = np.argwhere(prior.probs == 0)
-        raise ValueError(
-            f"prior has {len(zeros)} joint cells with probability 0 (first: {tuple(zeros[0])}), so "
-            "-log p(y) is +inf there; refit with pseudocount > 0 (additive smoothing, §3.2)"
-        )
-    direction = -np.log(prior.probs).reshape(-1)
-    if target_prior is not None:
-        q = as_prior(target_prior, name="target_prior")
-        if q.n_classes != prior.n_classes:
-            raise ValueError(
-                f"target_prior has n_classes {q.n_classes} but the prior has {prior.n_classes}"
-            )
-        with np.errstate(divide="ignore"):
-            direction = direction + np.log(q.probs).reshape(-1)
-    return torch.as_tensor(direction, dtype=torch.float64, device=device)
+def gmtl_decode(
+    log_probs: Any,
+    prior: Prior | Any,
+    *,
+    alpha: float | Sequence[float] | None = None,
+    q: Prior | Any | None = None,
+    mode: str = "joint",
+    alpha_marginal: float | Sequence[float] | None = None,
+    alpha_dependence: float | Sequence[float] | None = None,
+    kernel: str = "auto",
+    backend: str = "auto",
+    marginals: bool = False,
+    scores: bool = False,
+    normalized: bool = True,
+    memory_mb: float = 256.0,
+) -> Decoded:
+    """Decode all tasks jointly with the GMTL objective (Eq. 6, its split (S1), or known q, §3.1).
+
+    Parameters
+    ----------
+    log_probs : list of T arrays ``(N, C_t)``, or one array ``(N, C_1, …, C_T)``
+        Per-task log-probabilities ``log p(y_t|x)`` of a factorised multi-task model, or the
+        joint log-probabilities of a model that predicts the joint class (table kernel).
+        numpy or torch (CPU or CUDA); results have the same type and device.
+    prior : :class:`JointPrior`, :class:`TreePrior` (any :class:`~causalmtl.gmtl.prior.Prior`)
+        or a probability table of shape ``n_classes``: the training prior ``p(y)``.
+    alpha : float in [0, 1] or a sequence of them, default 1.0
+        Strength of the prior correction (0 = DMTL, 1 = decoding ``log p(x|y)``). Several
+        values are decoded in one pass. Not with ``q``.
+    q : a prior or probability table, optional
+        A known test prior: the objective becomes ``Σ_t log p(y_t|x) − log p(y) + log q(y)``;
+        cells with ``q = 0`` are never predicted. With the tree kernel, a TreePrior on the
+        prior's tree.
+    mode : ``"joint"`` (the paper's argmax of F) or ``"marginal"`` (per-task argmax of the
+        marginals of ``r ∝ exp F``)
+    alpha_marginal, alpha_dependence : the split weights α_m, α_d of (S1); each defaults to
+        ``alpha``. Scalars or sequences (broadcast against each other).
+    kernel : ``"auto"``, ``"table"`` or ``"tree"`` (module docstring)
+    backend : ``"auto"``, ``"numpy"`` or ``"torch"`` (module docstring)
+    marginals : also return the log-marginals of r (``Decoded.marginals``)
+    scores : also return the objective for every joint class (``Decoded.scores``; table
+        kernel; materialises N·K values)
+    normalized : check that the inputs are log-probabilities (entries ≤ 0, logsumexp over
+        classes = 0, to 1e-4). Pass False for unnormalised logits: the per-task normalisers
+        are constant in y for each x, so the argmax is unchanged.
+    memory_mb : upper bound on the working memory of one chunk of rows
+
+    Returns
+    -------
+    :class:`Decoded` (``labels`` always; ``marginals`` / ``scores`` when asked; ``kernel``,
+    ``info``)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from causalmtl.gmtl import JointPrior, TreePrior, gmtl_decode
+    >>> prior = JointPrior.from_probs([[0.45, 0.05], [0.05, 0.45]])   # labels agree in training
+    >>> lp = [np.log([[0.6, 0.4]]), np.log([[0.45, 0.55]])]            # one example, two tasks
+    >>> gmtl_decode(lp, prior, alpha=0.0).labels       # DMTL: independent per-task argmax
+    array([[0, 1]])
+    >>> gmtl_decode(lp, prior, alpha=[0.0, 1.0]).labels.tolist()
+    [[[0, 1]], [[0, 1]]]
+    >>> gmtl_decode(lp, prior, q=[[0.05, 0.45], [0.45, 0.05]]).labels  # test labels disagree
+    array([[0, 1]])
+    >>> tree = TreePrior.from_marginals((2, 2, 2), [(0, 1), (1, 2)],
+    ...     [[[0.45, 0.05], [0.05, 0.45]], [[0.45, 0.05], [0.05, 0.45]]])
+    >>> lp3 = [np.log([[0.6, 0.4]]), np.log([[0.45, 0.55]]), np.log([[0.6, 0.4]])]
+    >>> res = gmtl_decode(lp3, tree, alpha=1.0, mode="marginal", marginals=True)
+    >>> res.kernel, res.labels.shape, len(res.marginals)
+    ('tree', (1, 3), 3)
+    """
+    return _decode(
+        log_probs, prior, alpha=alpha, alpha_marginal=alpha_marginal, alpha_dependence=alpha_dependence,
+        q=q, mode=mode, kernel=kernel, backend=backend, marginals=marginals, scores=scores,
+        normalized=normalized, memory_mb=memory_mb,
+    )  # fmt: skip
 
 
-def _joint_base(chunk: list[torch.Tensor] | torch.Tensor, is_joint: bool) -> torch.Tensor:
-    """Σ_t log p(y_t|x) over the product space, shape (n, K), C-order."""
-    if is_joint:
-        return chunk.reshape(chunk.shape[0], -1)
-    base = chunk[0]
-    for x in chunk[1:]:
-        base = (base[:, :, None] + x[:, None, :]).reshape(base.shape[0], -1)
-    return base
+# ---------------------------------------------------------------------------------------------
+# deprecated forms (one release): bare arrays / tuples instead of a Decoded
+# ---------------------------------------------------------------------------------------------
+_LEGACY_SCORES_ERROR = (
+    "return_scores is only available for single-α joint decoding on a full table; "
+    "drop alpha_marginal/alpha_dependence/mode/method/return_marginals/return_info, "
+    "or use return_marginals=True for the per-task marginals"
+)
 
 
-def _unravel(flat: torch.Tensor, n_classes: tuple[int, ...]) -> torch.Tensor:
-    out = []
-    for c in reversed(n_classes):
-        out.append(flat % c)
-        flat = torch.div(flat, c, rounding_mode="floor")
-    return torch.stack(out[::-1], dim=-1)
+def _legacy_options(**kwargs: Any) -> bool:
+    return (
+        kwargs.get("alpha_marginal") is not None
+        or kwargs.get("alpha_dependence") is not None
+        or kwargs.get("mode", "joint") != "joint"
+        or kwargs.get("method", "auto") != "auto"
+        or bool(kwargs.get("return_marginals", False))
+        or bool(kwargs.get("return_info", False))
+    )
+
+
+def legacy_decode(
+    log_probs: Any,
+    prior: Any,
+    alpha: Any = None,
+    target_prior: Any = None,
+    *,
+    return_scores: bool = False,
+    normalized: bool = True,
+    memory_mb: float = 256.0,
+    mode: str = "joint",
+    method: str = "auto",
+    alpha_marginal: Any = None,
+    alpha_dependence: Any = None,
+    return_marginals: bool = False,
+    return_info: bool = False,
+    backend: str = "auto",
+) -> Any:
+    """The pre-0.2 return conventions of :func:`decode` / ``decode_structured``, without a warning."""
+    if return_scores and _legacy_options(mode=mode, method=method, alpha_marginal=alpha_marginal,
+                                         alpha_dependence=alpha_dependence, return_marginals=return_marginals,
+                                         return_info=return_info):  # fmt: skip
+        raise ValueError(_LEGACY_SCORES_ERROR)
+    res = _decode(
+        log_probs, prior, alpha=alpha, alpha_marginal=alpha_marginal, alpha_dependence=alpha_dependence,
+        q=target_prior, mode=mode, kernel=method, backend=backend, marginals=return_marginals,
+        scores=return_scores, normalized=normalized, memory_mb=memory_mb,
+        q_name="target_prior", kernel_name="method", flag_names=("return_scores", "return_marginals"),
+    )  # fmt: skip
+    if return_scores:
+        return res.labels, res.scores
+    out: list[Any] = [res.labels]
+    if return_marginals:
+        out.append(res.marginals)
+    if return_info:
+        out.append(res.info)
+    return out[0] if len(out) == 1 else tuple(out)
 
 
 def decode(
@@ -161,152 +417,32 @@ def decode(
     return_marginals: bool = False,
     return_info: bool = False,
 ) -> Any:
-    """Decode all tasks jointly with the GMTL objective (Eq. 6, or the known-q objective).
+    """Deprecated: use :func:`gmtl_decode`, which returns a :class:`Decoded`.
 
-    Parameters
-    ----------
-    log_probs : list of T arrays ``(N, C_t)``, or one array ``(N, C_1, …, C_T)``
-        Per-task log-probabilities ``log p(y_t|x)`` of a factorised multi-task model, or the
-        joint log-probabilities of a model that predicts the joint class. numpy or torch
-        (CPU or CUDA); the result has the same type and device.
-    prior : JointPrior or probability table of shape ``n_classes``
-        The training joint prior ``p(y)``.
-    alpha : float in [0, 1] or a sequence of them, default 1.0
-        Strength of the prior correction (0 = DMTL, 1 = decoding ``log p(x|y)``). Several
-        values are decoded in one pass. Must be omitted when ``target_prior`` is given.
-    target_prior : JointPrior or table, optional
-        A known test prior q: the objective becomes ``Σ_t log p(y_t|x) − log p(y) + log q(y)``.
-        Cells with ``q = 0`` are never predicted.
-    return_scores : bool
-        Also return the objective for every joint class, shape ``(N, C_1, …, C_T)`` (or
-        ``(A, N, C_1, …)`` for several α). This materialises N·K values.
-    normalized : bool
-        Check that the inputs are log-probabilities (entries ≤ 0, logsumexp over classes = 0,
-        to 1e-4). Pass False for unnormalised logits: the per-task normalisers are constant
-        in y for each x, so the argmax is unchanged (the scores are shifted per row).
-    memory_mb : float
-        Upper bound on the working memory of one chunk of scores.
-    mode, method, alpha_marginal, alpha_dependence, return_marginals, return_info
-        Many tasks, split α and marginal decoding (a :class:`~causalmtl.gmtl.TreePrior`
-        prior, ``mode="marginal"``, ...): the call goes to
-        :func:`causalmtl.gmtl.decode_structured`, which documents them.
+    Same objective and kernels; returns the labels array (``(N, T)`` or ``(A, N, T)``), or
+    ``(labels, scores)`` with ``return_scores``, or ``labels`` followed by the marginals and
+    the :class:`DecodeInfo` when asked, as before. ``target_prior`` is ``q`` and ``method`` is
+    ``kernel`` of :func:`gmtl_decode`. Emits a ``DeprecationWarning``.
 
-    Returns
-    -------
-    labels : int64 ``(N, T)``, or ``(A, N, T)`` when ``alpha`` is a sequence
-    scores : float64, only when ``return_scores``
-
-    Examples
-    --------
-    >>> import numpy as np
+    >>> import warnings, numpy as np
     >>> from causalmtl.gmtl import JointPrior, decode
-    >>> prior = JointPrior.from_probs([[0.45, 0.05], [0.05, 0.45]])   # labels agree in training
-    >>> lp = [np.log([[0.6, 0.4]]), np.log([[0.45, 0.55]])]            # one example, two tasks
-    >>> decode(lp, prior, alpha=0.0)       # DMTL: independent per-task argmax
-    array([[0, 1]])
-    >>> decode(lp, prior, alpha=[0.0, 1.0]).tolist()
-    [[[0, 1]], [[0, 1]]]
-    >>> decode(lp, prior, target_prior=[[0.05, 0.45], [0.45, 0.05]])  # test labels disagree
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", DeprecationWarning)
+    ...     decode([np.log([[0.6, 0.4]]), np.log([[0.45, 0.55]])], JointPrior.uniform((2, 2)), alpha=1.0)
     array([[0, 1]])
     """
-    from .structured import decode_structured, needs_structured  # issue 10: trees, split α, modes
-
-    check_decode_args(log_probs, memory_mb=memory_mb, normalized=normalized, return_scores=return_scores)
-
-    extra = dict(mode=mode, method=method, alpha_marginal=alpha_marginal, alpha_dependence=alpha_dependence,
-                 return_marginals=return_marginals, return_info=return_info)  # fmt: skip
-    if needs_structured(prior, return_scores=return_scores, **extra):
-        return decode_structured(log_probs, prior, alpha, target_prior, normalized=normalized,
-                                 memory_mb=memory_mb, **extra)  # fmt: skip
-    prior = as_prior(prior)
-    n_classes = prior.n_classes
-    if alpha is not None and target_prior is not None:
-        raise ValueError("give either alpha or target_prior, not both (with q the objective has no α)")
-    several = alpha is not None and not np.isscalar(alpha) and np.ndim(alpha) > 0
-    alphas = check_alpha(1.0 if alpha is None else alpha)
-    if target_prior is not None:
-        alphas = np.ones(1)
-    was_torch = _is_torch(log_probs) or (
-        isinstance(log_probs, (list, tuple)) and any(_is_torch(x) for x in log_probs)
+    warnings.warn(
+        "causalmtl.gmtl.decode is deprecated and will be removed in the next release; use "
+        "causalmtl.gmtl_decode(log_probs, prior, alpha=..., q=...), which returns a Decoded "
+        "(.labels, .marginals, .scores, .kernel)",
+        DeprecationWarning,
+        stacklevel=2,
     )
-    inputs, is_joint, device, n = _prepare(log_probs, n_classes, normalized)
-    K = prior.size
-    uses_prior = target_prior is not None or bool((alphas > 0).any())
-    direction = _prior_terms(prior, target_prior, device) if uses_prior else None
-    # Centre the direction so a uniform prior adds exactly zero (α-invariant ties).
-    if direction is not None and target_prior is None:
-        direction = direction - direction.max()
-
-    if not was_torch and not return_scores:
-        # numpy in, numpy out: the cache-sized, split-table numpy kernel is several times faster
-        # on the CPU than the torch loop below (benchmarks/bench_decode.py) and gives the same
-        # argmax (lowest C-order index on ties).
-        return _decode_numpy(inputs, is_joint, n_classes, alphas, direction, target_prior, several)
-    labels = torch.empty((len(alphas), n, len(n_classes)), dtype=torch.int64, device=device)
-    scores_out = (
-        torch.empty((len(alphas), n, K), dtype=torch.float64, device=device) if return_scores else None
-    )
-    bytes_per_row = K * 8 * (3 if not is_joint else 2)
-    chunk = max(1, int(memory_mb * 2**20 // bytes_per_row))
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        part = inputs[start:stop] if is_joint else [x[start:stop] for x in inputs]
-        base = None
-        buf = None
-        for a_i, a in enumerate(alphas):
-            if a == 0 and target_prior is None and not is_joint and not return_scores:
-                # DMTL: independent per-task argmax (exact, lowest index on ties).
-                labels[a_i, start:stop] = torch.stack([x.argmax(dim=1) for x in part], dim=1)
-                continue
-            if base is None:
-                base = _joint_base(part, is_joint)
-            if a == 0 and target_prior is None:
-                s = base
-            else:
-                if buf is None:
-                    buf = torch.empty_like(base)
-                s = torch.add(base, direction, alpha=float(a), out=buf)
-            labels[a_i, start:stop] = _unravel(s.argmax(dim=1), n_classes)
-            if scores_out is not None:
-                scores_out[a_i, start:stop] = s
-    if scores_out is not None and direction is not None and target_prior is None:
-        # Undo the centring so the returned scores are the objective itself.
-        shift = float((-np.log(prior.probs)).max())
-        scores_out += torch.as_tensor(alphas * shift, device=device)[:, None, None]
-    out_labels: Any = labels if several else labels[0]
-    out_scores: Any = None
-    if scores_out is not None:
-        shaped = scores_out.reshape((len(alphas), n, *n_classes))
-        out_scores = shaped if several else shaped[0]
-    if not was_torch:
-        out_labels = out_labels.cpu().numpy()
-        out_scores = None if out_scores is None else out_scores.cpu().numpy()
-    return (out_labels, out_scores) if return_scores else out_labels
-
-
-def _decode_numpy(
-    inputs: list[torch.Tensor] | torch.Tensor,
-    is_joint: bool,
-    n_classes: tuple[int, ...],
-    alphas: np.ndarray,
-    direction: torch.Tensor | None,
-    target_prior: Any,
-    several: bool,
-) -> np.ndarray:
-    """The CPU path of :func:`decode` for numpy inputs, through :func:`table_np.table_joint`."""
-    from .table_np import table_joint
-
-    arrays: Any = inputs.numpy() if is_joint else [x.numpy() for x in inputs]
-    n = arrays.shape[0] if is_joint else arrays[0].shape[0]
-    labels = np.empty((len(alphas), n, len(n_classes)), dtype=np.int64)
-    # α = 0 without q is DMTL: the independent per-task argmax (exact, lowest index on ties).
-    dmtl = (alphas == 0) & (target_prior is None) & (not is_joint)
-    if dmtl.any():
-        labels[dmtl] = np.stack([x.argmax(axis=1) for x in arrays], axis=1)
-    if (~dmtl).any():
-        d = np.zeros(int(np.prod(n_classes))) if direction is None else direction.numpy()
-        labels[~dmtl] = table_joint(arrays, n_classes, alphas[~dmtl, None] * d[None, :])
-    return labels if several else labels[0]
+    return legacy_decode(
+        log_probs, prior, alpha, target_prior, return_scores=return_scores, normalized=normalized,
+        memory_mb=memory_mb, mode=mode, method=method, alpha_marginal=alpha_marginal,
+        alpha_dependence=alpha_dependence, return_marginals=return_marginals, return_info=return_info,
+    )  # fmt: skip
 
 
 def joint_log_posterior(log_probs: Any, prior: JointPrior | Any, alpha: float = 1.0) -> np.ndarray:
@@ -316,8 +452,7 @@ def joint_log_posterior(log_probs: Any, prior: JointPrior | Any, alpha: float = 
     row. With ``alpha = 1`` and a factorised model this is the posterior under a uniform
     test prior (§3.1: GMTL replaces p(y) by a distribution ∝ p(y)^(1−α)).
     """
-    prior = as_prior(prior)
-    _, scores = decode(log_probs, prior, alpha=float(alpha), return_scores=True, normalized=False)
+    scores = gmtl_decode(log_probs, prior, alpha=float(alpha), scores=True, normalized=False).scores
     s = torch.as_tensor(scores).reshape(scores.shape[0], -1)
     out = s - torch.logsumexp(s, dim=1, keepdim=True)
     return out.reshape(scores.shape).cpu().numpy()
@@ -328,4 +463,12 @@ def independent_argmax(log_probs: Sequence[Any]) -> np.ndarray:
     return np.stack([np.asarray(x).argmax(axis=1) for x in log_probs], axis=1).astype(np.int64)
 
 
-__all__ = ["decode", "joint_log_posterior", "independent_argmax", "LOG_PROB_ATOL"]
+__all__ = [
+    "Decoded",
+    "DecodeInfo",
+    "LOG_PROB_ATOL",
+    "decode",
+    "gmtl_decode",
+    "independent_argmax",
+    "joint_log_posterior",
+]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .decode import decode
+from .decode import gmtl_decode
 from .prior import JointPrior
 
 
@@ -48,12 +48,12 @@ def run_demo(
     prior = JointPrior.fit(train_labels, (2, 2), pseudocount=pseudocount)
     log_probs = train_world.log_posteriors(x)
     rows = {}
-    preds = decode(log_probs, prior, alpha=list(alphas))
+    preds = gmtl_decode(log_probs, prior, alpha=list(alphas)).labels
     for a, pred in zip(alphas, preds):
         name = "DMTL (alpha=0)" if a == 0 else f"GMTL alpha={a:g}"
         rows[name] = (pred == test_labels).mean(axis=0)
     q = test_world.joint_probs
-    rows["GMTL known q"] = (decode(log_probs, prior, target_prior=q) == test_labels).mean(axis=0)
+    rows["GMTL known q"] = (gmtl_decode(log_probs, prior, q=q).labels == test_labels).mean(axis=0)
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["accuracy Y", "accuracy Y'"])
     table.index.name = "decoder"
     return DemoResult(table=table, prior=prior, target_prior=q)

@@ -50,7 +50,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._validation import as_float, as_int, as_numpy, check_device, check_labels, check_n_classes, check_nonnegative
+from .._validation import (
+    as_float,
+    as_int,
+    as_numpy,
+    check_device,
+    check_labels,
+    check_n_classes,
+    check_nonnegative,
+)
 from .prior import JointPrior, as_prior
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ Exact zeros
 -----------
 A prior fitted with ``pseudocount=0`` (or built with :meth:`JointPrior.from_probs` from a
 table with zeros) may hold cells with probability 0. Such a prior is valid as a description
-of the data, but GMTL's ``−α log p(y)`` is ``+inf`` there. :func:`causalmtl.gmtl.decode`
+of the data, but GMTL's ``−α log p(y)`` is ``+inf`` there. :func:`causalmtl.gmtl.gmtl_decode`
 therefore **refuses** (``ValueError``) a prior with zero cells whenever the prior term is
 used (α > 0 or a target prior q), naming the number of zero cells and the first one; at
 α = 0 the prior is not used and no error is raised. :attr:`JointPrior.has_zeros` tells in
@@ -47,7 +47,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -63,6 +63,61 @@ from .._validation import (
 )
 
 FORMAT = "causalmtl.JointPrior/1"
+
+
+@runtime_checkable
+class Prior(Protocol):
+    """What GMTL decoding (Eq. 6), EM and the shift evaluation need from a joint label prior.
+
+    Implemented by :class:`JointPrior` (the full table, ``structure = "table"``) and
+    :class:`~causalmtl.gmtl.TreePrior` (a Chow–Liu tree, ``structure = "tree"``).
+
+    Convention: a prior object holds **probabilities** (``probs``, ``marginal``,
+    ``pair_marginal``) and gives their logarithms through the ``log_*`` accessors
+    (``log 0 = -inf``). Every gmtl and shift function accepts a prior object; a bare array
+    handed to gmtl is read as a probability table (:func:`as_prior`), one handed to the shift
+    samplers and τ as a log table (:func:`causalmtl.shift.flat_log_prior`) — pass the object
+    to avoid the question.
+
+    The objective's two prior parts (Makino et al. 2022, Eq. 6 split as in
+    :mod:`causalmtl.gmtl.objective`) come from ``log_marginals()`` (the marginal part
+    ``Σ_t log p(y_t)``) and ``table_log_prob()`` (``log p(y)``; the dependence part is their
+    difference); a tree also offers them per edge (``TreePrior.pmi``).
+    """
+
+    structure: ClassVar[str]
+    n_classes: tuple[int, ...]
+
+    @property
+    def n_tasks(self) -> int: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def has_zeros(self) -> bool: ...
+
+    @property
+    def probs(self) -> np.ndarray: ...
+
+    @property
+    def log_prob(self) -> np.ndarray: ...
+
+    def marginal(self, task: int) -> np.ndarray: ...
+
+    def marginals(self) -> list[np.ndarray]: ...
+
+    def log_marginals(self) -> list[np.ndarray]: ...
+
+    def pair_marginal(self, s: int, t: int) -> np.ndarray: ...
+
+    def log_pmf(self, labels: Any) -> np.ndarray: ...
+
+    def table_log_prob(self, max_size: int = ...) -> np.ndarray: ...
+
+    def to_joint(self, max_size: int = ...) -> JointPrior: ...
+
+    def zero_summary(self) -> str: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +158,8 @@ class JointPrior:
     counts: np.ndarray | None = None
     pseudocount: float = 0.0
     n_fitted: int = 0
+    #: The decoding kernel this prior is decoded with by default (:class:`Prior`).
+    structure: ClassVar[str] = "table"
 
     # --- construction ----------------------------------------------------------------
     @classmethod
@@ -212,6 +269,38 @@ class JointPrior:
         """Every task's marginal, a list of T arrays."""
         return [self.marginal(t) for t in range(self.n_tasks)]
 
+    def log_marginals(self) -> list[np.ndarray]:
+        """Every task's ``log p(y_t)`` (``-inf`` at zeros), a list of T arrays."""
+        with np.errstate(divide="ignore"):
+            return [np.log(m) for m in self.marginals()]
+
+    def pair_marginal(self, s: int, t: int) -> np.ndarray:
+        """``p(y_s, y_t)`` of shape ``(C_s, C_t)`` (rows: task ``s``)."""
+        s, t = int(s), int(t)
+        if not (0 <= s < self.n_tasks and 0 <= t < self.n_tasks and s != t):
+            raise ValueError(f"s, t must be two distinct tasks in [0, {self.n_tasks}), got ({s}, {t})")
+        return self.marginalize([s, t]).probs
+
+    def log_pmf(self, labels: Any) -> np.ndarray:
+        """``log p(y)`` of each row of a complete ``(N, T)`` label array."""
+        lab = check_labels(labels, self.n_classes, allow_missing=False)
+        return self.log_prob[tuple(lab.T)]
+
+    def table_log_prob(self, max_size: int | None = None) -> np.ndarray:
+        """``log p(y)`` over the product space, shape ``n_classes`` (the table itself)."""
+        return self.log_prob
+
+    def to_joint(self, max_size: int | None = None) -> JointPrior:
+        """The full-table prior: this one."""
+        return self
+
+    def zero_summary(self) -> str:
+        """Which cells are 0, in words (for error messages); ``""`` when there are none."""
+        zeros = np.argwhere(self.probs == 0)
+        if not len(zeros):
+            return ""
+        return f"{len(zeros)} joint cells with probability 0 (first: {tuple(int(i) for i in zeros[0])})"
+
     def marginalize(self, keep: Sequence[int]) -> JointPrior:
         """The prior over the tasks in ``keep`` (in that order), summing out the others."""
         if isinstance(keep, (str, bytes)) or not hasattr(keep, "__iter__"):
@@ -302,10 +391,30 @@ class JointPrior:
 
 
 def as_prior(prior: Any, name: str = "prior") -> JointPrior:
-    """Accept a :class:`JointPrior` or a probability table of shape ``n_classes``."""
+    """Accept a :class:`JointPrior` or a probability table of shape ``n_classes`` (a
+    :class:`~causalmtl.gmtl.TreePrior` is turned into its full table)."""
     if isinstance(prior, JointPrior):
         return prior
     try:
         return JointPrior.from_probs(prior)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from exc
+
+
+def as_any_prior(prior: Any, name: str = "prior") -> Prior:
+    """Accept any :class:`Prior` as it is (table or tree), or a probability table."""
+    # a class-level check: isinstance(prior, Prior) would evaluate a tree's ``probs`` table
+    if getattr(type(prior), "structure", None) in ("table", "tree"):
+        return prior
+    return as_prior(prior, name=name)
+
+
+def gmtl_taskonomy_prior(splits: Any, pseudocount: float = 1.0, split: str = "train") -> Any:
+    """The GMTL joint prior ``p(object, scene)`` of a split (100 × 64 with the paper's lists).
+
+    Counts of the fully-labelled ``(object, scene)`` rows plus ``pseudocount`` in every cell,
+    normalised (GMTL §3.2; the authors' ``make_log_prior``): :meth:`causalmtl.JointPrior.fit`.
+    """
+    ds = getattr(splits, split)
+    ds = ds.select_tasks(["object", "scene"])
+    return JointPrior.fit(ds.labels, ds.n_classes, pseudocount=pseudocount)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .structured import decode_structured
+from .decode import gmtl_decode
 from .tree import TreePrior
 
 
@@ -113,9 +113,9 @@ def scaling_table(
         for method, mode in cases:
             table_prior: Any = prior.to_joint() if method == "table" else prior
             _, sec, mb = measure(
-                lambda p=table_prior, m=mode, lp=lp: decode_structured(
+                lambda p=table_prior, m=mode, lp=lp: gmtl_decode(
                     lp, p, alpha=alphas, mode=m, memory_mb=memory_mb, normalized=False
-                )
+                ).labels
             )
             rows.append(
                 {

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import as_numpy, check_labels, check_n_classes, check_nonnegative
+from .prior import as_prior
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +185,6 @@ class GaussianScoreModel:
 
     def posterior(self, log_probs: Sequence[Any], prior: Any) -> np.ndarray:
         """``p(y | s) ∝ p(s|y) q(y)`` for a prior table ``q`` of shape ``n_classes``."""
-        from .prior import as_prior
-
         self._check_fitted()
         q = as_prior(prior, name="prior")
         if q.n_classes != self.n_classes:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .._validation import as_float, as_int, as_numpy, check_alpha, check_labels
-from .decode import decode
+from .decode import gmtl_decode
 from .prior import JointPrior, as_prior
 
 
@@ -94,7 +94,7 @@ def select_alpha(
     n = len(as_numpy(log_probs[0]) if isinstance(log_probs, (list, tuple)) else as_numpy(log_probs))
     if y.shape[0] != n:
         raise ValueError(f"labels has {y.shape[0]} rows but log_probs has {n}")
-    preds = np.asarray(as_numpy(decode(log_probs, prior, alpha=grid)))
+    preds = np.asarray(as_numpy(gmtl_decode(log_probs, prior, alpha=grid).labels))
     values = np.array([metric(y[:, main_task], preds[i, :, main_task]) for i in range(len(grid))])
     ref = float(values[0])
     sign = 1.0 if higher_is_better else -1.0

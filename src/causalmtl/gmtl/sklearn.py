@@ -16,8 +16,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._validation import as_float, as_int, check_alpha, check_bool
-from .decode import decode, joint_log_posterior
+from .decode import gmtl_decode, joint_log_posterior
 from .prior import JointPrior, as_prior
+from .select import main_task_accuracy, select_alpha
 
 _TINY = 1e-300
 
@@ -154,12 +155,12 @@ class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     def _decode_kwargs(self) -> dict[str, Any]:
         if self.target_prior is not None:
-            return {"target_prior": self.target_prior}
+            return {"q": self.target_prior}
         return {"alpha": self.alpha}
 
     def _decode(self, log_probs: list[np.ndarray]) -> np.ndarray:
         if len(log_probs) > 1:
-            return decode(log_probs, self.prior_, normalized=False, **self._decode_kwargs())
+            return gmtl_decode(log_probs, self.prior_, normalized=False, **self._decode_kwargs()).labels
         # one output: Eq. 6 is argmax_y log p(y|x) − α log p(y) (or + log q(y) − log p(y))
         with np.errstate(divide="ignore"):
             log_p = np.log(self.prior_.probs)
@@ -184,8 +185,7 @@ class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         lp = self._log_probs(X)
         if self.target_prior is None:
             return np.exp(joint_log_posterior(lp, self.prior_, alpha=self.alpha))
-        _, scores = decode(lp, self.prior_, target_prior=self.target_prior,
-                           return_scores=True, normalized=False)
+        scores = gmtl_decode(lp, self.prior_, q=self.target_prior, scores=True, normalized=False).scores
         s = scores.reshape(len(scores), -1)
         s = np.exp(s - s.max(axis=1, keepdims=True))
         return (s / s.sum(axis=1, keepdims=True)).reshape(scores.shape)
@@ -305,8 +305,6 @@ class GMTLClassifierCV(GMTLClassifier):
     def fit(self, X: Any, y: Any) -> GMTLClassifierCV:
         """Choose α by cross-validation (class docstring), then fit on all of ``(X, y)``."""
         from sklearn.model_selection import check_cv
-
-        from .select import main_task_accuracy, select_alpha
 
         self._check_params()
         grid = check_alpha(np.linspace(0, 1, 11) if self.alphas is None else self.alphas, name="alphas")

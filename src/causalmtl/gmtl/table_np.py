@@ -2,13 +2,13 @@
 
 For per-task scores the objective over the product space is
 ``F(y) = Σ_t log p(y_t|x) + D(y)`` with ``D`` the prior part (α-scaled ``−log p``, the split
-(S1), or ``−log p + log q``; :mod:`causalmtl.gmtl.structured`). The tasks are split in two
+(S1), or ``−log p + log q``; built by :meth:`causalmtl.gmtl.objective.Objective.table_terms`). The tasks are split in two
 halves ``y = (u, v)``; per example ``F = A(u) + B(v) + D(u, v)`` with ``A``, ``B`` the outer sums
 of each half's scores, so a chunk of rows costs three passes over ``n · K`` numbers (write,
 add, argmax/exp), in chunks of a few MB that stay in cache. numpy is single-threaded: no
 thread-pool barriers on a small, busy CPU.
 
-Ties go to the lowest joint index (C-order), as in :func:`causalmtl.gmtl.decode`.
+Ties go to the lowest joint index (C-order), as in :func:`causalmtl.gmtl.gmtl_decode`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy as np
 CHUNK_MB = 8.0
 
 
-def _outer_sum(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """Σ_t x_t(y_t) over the product of the parts' classes, (n, Π C_t) in C-order."""
-    n = parts[0].shape[0]
+def _outer_sum(parts: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Σ_t x_t(y_t) over the product of the parts' classes, (n, Π C_t) in C-order; (n, 1)
+    zeros for no parts (the second half of a one-task table)."""
     base = np.zeros((n, 1))
     for x in parts:
         base = (base[:, :, None] + x[:, None, :]).reshape(n, -1)
@@ -42,8 +42,8 @@ def _scores(
     """(A(u) or the joint scores (n, K1, K2), B(v) or None) for rows start:stop."""
     if isinstance(log_probs, np.ndarray):
         return log_probs[start:stop].reshape(stop - start, *shape), None
-    a = _outer_sum([x[start:stop] for x in log_probs[:cut]])
-    b = _outer_sum([x[start:stop] for x in log_probs[cut:]])
+    a = _outer_sum([x[start:stop] for x in log_probs[:cut]], stop - start)
+    b = _outer_sum([x[start:stop] for x in log_probs[cut:]], stop - start)
     return a[:, :, None], b[:, None, :]
 
 
@@ -123,4 +123,15 @@ def table_marginals(
     return out
 
 
-__all__ = ["table_joint", "table_marginals"]
+def table_scores(log_probs: list[np.ndarray] | np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """The objective ``Σ_t log p(y_t|x) + D_a(y)`` for every joint class, (A, N, K)."""
+    if isinstance(log_probs, np.ndarray):
+        base = log_probs.reshape(log_probs.shape[0], -1)
+    else:
+        base = log_probs[0]
+        for x in log_probs[1:]:
+            base = (base[:, :, None] + x[:, None, :]).reshape(base.shape[0], -1)
+    return base[None] + directions[:, None, :]
+
+
+__all__ = ["table_joint", "table_marginals", "table_scores"]

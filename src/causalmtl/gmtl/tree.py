@@ -47,7 +47,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -60,6 +60,7 @@ from .._validation import (
     make_rng,
     require_number,
 )
+from .prior import JointPrior, as_prior
 
 logger = logging.getLogger(__name__)
 
@@ -251,8 +252,8 @@ class TreePrior:
 
     Build it with :meth:`fit` (Chow–Liu, forest by threshold, or a user-given tree),
     :meth:`from_marginals`, :meth:`from_joint` or :meth:`random`, not directly. It is a
-    drop-in prior for :func:`causalmtl.gmtl.decode` (exact max-product / sum-product on the
-    tree, see :mod:`causalmtl.gmtl.structured`) and exposes the same views as
+    drop-in prior for :func:`causalmtl.gmtl.gmtl_decode` (exact max-product / sum-product on the
+    tree, see :mod:`causalmtl.gmtl.decode`) and exposes the same views as
     :class:`~causalmtl.gmtl.JointPrior` (``n_classes``, ``marginal(t)``, ``n_fitted``, and the
     flattened ``probs`` / ``log_prob`` when ``Π C_t <= MAX_TABLE_SIZE``).
 
@@ -288,6 +289,8 @@ class TreePrior:
     n_fitted: int = 0
     mutual_info: np.ndarray | None = None
     _rooted: _Rooted = field(default=None, repr=False)  # type: ignore[assignment]
+    #: The decoding kernel this prior is decoded with by default (:class:`~causalmtl.gmtl.prior.Prior`).
+    structure: ClassVar[str] = "tree"
 
     def __post_init__(self) -> None:
         if self._rooted is None:
@@ -473,8 +476,6 @@ class TreePrior:
         Without ``edges`` the tree is Chow–Liu on the table's exact mutual information (the
         KL-closest tree distribution). Exact when the joint is itself tree-structured on it.
         """
-        from .prior import as_prior
-
         jp = as_prior(joint, name="joint")
         p = jp.probs
         T = len(jp.n_classes)
@@ -557,6 +558,31 @@ class TreePrior:
     def marginals(self) -> list[np.ndarray]:
         return list(self.node_probs)
 
+    def log_marginals(self) -> list[np.ndarray]:
+        """Every task's ``log p(y_t)`` (``-inf`` at zeros), a list of T arrays."""
+        with np.errstate(divide="ignore"):
+            return [np.log(p) for p in self.node_probs]
+
+    def pair_marginal(self, s: int, t: int) -> np.ndarray:
+        """``p(y_s, y_t)`` of shape ``(C_s, C_t)`` (rows: task ``s``): the edge table when
+        (s, t) is an edge, else summed from the flattened table (small priors only)."""
+        s, t = int(s), int(t)
+        if not (0 <= s < self.n_tasks and 0 <= t < self.n_tasks and s != t):
+            raise ValueError(f"s, t must be two distinct tasks in [0, {self.n_tasks}), got ({s}, {t})")
+        key = (min(s, t), max(s, t))
+        if key in self.edges:
+            p = self.pair_probs[self.edges.index(key)]
+            return p if s < t else p.T
+        return self.to_joint().pair_marginal(s, t)
+
+    def zero_summary(self) -> str:
+        """Which cells are 0, in words (for error messages); ``""`` when there are none."""
+        pairs = sum(int((p == 0).sum()) for p in self.pair_probs)
+        nodes = sum(int((p == 0).sum()) for p in self.node_probs)
+        if not pairs and not nodes:
+            return ""
+        return f"{pairs} edge cells and {nodes} node cells with probability 0"
+
     def pmi(self, edge: int) -> np.ndarray:
         """Pointwise mutual information (T2) of ``edges[edge]``, shape ``(C_s, C_t)``."""
         s, t = self.edges[edge]
@@ -584,7 +610,7 @@ class TreePrior:
             raise ValueError(
                 f"the flattened table of this tree prior would have Π C_t = {self.size} cells "
                 f"(n_classes={self.n_classes}), more than max_size={max_size}; use tree decoding "
-                "(decode(..., method='tree')) or the per-edge marginals instead"
+                "(gmtl_decode(..., kernel='tree')) or the per-edge marginals instead"
             )
 
     def table_log_prob(self, max_size: int = MAX_TABLE_SIZE) -> np.ndarray:
@@ -618,10 +644,8 @@ class TreePrior:
         p = self.probs
         return p if dtype is None else p.astype(dtype)
 
-    def to_joint(self, max_size: int = MAX_TABLE_SIZE) -> Any:
+    def to_joint(self, max_size: int = MAX_TABLE_SIZE) -> JointPrior:
         """The equivalent :class:`~causalmtl.gmtl.JointPrior` (only when small enough)."""
-        from .prior import JointPrior
-
         p = np.exp(self.table_log_prob(max_size))
         return JointPrior.from_probs(p / p.sum())
 

@@ -40,6 +40,7 @@ from .em import (
     _objective,
     _resolve_smoothing,
 )
+from .prior import as_any_prior
 from .tree import TreePrior
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def estimate_tree_prior_em(
     max_iter, tol, device, memory_mb
         As in :func:`~causalmtl.gmtl.em.estimate_prior_em`.
     """
-    if not isinstance(init, TreePrior):
+    if getattr(type(init), "structure", None) != "tree":
         raise ValueError(f"init must be a TreePrior (the training tree prior), got {type(init).__name__}")
     max_iter = as_int(max_iter, "max_iter", low=1)
     tol = as_float(tol, "tol", low=0, low_open=True)
@@ -164,19 +165,9 @@ def estimate_tree_prior_em(
 
 
 def edge_l1(q_hat: TreePrior, q: Any) -> float:
-    """Mean over the edges of ``q_hat`` of ``Σ |q̂(y_s, y_t) − q(y_s, y_t)|`` (q a full table or prior)."""
-    from .prior import as_prior
-
-    qt = q if isinstance(q, TreePrior) else None
-    full = None if qt is not None else as_prior(q, name="q").probs
-    if (qt.n_classes if qt is not None else full.shape) != tuple(q_hat.n_classes):  # type: ignore[union-attr]
+    """Mean over the edges of ``q_hat`` of ``Σ |q̂(y_s, y_t) − q(y_s, y_t)|`` (q any prior or a table)."""
+    qp = as_any_prior(q, name="q")
+    if tuple(qp.n_classes) != tuple(q_hat.n_classes):
         raise ValueError("q and q_hat must have the same n_classes")
-    T = q_hat.n_tasks
-    errs = []
-    for (s, t), pst in zip(q_hat.edges, q_hat.pair_probs):
-        if full is not None:
-            ref = full.sum(axis=tuple(a for a in range(T) if a not in (s, t)))
-        else:
-            ref = qt.to_joint().probs.sum(axis=tuple(a for a in range(T) if a not in (s, t)))  # type: ignore[union-attr]
-        errs.append(float(np.abs(pst - ref).sum()))
+    errs = [float(np.abs(pst - qp.pair_marginal(s, t)).sum()) for (s, t), pst in zip(q_hat.edges, q_hat.pair_probs)]
     return float(np.mean(errs)) if errs else 0.0

@@ -210,4 +210,71 @@ def sum_product(
     return out
 
 
-__all__ = ["max_product", "sum_product"]
+def decode_tree(
+    values: list[Array],
+    n_classes: tuple[int, ...],
+    rooted: _Rooted,
+    edges: Sequence[tuple[int, int]],
+    node: list[np.ndarray],
+    edge: list[np.ndarray],
+    mode: str,
+    want_marginals: bool,
+    memory_mb: float,
+) -> tuple[Array, list[Array] | None]:
+    """The tree kernel: chunks of rows through :func:`max_product` / :func:`sum_product`.
+
+    ``values``: T score arrays (N, C_t), all numpy or all torch (on one device); ``node``
+    (A, C_t) and ``edge`` (A, C_s, C_t): the prior term of
+    :meth:`causalmtl.gmtl.objective.Objective.tree_terms`. ``mode="joint"``: exact argmax;
+    ``"marginal"``: argmax of each task's marginal of ``r ∝ exp F``. Returns labels int64
+    (A, N, T) and, when ``want_marginals``, the normalised log-marginals (A, N, C_t).
+    """
+    tch = _is_t(values[0])
+    if tch:
+        device = values[0].device
+        node = [torch.as_tensor(x, dtype=torch.float64, device=device) for x in node]
+        edge = [torch.as_tensor(x, dtype=torch.float64, device=device) for x in edge]
+    else:
+        node = [np.ascontiguousarray(x, dtype=np.float64) for x in node]
+        edge = [np.ascontiguousarray(x, dtype=np.float64) for x in edge]
+    A, T, n = node[0].shape[0], len(n_classes), values[0].shape[0]
+    sum_c = sum(n_classes)
+    max_pair = max((n_classes[s] * n_classes[t] for s, t in edges), default=1)
+    bytes_per_row = A * 8 * (6 * sum_c + 2 * max_pair)
+    chunk = max(1, int(memory_mb * 2**20 // bytes_per_row))
+    if tch:
+        labels: Any = torch.empty((A, T, n), dtype=torch.int64, device=device)
+        margs: Any = (
+            [torch.empty((A, c, n), dtype=torch.float64, device=device) for c in n_classes]
+            if want_marginals
+            else None
+        )
+        stack: Any = torch.stack
+        cols = [x.T.contiguous() for x in values]
+    else:
+        labels = np.empty((A, T, n), dtype=np.int64)
+        margs = [np.empty((A, c, n)) for c in n_classes] if want_marginals else None
+        stack = np.stack
+        cols = [np.ascontiguousarray(x.T) for x in values]  # (C_t, N): rows of examples
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        # class-major unary terms (A, C_t, n): log p(y_t|x) + node term
+        unary = [x[None, :, start:stop] + nt[:, :, None] for x, nt in zip(cols, node)]
+        if mode == "joint":
+            labels[:, :, start:stop] = max_product(unary, edge, rooted, edges)
+        if mode == "joint" and not want_marginals:
+            continue
+        marg = sum_product(unary, edge, rooted, edges, normalize=want_marginals)
+        if mode == "marginal":
+            labels[:, :, start:stop] = stack([_argmax1(m) for m in marg], 1)
+        if margs is not None:
+            for t in range(T):
+                margs[t][:, :, start:stop] = marg[t]
+    # back to example-major (A, N, T) and (A, N, C_t)
+    labels = _swap12(labels)
+    if margs is not None:
+        margs = [_swap12(m) for m in margs]
+    return labels, margs
+
+
+__all__ = ["decode_tree", "max_product", "sum_product"]

@@ -71,9 +71,10 @@ def cat_batches(batches: Sequence[Batch]) -> tuple[Batch, Tensor]:
         x = torch.cat([b.x for b in batches])  # type: ignore[misc]
     y = torch.cat([b.y for b in batches])
     env = torch.cat([b.env for b in batches])
+    maps = {t: torch.cat([b.maps[t] for b in batches]) for t in batches[0].maps}
     sizes = torch.tensor([len(b) for b in batches], device=y.device)
     which = torch.repeat_interleave(torch.arange(len(batches), device=y.device), sizes)
-    return Batch(x, y, env), which
+    return Batch(x, y, env, maps), which
 
 
 class Method(nn.Module):
@@ -234,7 +235,7 @@ class Method(nn.Module):
         """
         batch, which = cat_batches(batches)
         out = self.forward_full(batch.x)
-        risks = self.model.task_losses(out, batch.y, which, len(batches))
+        risks = self.model.task_losses(out, batch.y, which, len(batches), maps=batch.maps)
         return risks, out, which
 
     def task_loss(self, risks: Tensor) -> Tensor:

@@ -33,12 +33,13 @@ from ._penalty import annealed_weight, maybe_reset_optimizer
 from .base import Method, cat_batches
 from .batch import Batch
 
-__all__ = ["IRM", "irm_penalty", "irm_penalty_linear_heads", "linear_heads"]
+__all__ = ["IRM", "half_index", "irm_penalty", "irm_penalty_linear_heads", "linear_heads"]
 
 PENALTY_PATHS: tuple[str, ...] = ("auto", "autograd")
+ESTIMATORS: tuple[str, ...] = ("full", "split")
 
 
-def irm_penalty(env_risks: Tensor, predictor_params: Sequence[torch.nn.Parameter]) -> Tensor:
+def irm_penalty(env_risks: Tensor, predictor_params: Sequence[torch.nn.Parameter], split: bool = False) -> Tensor:
     """``Σ_e Σ_t ‖∇_{f_t} R_t^e‖²`` (MT-CRL Eq. 6, the baseline's penalty), differentiable.
 
     ``env_risks`` is ``(E, T)``. Because ``R_t^e`` depends on the predictor parameters of task
@@ -46,16 +47,38 @@ def irm_penalty(env_risks: Tensor, predictor_params: Sequence[torch.nn.Parameter
     gradient at once (``create_graph=True``), and its squared norm equals the double sum over
     tasks. For a model whose predictor is shared by all tasks (FPS), it is the original IRM
     penalty ``Σ_e ‖∇_f Σ_t R_t^e‖²`` of that single predictor.
+
+    With ``split=True`` the rows of ``env_risks`` are ``2E`` half-batch risks, environment
+    ``e``'s two halves at rows ``2e`` and ``2e + 1``, and the penalty is the unbiased
+    split-batch estimator ``Σ_e Σ_t ⟨∇_{f_t} R_t^{e,1}, ∇_{f_t} R_t^{e,2}⟩`` (Arjovsky et al.
+    2019, §3.2 / App. D: the product of two independent gradient estimates has expectation
+    ``‖∇R‖²``, where the squared norm of one estimate adds its variance).
     """
     params = [p for p in predictor_params if p.requires_grad]
     if not params:
         raise ValueError("IRM needs predictor parameters (task heads); the model has none")
-    total = env_risks.new_zeros(())
+    if split and env_risks.shape[0] % 2:
+        raise ValueError(f"split=True needs 2 rows (two halves) per environment, got {env_risks.shape[0]} rows")
+    flat = []
     for e in range(env_risks.shape[0]):
         grads = torch.autograd.grad(env_risks[e].sum(), params, create_graph=True, allow_unused=True)
         grads = tuple(None if g is None else global_gradient(g) for g in grads)  # data-parallel
-        total = total + sum((g * g).sum() for g in grads if g is not None)
-    return total
+        flat.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params)]))
+    g = torch.stack(flat)  # (E or 2E, P)
+    if split:
+        return (g[0::2] * g[1::2]).sum()
+    return g.square().sum()
+
+
+def half_index(which: Tensor, n_groups: int) -> Tensor:
+    """``2·which + h``: each environment's rows alternately in half ``h = 0`` and ``h = 1``.
+
+    The rank of a row within its environment is counted by a cumulative sum of one-hot rows
+    (vectorised); batches are drawn at random, so alternate rows are two independent halves.
+    """
+    onehot = torch.nn.functional.one_hot(which, n_groups)
+    rank = (onehot.cumsum(0) * onehot).sum(1) - 1
+    return 2 * which + rank % 2
 
 
 def irm_penalty_linear_heads(
@@ -65,6 +88,7 @@ def irm_penalty_linear_heads(
     tasks: Sequence[Task],
     group: Tensor,
     n_groups: int,
+    split: bool = False,
 ) -> Tensor:
     """MT-CRL Eq. (6) ``Σ_e Σ_t ‖∇_{W_t,b_t} R_t^e‖²`` for linear heads, in closed form.
 
@@ -91,8 +115,13 @@ def irm_penalty_linear_heads(
     y : ``(B, T)`` targets, ``NaN`` where missing
     tasks : the T tasks (kind, class count)
     group : ``(B,)`` environment index of each row in ``[0, n_groups)``
-    n_groups : number of environments E
+    n_groups : number of environments E (``2E`` half-batches with ``split=True``)
+    split : the unbiased split-batch estimator: groups ``2e`` and ``2e + 1`` are two halves of
+        environment ``e`` (see :func:`half_index`) and the penalty is
+        ``Σ_{t,e} ⟨M_te^(1), M_te^(2)⟩`` instead of ``Σ_{t,e} ‖M_te‖_F²``
     """
+    if split and n_groups % 2:
+        raise ValueError(f"split=True needs 2 groups (two halves) per environment, got n_groups={n_groups}")
     if not (len(head_inputs) == len(outputs) == len(tasks) == y.shape[1]):
         raise ValueError(f"head_inputs ({len(head_inputs)}), outputs ({len(outputs)}), tasks ({len(tasks)}) "
                          f"and y's columns ({y.shape[1]}) must all be one per task")
@@ -129,15 +158,19 @@ def irm_penalty_linear_heads(
     a = env.to(work)[:, :, None, None] * g.to(work)[:, None]  # per environment, (B, E, T, C)
     bias = a.sum(0)  # ∇_b R_t^e, (E, T, C)
     if all(h is h0 for h in head_inputs):  # one representation for all heads (shared trunk)
-        weight = a.reshape(n_rows, -1).T @ h0  # ∇_W R_t^e, (E·T·C, d)
+        weight = (a.reshape(n_rows, -1).T @ h0).reshape(n_groups, -1)  # ∇_W R_t^e, (E, T·C·d)
     elif len({(h.shape, h.dtype) for h in head_inputs}) == 1:  # e.g. MMoE's per-task mixtures
         at = a.permute(2, 1, 3, 0).reshape(n_tasks, -1, n_rows)  # (T, E·C, B)
         weight = torch.bmm(at, torch.stack(list(head_inputs)))  # (T, E·C, d)
+        weight = weight.reshape(n_tasks, n_groups, -1).transpose(0, 1).reshape(n_groups, -1)
     else:
-        weight = torch.cat([(a[:, :, t].reshape(n_rows, -1).T @ h.to(work)).reshape(-1)
-                            for t, h in enumerate(head_inputs)])
+        weight = torch.cat([(a[:, :, t].reshape(n_rows, -1).T @ h.to(work)).reshape(n_groups, -1)
+                            for t, h in enumerate(head_inputs)], dim=1)
     weight, bias = global_sums(weight, bias)  # data parallel: sums over the global batch
-    return weight.square().sum() + bias.square().sum()
+    grads = torch.cat([weight, bias.reshape(n_groups, -1)], dim=1)  # (E, P): every ∇_{f_t} R_t^e
+    if split:
+        return (grads[0::2] * grads[1::2]).sum()
+    return grads.square().sum()
 
 
 def linear_heads(model: MultiTaskModel) -> list[nn.Module] | None:
@@ -157,6 +190,8 @@ def linear_heads(model: MultiTaskModel) -> list[nn.Module] | None:
     if len({id(h) for h in heads}) != len(heads):
         return None
     for head, task in zip(heads, model.tasks):
+        if task.is_dense:  # the closed form covers per-row scalar outputs only
+            return None
         want = ClassificationHead if task.kind == "classification" else RegressionHead
         if type(head) is not want or len(head.net) != 1 or type(head.net[0]) is not nn.Linear:
             return None
@@ -208,6 +243,9 @@ class IRM(Method):
         "reset_optimizer": (True, "clear Adam's moments when the weight switches"),
         "penalty": ("auto", "'auto': closed form for linear heads, autograd otherwise; "
                     "'autograd': always the double backward (same value)"),
+        "estimator": ("full", "'full': Eq. (6), the squared norm of each environment's batch gradient "
+                      "(biased upward by the gradient's variance); 'split': the unbiased split-batch "
+                      "estimator, the product of the gradients on two halves of the batch"),
     }
     citation: ClassVar[str] = ("Arjovsky et al., Invariant Risk Minimization, 2019; per-task form of "
                                "Hu et al., MT-CRL, NeurIPS 2022, Eq. (6)")
@@ -220,6 +258,8 @@ class IRM(Method):
             raise ValueError(f"anneal_steps must be >= 0, got {self.hparams['anneal_steps']!r}")
         if self.hparams["penalty"] not in PENALTY_PATHS:
             raise ValueError(f"penalty must be one of {PENALTY_PATHS}, got {self.hparams['penalty']!r}")
+        if self.hparams["estimator"] not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.hparams['estimator']!r}")
         #: whether the last step used the closed-form penalty
         self.used_closed_form = False
         self._heads_cache: tuple[list[nn.Module], list[nn.Parameter]] | None = None
@@ -252,16 +292,19 @@ class IRM(Method):
         else:
             with _recording(heads) as calls:
                 out = self.forward_full(batch.x)
-        risks = self.model.task_losses(out, batch.y, which, len(batches))
+        risks = self.model.task_losses(out, batch.y, which, len(batches), maps=batch.maps)
         task = self.task_loss(risks)
+        split = self.hparams["estimator"] == "split"
+        group, n_groups = (half_index(which, len(batches)), 2 * len(batches)) if split else (which, len(batches))
         # the closed form needs each head called once, its output being the task's output
         self.used_closed_form = heads is not None and all(
             len(c) == 1 and c[0][1] is o for c, o in zip(calls, out.outputs))
         if self.used_closed_form:
             penalty = irm_penalty_linear_heads([c[0][0] for c in calls], out.outputs, batch.y,
-                                               self.model.tasks, which, len(batches))
+                                               self.model.tasks, group, n_groups, split=split)
         else:
-            penalty = irm_penalty(risks, self.model.predictor_parameters())
+            half_risks = self.model.task_losses(out, batch.y, group, n_groups) if split else risks
+            penalty = irm_penalty(half_risks, self.model.predictor_parameters(), split=split)
         loss = task + self.penalty_weight() * penalty
         logs = {f"loss/{t.name}": risks[:, i].mean().detach() for i, t in enumerate(self.model.tasks)}
         logs.update({"task_loss": task.detach(), "penalty": penalty.detach(), "loss": loss.detach()})

@@ -99,6 +99,9 @@ class MTCRL(Method):
         "balance": (True, "ablation switch: use the balance term −λ_bal Entropy(...)"),
         "decor_eps": (1e-8, "added to the variances inside the Pearson correlation, Eq. (1)"),
         "check_labels": (True, "raise when an environment batch lacks labels for a task"),
+        "graph_lr_mult": (100.0, "learning-rate multiplier of the graph logits θ (A = sigmoid(θ)); Adam moves "
+                               "each θ by about lr per step, so at lr 1e-3 A cannot leave [0.2, 0.8] in "
+                               "1,500 steps; 100 lets A reach 0 or 1 (docs/mtcrl.md, 'The graph learns')"),
     }
 
     def __init__(
@@ -115,6 +118,8 @@ class MTCRL(Method):
             )
         for name in ("lambda_decor", "lambda_sps", "lambda_bal", "lambda_girm", "decor_eps", "beta", "lambda_vae"):
             self._nonneg(name)
+        if self._nonneg("graph_lr_mult") <= 0:
+            raise ValueError(f"graph_lr_mult must be > 0, got {self.hparams['graph_lr_mult']!r}")
         if self.hparams["girm"] not in GIRM_FORMS:
             raise ValueError(f"girm must be one of {GIRM_FORMS}, got {self.hparams['girm']!r}")
         if self.hparams["disentangle"] not in DISENTANGLE_FORMS:
@@ -135,6 +140,18 @@ class MTCRL(Method):
                 f"disentangle={self.hparams['disentangle']!r}: its sampled modules would go "
                 "unregularised; use disentangle='beta_vae' or a model without vae_input_shape"
             )
+
+    def param_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The model's groups, with the graph logits θ in their own group at ``lr · graph_lr_mult``."""
+        groups = super().param_groups(lr)
+        mult = float(self.hparams["graph_lr_mult"])
+        if mult == 1.0:
+            return groups
+        theta = {id(p) for p in self.model.theta_rows}
+        out = [{**g, "params": [p for p in g["params"] if id(p) not in theta]} for g in groups]
+        out = [g for g in out if g["params"]]
+        out.append({"params": list(self.model.theta_rows), "lr": lr * mult})
+        return out
 
     @property
     def disentanglement(self) -> str:
@@ -209,8 +226,9 @@ class MTCRL(Method):
             else:
                 mixed = model.mix(z, graph)
             y_train = batch.y[:n_train]
+            maps_train = {t: m[:n_train] for t, m in batch.maps.items()}
             out_train = model.predict_from_mixed(mixed[:n_train])
-            risks = model.task_losses(ModelOutput(outputs=out_train), y_train)  # (T,)
+            risks = model.task_losses(ModelOutput(outputs=out_train), y_train, maps=maps_train)  # (T,)
             loss = self.task_loss(risks)
             logs["task_loss"] = loss.detach()
             for t, task in enumerate(model.tasks):
@@ -247,7 +265,7 @@ class MTCRL(Method):
                 # f_t held fixed: the predictors run on detached parameters (Eq. 7-9)
                 out_fixed = model.predict_from_mixed(mixed, detach_heads=True)
                 env_risks = grouped_risks(
-                    row_losses(out_fixed, batch.y, model.tasks), observed, which, n_env
+                    row_losses(out_fixed, batch.y, model.tasks, batch.maps), observed, which, n_env
                 )  # (E, T)
                 grads = global_gradient(graph_risk_gradients(env_risks, graph_env))  # (E, T, K)
                 penalty = girm_variance(grads) if hp["girm"] == "var" else girm_norm(grads)

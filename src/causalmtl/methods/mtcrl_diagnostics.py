@@ -30,11 +30,13 @@ from torch import Tensor
 
 from ..data.base import MultiTaskDataset
 from ..nn.base import MultiTaskModel, row_losses
+from ..nn.dense import spatial_size
 from ..nn.mmoe import MMoE
 from ..nn.mtcrl import MTCRLNet
 from .batch import Batch
 
-__all__ = ["ModuleGradients", "module_gradient_report", "plot_graph", "plot_heatmap", "task_module_gradients"]
+__all__ = ["ModuleGradients", "module_factor_saliency", "module_gradient_report", "plot_graph", "plot_heatmap",
+           "task_factor_weights", "task_module_gradients"]
 
 Wrt = Literal["scale", "graph"]
 
@@ -47,10 +49,9 @@ def _routed_outputs(model: MultiTaskModel, x: Any, scale: Tensor, wrt: Wrt) -> l
         routing = scale if wrt == "graph" else graph * scale  # wrt="graph": scale *is* A
         return model.predict_from_mixed(model.mix(z, routing))
     if isinstance(model, MMoE):
-        experts = torch.stack([e(x) for e in model.experts], dim=1)  # (B, K, D)
+        experts = torch.stack([e(x) for e in model.experts], dim=1)  # (B, K, D) or (B, K, C, h, w)
         gates = model.gate_weights(x) * scale  # (B, T, K)
-        mixed = torch.einsum("btk,bkd->btd", gates.to(experts.dtype), experts)
-        return [h(mixed[:, t]) for t, h in enumerate(model.heads)]
+        return model.mixed_outputs(experts, gates, spatial_size(x))
     raise ValueError(
         f"task-to-module gradients need a modular model (MTCRLNet or MMoE), got {type(model).__name__}"
     )
@@ -96,8 +97,6 @@ def task_module_gradients(
     if wrt == "graph" and not isinstance(model, MTCRLNet):
         raise ValueError("wrt='graph' needs an MTCRLNet (MMoE has per-example gates, no graph A)")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    batch = data if isinstance(data, Batch) else Batch.from_dataset(data, device=dev)
-    batch = batch.to(dev)
     n_tasks = model.n_tasks
     n_modules = model.n_modules if isinstance(model, MTCRLNet) else model.n_experts
     dtype = next(model.parameters()).dtype
@@ -106,14 +105,13 @@ def task_module_gradients(
     was = model.training
     model.eval()
     try:
-        for start in range(0, len(batch), batch_size):
-            part = batch.index(torch.arange(start, min(start + batch_size, len(batch)), device=dev))
+        for part in Batch.chunks(data, batch_size, dev):
             if wrt == "graph":
                 scale = model.graph.detach().clone().requires_grad_(True)  # type: ignore[union-attr]
             else:
                 scale = torch.ones(n_tasks, n_modules, dtype=dtype, device=dev, requires_grad=True)
             outs = _routed_outputs(model, _as_dtype(part.x, dtype), scale, wrt)
-            losses = row_losses(outs, part.y, model.tasks)  # (B, T), 0 where missing
+            losses = row_losses(outs, part.y, model.tasks, part.maps)  # (B, T), 0 where missing
             # row t of `scale` routes task t only, so one gradient gives every task's row
             (g,) = torch.autograd.grad(losses.sum(), scale)
             total += g.to(torch.float64)
@@ -260,3 +258,37 @@ def plot_graph(model: MTCRLNet, path: str | Path, title: str = "Learned task-to-
         raise ValueError(f"plot_graph needs an MTCRLNet, got {type(model).__name__}")
     a = model.graph.detach().cpu().numpy()
     return plot_heatmap(a, path, row_labels=[t.name for t in model.tasks], titles=[title], vmin=0.0, vmax=1.0)
+
+
+def module_factor_saliency(model: MTCRLNet, data: MultiTaskDataset, blocks: Sequence[Any], device: str = "cpu",
+                           max_rows: int = 500) -> np.ndarray:
+    """``S[k, f]``: module ``k``'s share of input-gradient saliency on factor block ``f``.
+
+    ``S[k, f] ∝ mean_rows Σ_{i ∈ block f} Σ_j |∂Z_kj / ∂x_i|`` (the Jacobian of every module
+    output, by ``torch.func.jacrev`` vectorised over at most ``max_rows`` rows), normalised
+    so that each module's row sums to 1. On Multi-SEM the blocks are the tasks' causal factors
+    (``meta["causal_blocks"]``), so ``S`` says which factor each module reads.
+    """
+    from torch.func import jacrev, vmap
+
+    n = min(len(data), int(max_rows))
+    x = torch.as_tensor(np.asarray(data.inputs[:n], dtype=np.float32), device=device)
+    model = model.to(device).eval()
+    jac = vmap(jacrev(lambda xi: model.encode(xi[None])[0]))(x)  # (B, K, m, *input)
+    mass = jac.detach().abs().sum(2).mean(0).reshape(model.n_modules, -1).cpu().numpy()  # (K, D)
+    sal = np.stack([mass[:, np.asarray(b)].sum(1) for b in blocks], axis=1)  # (K, F)
+    return sal / np.maximum(sal.sum(1, keepdims=True), 1e-30)
+
+
+def task_factor_weights(model: MTCRLNet, data: MultiTaskDataset, blocks: Sequence[Any], device: str = "cpu",
+                        max_rows: int = 500) -> np.ndarray:
+    """The graph seen in factor space: ``W[t, f] = Σ_k A_tk S[k, f] / Σ_k A_tk`` (T × F).
+
+    ``A`` is the learned graph, ``S`` :func:`module_factor_saliency`. Row ``t`` is how much of
+    task ``t``'s routed representation comes from each factor block; on Multi-SEM the truth is
+    the identity (task ``t`` is caused by factor ``t`` alone). With a graph that did not learn
+    (every ``A_tk`` equal) every row is the same average of ``S``.
+    """
+    a = model.graph.detach().cpu().numpy()
+    s = module_factor_saliency(model, data, blocks, device, max_rows)
+    return (a @ s) / np.maximum(a.sum(1, keepdims=True), 1e-30)

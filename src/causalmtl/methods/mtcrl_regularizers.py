@@ -37,12 +37,30 @@ __all__ = [
 ]
 
 
-def _as_module_matrix(z: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-    """Flatten module outputs to ``(B, D)`` and give the module index of each column."""
+SPATIAL = ("pixels", "pooled")
+
+
+def _as_module_matrix(z: Tensor | Sequence[Tensor], spatial: str = "pixels") -> tuple[Tensor, Tensor]:
+    """Flatten module outputs to ``(N, D)`` and give the module index of each column.
+
+    Vector modules ``(B, K, m)`` give ``N = B`` rows. Feature-map modules ``(B, K, m, h, w)``
+    give, with ``spatial="pixels"``, one row per example and pixel (``N = B·h·w``: the channels
+    of every module are correlated over batch × pixels), with ``spatial="pooled"`` one row per
+    example of the spatially averaged channels (``N = B``).
+    """
+    if spatial not in SPATIAL:
+        raise ValueError(f"spatial must be one of {list(SPATIAL)}, got {spatial!r}")
+    if isinstance(z, Tensor) and z.dim() == 5:
+        b, k, m, h, w = z.shape
+        ids = torch.arange(k, device=z.device).repeat_interleave(m)
+        if spatial == "pooled":
+            return z.mean(dim=(-2, -1)).reshape(b, k * m), ids
+        return z.permute(0, 3, 4, 1, 2).reshape(b * h * w, k * m), ids
     if isinstance(z, Tensor):
         if z.dim() != 3:
             raise ValueError(
-                f"z must have shape (B, K, m) (batch, modules, module width), got {tuple(z.shape)}"
+                f"z must have shape (B, K, m) (batch, modules, module width) or (B, K, m, h, w) "
+                f"(feature-map modules), got {tuple(z.shape)}"
             )
         b, k, m = z.shape
         ids = torch.arange(k, device=z.device).repeat_interleave(m)
@@ -62,7 +80,7 @@ def _as_module_matrix(z: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor]:
     return torch.cat(parts, dim=1), ids
 
 
-def module_correlation(z: Tensor | Sequence[Tensor], eps: float = 1e-8) -> Tensor:
+def module_correlation(z: Tensor | Sequence[Tensor], eps: float = 1e-8, spatial: str = "pixels") -> Tensor:
     """In-batch Pearson correlation between all output dimensions of all modules, Eq. (1).
 
     ``ρ = C / sqrt(diag(C) diag(C)ᵀ)`` with ``C = (Z − Z̄)ᵀ (Z − Z̄)``; ``eps`` is added to the
@@ -70,14 +88,15 @@ def module_correlation(z: Tensor | Sequence[Tensor], eps: float = 1e-8) -> Tenso
 
     Parameters
     ----------
-    z : Tensor ``(B, K, m)`` or sequence of K tensors ``(B, d_i)``
+    z : Tensor ``(B, K, m)``, ``(B, K, m, h, w)`` (feature maps) or sequence of K tensors ``(B, d_i)``
     eps : float, default 1e-8
+    spatial : for feature maps, "pixels" (samples = batch × pixels) or "pooled" (spatial means)
 
     Returns
     -------
     Tensor ``(D, D)`` with ``D = Σ_i d_i``; block ``(i, j)`` is ``ρ(Z_i, Z_j)``.
     """
-    flat, _ = _as_module_matrix(z)
+    flat, _ = _as_module_matrix(z, spatial)
     return _correlation(flat, eps)
 
 
@@ -109,7 +128,7 @@ def _global_correlation(flat: Tensor, eps: float) -> Tensor:
     return cov / (scale[:, None] * scale[None, :])
 
 
-def decorrelation_penalty(z: Tensor | Sequence[Tensor], eps: float = 1e-8) -> Tensor:
+def decorrelation_penalty(z: Tensor | Sequence[Tensor], eps: float = 1e-8, spatial: str = "pixels") -> Tensor:
     """``Σ_{i<j} ‖ρ(Z_i, Z_j)‖_F²``, Eq. (2) without the factor λ_decor.
 
     All module pairs come from one ``(D, D)`` correlation matrix (one matrix product); the
@@ -117,8 +136,12 @@ def decorrelation_penalty(z: Tensor | Sequence[Tensor], eps: float = 1e-8) -> Te
 
     Parameters
     ----------
-    z : Tensor ``(B, K, m)`` or sequence of K tensors ``(B, d_i)`` (modules may differ in width)
+    z : Tensor ``(B, K, m)`` or sequence of K tensors ``(B, d_i)`` (modules may differ in width),
+        or feature-map modules ``(B, K, m, h, w)``
     eps : float, default 1e-8 (see :func:`module_correlation`)
+    spatial : for feature maps, "pixels" (default: module channels correlated over batch ×
+        pixels, one sample per example and location) or "pooled" (over the batch, of the
+        spatially averaged channels); see docs/mtcrl.md for the choice and its cost
 
     Examples
     --------
@@ -127,7 +150,7 @@ def decorrelation_penalty(z: Tensor | Sequence[Tensor], eps: float = 1e-8) -> Te
     >>> round(float(decorrelation_penalty(z)), 4)   # ρ(Z_1, Z_2)² for two 1-d modules
     0.9643
     """
-    flat, ids = _as_module_matrix(z)
+    flat, ids = _as_module_matrix(z, spatial)
     rho = _correlation(flat, eps)
     other = ids[:, None] != ids[None, :]
     return 0.5 * (rho * rho * other).sum()

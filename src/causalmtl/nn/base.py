@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from .._parallel import global_sums
 from ..data.base import Task
+from .losses import task_row_losses
 
 ModelInput = Tensor | Mapping[str, Tensor]
 
@@ -93,19 +94,25 @@ def loss_precision(x: Tensor) -> Tensor:
     return x if x.dtype == torch.float64 else x.float()
 
 
-def row_losses(outputs: Sequence[Tensor], y: Tensor, tasks: Sequence[Task]) -> Tensor:
+def row_losses(outputs: Sequence[Tensor], y: Tensor, tasks: Sequence[Task],
+               maps: Mapping[int, Tensor] | None = None) -> Tensor:
     """Per-row, per-task losses ``(B, T)``, exactly ``0`` where the target is missing.
 
     ``ℓ_t`` is the negative log-likelihood ``-out_t[i, y_it]`` for a classification task
     (``out_t`` holds log-probabilities) and the squared error ``(out_t[i] - y_it)^2`` for a
-    regression task. Missing targets are ``NaN`` in ``y``; they get loss 0 and no gradient.
-    Losses are float32, or float64 for float64 outputs (:func:`loss_precision`).
+    regression task. For a dense task (segmentation or a regression map) it is the mean of
+    the per-pixel loss over the row's valid pixels (pixel-wise cross-entropy, L2, L1 or
+    cosine: ``Task.loss_name``), with the target map in ``maps[t]``. Missing targets are
+    ``NaN`` in ``y``; they get loss 0 and no gradient. Losses are float32, or float64 for
+    float64 outputs (:func:`loss_precision`).
 
     Parameters
     ----------
-    outputs : T tensors, ``(B, C_t)`` log-probabilities or ``(B,)`` / ``(B, 1)`` values
+    outputs : T tensors, ``(B, C_t)`` log-probabilities, ``(B,)`` / ``(B, 1)`` values, or
+        ``(B, C, H, W)`` maps for dense tasks
     y : ``(B, T)`` float targets, ``NaN`` where missing
     tasks : the T task descriptions (kind and class count)
+    maps : dense targets by task index (``Batch.maps``); needed when a task is dense
     """
     if len(outputs) != len(tasks) or y.ndim != 2 or y.shape[1] != len(tasks):
         raise ValueError(
@@ -116,7 +123,12 @@ def row_losses(outputs: Sequence[Tensor], y: Tensor, tasks: Sequence[Task]) -> T
     y0 = torch.where(observed, y, torch.zeros((), dtype=y.dtype, device=y.device))
     cols = []
     for t, (out, task) in enumerate(zip(outputs, tasks)):
-        if task.kind == "classification":
+        if task.is_dense:
+            if maps is None or t not in maps:
+                raise ValueError(f"task {t} ({task.name!r}) is a {task.kind} task: its target maps "
+                                 f"must be passed as maps[{t}] (Batch.maps)")
+            per_row = task_row_losses(out, maps[t], task)[0]
+        elif task.kind == "classification":
             per_row = -loss_precision(out).gather(1, y0[:, t].long().unsqueeze(1)).squeeze(1)
         else:
             pred = loss_precision(out).reshape(out.shape[0])
@@ -153,14 +165,15 @@ def grouped_risks(
     return total / count.clamp(min=1)
 
 
-def masked_task_losses(outputs: Sequence[Tensor], y: Tensor, tasks: Sequence[Task]) -> Tensor:
+def masked_task_losses(outputs: Sequence[Tensor], y: Tensor, tasks: Sequence[Task],
+                       maps: Mapping[int, Tensor] | None = None) -> Tensor:
     """Per-task risks ``R_t`` with missing targets masked out, shape ``(T,)``.
 
     ``R_t = (1 / n_t) Σ_{i : y_it observed} ℓ_t(out_t[i], y_it)`` with ``n_t`` the number of
     labelled rows of task ``t`` in the batch (``R_t = 0``, with zero gradient, when
     ``n_t = 0``); ``ℓ_t`` as in :func:`row_losses`.
     """
-    return grouped_risks(row_losses(outputs, y, tasks), ~torch.isnan(y))[0]
+    return grouped_risks(row_losses(outputs, y, tasks, maps), ~torch.isnan(y))[0]
 
 
 def check_tasks(model_tasks: Sequence[Task], data_tasks: Sequence[Task], name: str = "dataset") -> None:
@@ -207,23 +220,25 @@ class MultiTaskModel(nn.Module):
         """The T per-task outputs (log-probabilities or regression values)."""
         return self.forward_full(x).outputs
 
-    def row_losses(self, out: ModelOutput, y: Tensor) -> Tensor:
+    def row_losses(self, out: ModelOutput, y: Tensor, maps: Mapping[int, Tensor] | None = None) -> Tensor:
         """Per-row, per-task losses ``(B, T)``, 0 where missing; see :func:`row_losses`.
 
         Architectures whose training loss is not the sum of per-task likelihoods of
         ``out.outputs`` (FPS: the joint likelihood) override this.
         """
-        return row_losses(out.outputs, y, self.tasks)
+        return row_losses(out.outputs, y, self.tasks, maps)
 
     def task_losses(
-        self, out: ModelOutput, y: Tensor, group: Tensor | None = None, n_groups: int = 1
+        self, out: ModelOutput, y: Tensor, group: Tensor | None = None, n_groups: int = 1,
+        maps: Mapping[int, Tensor] | None = None,
     ) -> Tensor:
         """Masked risks ``(T,)``, or ``(G, T)`` per group when ``group`` is given.
 
         See :func:`grouped_risks`; a method uses ``group = env index`` to get the
-        per-environment risks ``R_t^e`` from one forward pass.
+        per-environment risks ``R_t^e`` from one forward pass. ``maps``: the batch's dense
+        targets (``Batch.maps``).
         """
-        risks = grouped_risks(self.row_losses(out, y), ~torch.isnan(y), group, n_groups)
+        risks = grouped_risks(self.row_losses(out, y, maps), ~torch.isnan(y), group, n_groups)
         return risks[0] if group is None else risks
 
     # --- parameter partition -----------------------------------------------------------

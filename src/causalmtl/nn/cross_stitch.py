@@ -11,6 +11,15 @@ from torch import Tensor, nn
 
 from ..data.base import Task
 from .base import ModelInput, ModelOutput, MultiTaskModel
+from .dense import (
+    check_map_tasks,
+    finish_output,
+    is_map_encoder,
+    make_map_heads,
+    map_channels,
+    pool_features,
+    spatial_size,
+)
 from .encoders import encoder_out_dim
 from .heads import make_heads
 
@@ -87,6 +96,12 @@ class CrossStitchNetwork(MultiTaskModel):
     example_input : a batch to infer the channel counts by a dry run
     init_self : initial self weight α_ii (0.9 by default; 1.0 = identity stitching)
     stitch_lr_mult : learning-rate multiplier of the stitch units (default 100)
+    feature_maps : whether the columns end in feature maps ``(B, C, h, w)`` (default: when the
+        first column is a map encoder, :func:`~causalmtl.nn.dense.is_map_encoder`, e.g.
+        ``resnet18(as_encoder="map")`` whose stages ``layer1..layer4`` are stitched on maps).
+        Then default heads are map heads (:class:`~causalmtl.nn.SharedTrunk`'s), outputs are at
+        the input resolution and ``features`` concatenates the pooled columns.
+    dense_hidden, decoder : map heads, as in :class:`~causalmtl.nn.SharedTrunk`
     """
 
     def __init__(
@@ -100,10 +115,15 @@ class CrossStitchNetwork(MultiTaskModel):
         init_self: float = 0.9,
         stitch_lr_mult: float = 100.0,
         head_hidden: Sequence[int] = (),
+        feature_maps: bool | None = None,
+        dense_hidden: Sequence[int] | None = None,
+        decoder: str = "conv",
     ) -> None:
         super().__init__()
         self.tasks = tuple(tasks)
         n = len(self.tasks)
+        self.feature_maps = is_map_encoder(columns[0]) if feature_maps is None else bool(feature_maps)
+        check_map_tasks(self.tasks, self.feature_maps, "CrossStitchNetwork")
         if len(columns) != n:
             raise ValueError(f"columns has {len(columns)} entries but there are {n} tasks (one column each)")
         layer_lists = [list(c) for c in columns]
@@ -141,7 +161,17 @@ class CrossStitchNetwork(MultiTaskModel):
         })
         self.stitch_lr_mult = float(stitch_lr_mult)
         self.init_self = float(init_self)
-        if heads is None:
+        if self.feature_maps:
+            out_c = getattr(columns[0], "out_channels", None) if is_map_encoder(columns[0]) else None
+            out_c = out_c or _infer_channels(layer_lists[0], n_layers_ - 1)
+            if out_c is None:
+                raise ValueError("cannot infer the columns' output channels; pass heads")
+            self.heads = make_map_heads(int(out_c), self.tasks, head_hidden, dense_hidden, decoder) \
+                if heads is None else nn.ModuleList(heads)
+            if len(self.heads) != n:
+                raise ValueError(f"heads has {len(self.heads)} entries but there are {n} tasks")
+            self.feature_dim = n * int(out_c)
+        elif heads is None:
             out_dim = getattr(columns[0], "out_dim", None) or _infer_channels(layer_lists[0], n_layers_ - 1)
             if out_dim is None:
                 raise ValueError("cannot infer the columns' output width; pass heads")
@@ -185,7 +215,7 @@ class CrossStitchNetwork(MultiTaskModel):
             )
         columns = [copy.deepcopy(e) for e in encoders]
         net = cls(columns, model.tasks, heads=[copy.deepcopy(h) for h in heads], **kwargs)
-        net.feature_dim = sum(encoder_out_dim(e) for e in encoders)
+        net.feature_dim = sum(map_channels(e) if is_map_encoder(e) else encoder_out_dim(e) for e in encoders)
         return net
 
     def stitch_parameters(self) -> list[nn.Parameter]:
@@ -204,4 +234,8 @@ class CrossStitchNetwork(MultiTaskModel):
             hs = [col[i](h) for col, h in zip(self.columns, hs)]
             if i in self.stitch_after:
                 hs = self.stitches[str(i)](hs)
+        if self.feature_maps:
+            size = spatial_size(x)
+            outs = [finish_output(head(h), t, size) for head, h, t in zip(self.heads, hs, self.tasks)]
+            return ModelOutput(outs, features=torch.cat([pool_features(h) for h in hs], dim=1))
         return ModelOutput([head(h) for head, h in zip(self.heads, hs)], features=torch.cat(hs, dim=1))

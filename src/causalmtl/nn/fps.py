@@ -68,7 +68,7 @@ class FPS(MultiTaskModel):
                      for t in range(n)]
         return ModelOutput(marginals, features=z, extra={"joint": joint})
 
-    def row_losses(self, out: ModelOutput, y: Tensor) -> Tensor:
+    def row_losses(self, out: ModelOutput, y: Tensor, maps: object = None) -> Tensor:
         """Chain-rule split of the joint NLL of the observed labels, ``(B, T)``.
 
         With ``L_s = log Σ_{y' consistent with the observed labels of tasks < s} p(y'|x)``

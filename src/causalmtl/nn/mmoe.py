@@ -9,6 +9,14 @@ from torch import Tensor, nn
 
 from ..data.base import Task
 from .base import ModelInput, ModelOutput, MultiTaskModel
+from .dense import (
+    check_map_tasks,
+    finish_output,
+    is_map_encoder,
+    make_map_heads,
+    map_channels,
+    spatial_size,
+)
 from .encoders import encoder_out_dim
 from .heads import make_heads
 
@@ -33,6 +41,12 @@ class MMoE(MultiTaskModel):
         ``in_dim`` attribute, e.g. :class:`~causalmtl.nn.MLPEncoder`'s)
     gate_encoder : a module (with ``out_dim``) computing the gates' input instead
     head_hidden : hidden widths of each task tower
+    dense_hidden, decoder : map heads, as in :class:`~causalmtl.nn.SharedTrunk`
+
+    Experts returning feature maps (``out_channels``, :mod:`causalmtl.nn.dense`) are mixed as
+    maps, ``f^t(x) = Σ_k g^t(x)_k f_k(x)`` of shape ``(B, C, h, w)`` (the gates still come
+    from the input: flattened, or through ``gate_encoder``), then read by map heads;
+    ``features`` is then the K pooled expert maps concatenated, ``(B, K·C)``.
     """
 
     def __init__(
@@ -43,6 +57,8 @@ class MMoE(MultiTaskModel):
         gate_in_dim: int | None = None,
         gate_encoder: nn.Module | None = None,
         head_hidden: Sequence[int] = (),
+        dense_hidden: Sequence[int] | None = None,
+        decoder: str = "conv",
     ) -> None:
         super().__init__()
         self.tasks = tuple(tasks)
@@ -56,7 +72,12 @@ class MMoE(MultiTaskModel):
                 f"got {type(expert).__name__}"
             )
         self.experts = nn.ModuleList(expert() for _ in range(n_experts))
-        dims = {encoder_out_dim(e) for e in self.experts}
+        self.feature_maps = is_map_encoder(self.experts[0])
+        if any(is_map_encoder(e) != self.feature_maps for e in self.experts):
+            raise ValueError("every expert must return vectors (out_dim) or every expert feature maps (out_channels)")
+        check_map_tasks(self.tasks, self.feature_maps, "MMoE")
+        width = map_channels if self.feature_maps else encoder_out_dim
+        dims = {width(e) for e in self.experts}
         if len(dims) != 1:
             raise ValueError(f"all experts must have the same out_dim, got {sorted(dims)}")
         d = dims.pop()
@@ -73,7 +94,10 @@ class MMoE(MultiTaskModel):
                     "gate_encoder (for images / dict inputs)"
                 )
         self.gates = nn.Linear(g_in, len(self.tasks) * n_experts)
-        self.heads = make_heads(d, self.tasks, head_hidden)
+        if self.feature_maps:
+            self.heads = make_map_heads(d, self.tasks, head_hidden, dense_hidden, decoder)
+        else:
+            self.heads = make_heads(d, self.tasks, head_hidden)
         self.feature_dim = n_experts * d
 
     def gate_weights(self, x: ModelInput) -> Tensor:
@@ -86,7 +110,23 @@ class MMoE(MultiTaskModel):
             g = x.flatten(1).to(self.gates.weight.dtype)
         return torch.softmax(self.gates(g).view(-1, len(self.tasks), self.n_experts), dim=-1)
 
+    def mixed_outputs(self, experts: Tensor, gates: Tensor, size: tuple[int, int] | None = None) -> list[Tensor]:
+        """Task outputs from expert outputs ``(B, K, D)`` or maps ``(B, K, C, h, w)`` and gate
+        weights ``(B, T, K)``: ``h_t(Σ_k gates[:, t, k] · experts[:, k])``."""
+        if not self.feature_maps:
+            mixed = torch.einsum("btk,bkd->btd", gates.to(experts.dtype), experts)
+            return [h(mixed[:, t]) for t, h in enumerate(self.heads)]
+        mixed = torch.einsum("btk,bkchw->btchw", gates.to(experts.dtype), experts)
+        return [finish_output(h(mixed[:, t]), task, size)
+                for t, (h, task) in enumerate(zip(self.heads, self.tasks))]
+
     def forward_full(self, x: ModelInput) -> ModelOutput:
+        if self.feature_maps:
+            experts = torch.stack([e(x) for e in self.experts], dim=1)  # (B, K, C, h, w)
+            gates = self.gate_weights(x)  # (B, T, K)
+            outputs = self.mixed_outputs(experts, gates, spatial_size(x))
+            return ModelOutput(outputs, features=experts.mean(dim=(-2, -1)).flatten(1),
+                               extra={"gates": gates})
         experts = torch.stack([e(x) for e in self.experts], dim=1)  # (B, K, D)
         gates = self.gate_weights(x)  # (B, T, K)
         mixed = torch.einsum("btk,bkd->btd", gates.to(experts.dtype), experts)

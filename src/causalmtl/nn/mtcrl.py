@@ -45,6 +45,7 @@ from torch.func import functional_call
 
 from ..data.base import Task
 from .base import ModelInput, ModelOutput, MultiTaskModel
+from .dense import check_map_tasks, finish_output, is_map_encoder, make_map_head, spatial_size
 
 __all__ = ["MTCRLNet", "module_width"]
 
@@ -83,7 +84,9 @@ class MTCRLNet(MultiTaskModel):
 
     Parameters
     ----------
-    encoder : callable ``out_dim -> nn.Module``, or a sequence of K modules
+    encoder : callable ``out_dim -> nn.Module``, a sequence of K modules, or one map encoder
+        (``out_channels == width``) whose channels are split into K groups of ``width // K``
+        (the modules then share the encoder's parameters; cheaper than K sub-networks)
         A factory called K times with ``out_dim = width // n_modules``; each module maps the
         input batch to ``(B, out_dim)``. Alternatively K ready-made modules (``n_modules``
         then defaults to their number; each must output ``width // K`` columns).
@@ -109,6 +112,19 @@ class MTCRLNet(MultiTaskModel):
         ``None``: no β-VAE parameters at all (plain MT-CRL, unchanged state dict).
     vae_hidden : int, default 256
         Hidden width of the one-hidden-layer (ReLU) decoder; used only with ``vae_input_shape``.
+    feature_maps : bool, optional
+        Whether the modules return feature maps ``(B, d/K, h, w)`` instead of vectors (default:
+        detected, :func:`~causalmtl.nn.dense.is_map_encoder` of the first module — a factory
+        ``lambda c: SegNet(...)`` wrapped to ``c`` channels, or ``lambda c: nn.Conv2d(3, c, 3)``).
+        Module *i* is then a sub-network producing a ``d/K``-channel map (a channel group of a
+        ``d``-channel representation), ``A`` routes maps (``"concat"``: the task's weighted
+        channel groups side by side, ``(B, d, h, w)``; ``"sum"``: ``(B, d/K, h, w)``), scalar
+        tasks get a pooled head and segmentation / dense tasks a conv head
+        (:mod:`causalmtl.nn.dense`), outputs are at the input resolution and ``features`` is
+        the pooled module maps ``(B, d)``. ``extra["z"]`` is ``(B, K, d/K, h, w)``; the
+        decorrelation of Eq. (1)–(2) then correlates module channels over batch × pixels
+        (:func:`~causalmtl.methods.mtcrl_regularizers.decorrelation_penalty`, docs/mtcrl.md).
+    dense_hidden, decoder : map heads (defaults only), as in :class:`~causalmtl.nn.SharedTrunk`
 
     Notes
     -----
@@ -145,12 +161,24 @@ class MTCRLNet(MultiTaskModel):
         routing: str = "concat",
         vae_input_shape: int | Sequence[int] | None = None,
         vae_hidden: int = 256,
+        feature_maps: bool | None = None,
+        dense_hidden: Sequence[int] | None = None,
+        decoder: str = "conv",
     ) -> None:
         super().__init__()
         self.tasks = tuple(tasks)
         if len(self.tasks) == 0 or not all(isinstance(t, Task) for t in self.tasks):
             raise ValueError(f"tasks must be a non-empty sequence of Task, got {tasks!r}")
-        if isinstance(encoder, nn.Module) or not (callable(encoder) or isinstance(encoder, Sequence)):
+        self.channel_groups = isinstance(encoder, nn.Module) and is_map_encoder(encoder)
+        if self.channel_groups:
+            # one shared map encoder of `width` channels, split into K channel groups (the modules)
+            if getattr(encoder, "out_channels", None) != width:
+                raise ValueError(
+                    f"a single map encoder is split into K channel groups, so its out_channels "
+                    f"({getattr(encoder, 'out_channels', None)}) must equal width={width}"
+                )
+            encoder = [encoder]
+        elif isinstance(encoder, nn.Module) or not (callable(encoder) or isinstance(encoder, Sequence)):
             raise ValueError(
                 "encoder must be a factory out_dim -> nn.Module or a sequence of K nn.Modules, "
                 f"got {type(encoder).__name__}"
@@ -160,6 +188,11 @@ class MTCRLNet(MultiTaskModel):
             self.module_dim = module_width(width, k)
             mods = [encoder(self.module_dim) for _ in range(k)]
             what = "the encoder factory returned"
+        elif self.channel_groups:
+            mods = list(encoder)
+            k = 8 if n_modules is None else n_modules
+            self.module_dim = module_width(width, k)
+            what = "encoder is"
         else:
             mods = list(encoder)
             k = len(mods) if n_modules is None else n_modules
@@ -179,7 +212,14 @@ class MTCRLNet(MultiTaskModel):
         self.feature_dim = width
         self.routed_dim = width if routing == "concat" else self.module_dim
         self.encoders = nn.ModuleList(mods)
-        if head is None:
+        self.feature_maps = is_map_encoder(mods[0]) if feature_maps is None else bool(feature_maps)
+        check_map_tasks(self.tasks, self.feature_maps, "MTCRLNet")
+        self._out_size: tuple[int, int] | None = None
+        if self.feature_maps and vae_input_shape is not None:
+            raise ValueError("vae_input_shape (the β-VAE ablation) is not supported with feature-map modules")
+        if head is None and self.feature_maps:
+            heads = [make_map_head(self.routed_dim, t, (), dense_hidden, decoder) for t in self.tasks]
+        elif head is None:
             heads = [nn.Linear(self.routed_dim, _head_out_dim(t)) for t in self.tasks]
         else:
             heads = [head(t, self.routed_dim) for t in range(len(self.tasks))]
@@ -232,7 +272,21 @@ class MTCRLNet(MultiTaskModel):
     # --- pieces -------------------------------------------------------------------------
     def module_outputs(self, x: ModelInput) -> Tensor:
         """Raw module outputs ``h_i = Φ_i(x)`` stacked as ``(B, K, d/K)``."""
+        if self.channel_groups:
+            h = self.encoders[0](x)
+            if h.dim() != 4 or h.shape[1] != self.width:
+                raise ValueError(f"the shared map encoder must output (B, {self.width}, h, w), got {tuple(h.shape)}")
+            self._out_size = spatial_size(x)
+            return h.reshape(h.shape[0], self.n_modules, self.module_dim, *h.shape[-2:])
         zs = [enc(x) for enc in self.encoders]
+        if self.feature_maps:
+            if not all(zi.dim() == 4 and zi.shape[1] == self.module_dim and zi.shape[2:] == zs[0].shape[2:]
+                       for zi in zs):
+                shapes = [tuple(zi.shape) for zi in zs]
+                raise ValueError(f"every module must output (B, {self.module_dim}, h, w) = (B, width/K, h, w) "
+                                 f"maps of one size; got {shapes}")
+            self._out_size = spatial_size(x)  # the resolution map outputs are resized to
+            return torch.stack(zs, dim=1)
         if not all(zi.dim() == 2 and zi.shape[1] == self.module_dim for zi in zs):
             shapes = [tuple(zi.shape) for zi in zs]
             raise ValueError(f"every module must output (B, {self.module_dim}) = (B, width/K); got {shapes}")
@@ -294,6 +348,12 @@ class MTCRLNet(MultiTaskModel):
         ``Σ_i A_{t,i} Z_i`` (width d/K). ``graph`` is ``(T, K)`` or, to give each row its own
         copy of the graph (one copy per environment, as G-IRM needs), ``(B, T, K)``.
         """
+        if self.feature_maps:  # z (B, K, m, h, w): the same weights on every pixel of a module's map
+            if self.routing == "sum":
+                eq = "tk,bkmhw->btmhw" if graph.dim() == 2 else "btk,bkmhw->btmhw"
+                return torch.einsum(eq, graph, z)
+            routed = graph[..., None, None, None] * z[:, None]  # (B, T, K, m, h, w)
+            return routed.reshape(z.shape[0], graph.shape[-2], -1, *z.shape[-2:])
         if self.routing == "sum":
             if graph.dim() == 2:
                 return torch.einsum("tk,bkm->btm", graph, z)
@@ -301,13 +361,15 @@ class MTCRLNet(MultiTaskModel):
         routed = graph[..., None] * z[:, None]  # (T, K, 1) or (B, T, K, 1) times (B, 1, K, m)
         return routed.reshape(z.shape[0], graph.shape[-2], -1)
 
-    def predict_from_mixed(self, mixed: Tensor, detach_heads: bool = False) -> list[Tensor]:
+    def predict_from_mixed(self, mixed: Tensor, detach_heads: bool = False,
+                           size: tuple[int, int] | None = None) -> list[Tensor]:
         """Task outputs ``f_t(mixed[:, t])`` (log-probabilities, or ``(B,)`` for regression).
 
         With ``detach_heads=True`` every ``f_t`` runs on detached copies of its parameters:
         gradients still reach ``mixed`` (hence Φ and A) but never the parameters of ``f``,
         as G-IRM requires ("we only calculate gradient and optimize for Φ and A, but not
-        updating f_t", §3.2).
+        updating f_t", §3.2). With feature-map modules, map outputs are resized to ``size``
+        (default: the input size of the last :meth:`encode` call).
         """
         outs = []
         for t, (task, head) in enumerate(zip(self.tasks, self.heads)):
@@ -317,7 +379,9 @@ class MTCRLNet(MultiTaskModel):
                 out = functional_call(head, state, (mixed[:, t],))
             else:
                 out = head(mixed[:, t])
-            if task.kind == "classification":
+            if self.feature_maps:
+                outs.append(finish_output(out, task, size if size is not None else self._out_size))
+            elif task.kind == "classification":
                 outs.append(torch.log_softmax(out, dim=-1))
             else:
                 outs.append(out.reshape(out.shape[0]))
@@ -331,13 +395,15 @@ class MTCRLNet(MultiTaskModel):
         mixed = self.mix(z, graph)
         return ModelOutput(
             outputs=self.predict_from_mixed(mixed),
-            features=z.reshape(z.shape[0], -1),
+            features=(z.mean(dim=(-2, -1)) if self.feature_maps else z).reshape(z.shape[0], -1),
             extra={"z": z, "graph": graph, "mixed": mixed},
         )
 
     def config(self) -> dict:
         cfg = super().config()
         cfg.update(n_modules=self.n_modules, width=self.width, routing=self.routing)
+        if self.feature_maps:
+            cfg.update(feature_maps=True)
         if self.is_variational:
             cfg.update(vae_input_shape=list(self.vae_input_shape or ()), vae_hidden=self.vae_hidden)
         return cfg

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..data.base import Task
 from .base import ModelInput, ModelOutput, MultiTaskModel
+from .dense import (
+    check_map_tasks,
+    finish_output,
+    is_map_encoder,
+    make_map_head,
+    map_channels,
+    pool_features,
+    spatial_size,
+)
 from .encoders import encoder_out_dim
 from .heads import make_head
 
@@ -25,12 +34,17 @@ class STL(MultiTaskModel):
 
     Parameters
     ----------
-    encoder : zero-argument callable returning a fresh encoder (with ``out_dim``); called T times
+    encoder : zero-argument callable returning a fresh encoder (with ``out_dim``); called T times.
+        Encoders returning feature maps (``out_channels``, :mod:`causalmtl.nn.dense`) get map
+        heads as in :class:`~causalmtl.nn.SharedTrunk`; ``features`` then concatenates the
+        pooled maps.
     tasks : the T tasks
     head_hidden : hidden widths of each head
+    dense_hidden, decoder : map heads, as in :class:`~causalmtl.nn.SharedTrunk`
     """
 
-    def __init__(self, encoder: Callable[[], nn.Module], tasks: Sequence[Task], head_hidden: Sequence[int] = ()) -> None:
+    def __init__(self, encoder: Callable[[], nn.Module], tasks: Sequence[Task], head_hidden: Sequence[int] = (),
+                 dense_hidden: Sequence[int] | None = None, decoder: str = "conv") -> None:
         super().__init__()
         self.tasks = tuple(tasks)
         if not self.tasks:
@@ -41,8 +55,17 @@ class STL(MultiTaskModel):
                 f"got {type(encoder).__name__}; e.g. lambda: MLPEncoder(10, (64,))"
             )
         self.encoders = nn.ModuleList(encoder() for _ in self.tasks)
-        dims = [encoder_out_dim(e) for e in self.encoders]
-        self.heads = nn.ModuleList(make_head(d, t, head_hidden) for d, t in zip(dims, self.tasks))
+        self.feature_maps = is_map_encoder(self.encoders[0])
+        if any(is_map_encoder(e) != self.feature_maps for e in self.encoders):
+            raise ValueError("encoder must return either vectors (out_dim) or feature maps (out_channels) for every task")
+        check_map_tasks(self.tasks, self.feature_maps, "STL")
+        if self.feature_maps:
+            dims = [map_channels(e) for e in self.encoders]
+            self.heads = nn.ModuleList(make_map_head(d, t, head_hidden, dense_hidden, decoder)
+                                       for d, t in zip(dims, self.tasks))
+        else:
+            dims = [encoder_out_dim(e) for e in self.encoders]
+            self.heads = nn.ModuleList(make_head(d, t, head_hidden) for d, t in zip(dims, self.tasks))
         self.feature_dim = sum(dims)
 
     def task_parameters(self, t: int) -> list[nn.Parameter]:
@@ -52,6 +75,10 @@ class STL(MultiTaskModel):
 
     def forward_full(self, x: ModelInput) -> ModelOutput:
         zs = [e(x) for e in self.encoders]
+        if self.feature_maps:
+            size = spatial_size(x)
+            outs = [finish_output(h(z), t, size) for h, z, t in zip(self.heads, zs, self.tasks)]
+            return ModelOutput(outs, features=torch.cat([pool_features(z) for z in zs], dim=1))
         return ModelOutput([h(z) for h, z in zip(self.heads, zs)], features=torch.cat(zs, dim=1))
 
 
@@ -99,11 +126,13 @@ class NPS(MultiTaskModel):
         return ModelOutput([y for o in outs for y in o.outputs], features=features,
                            extra={"members": outs})
 
-    def row_losses(self, out: ModelOutput, y: Tensor) -> Tensor:
+    def row_losses(self, out: ModelOutput, y: Tensor, maps: Mapping[int, Tensor] | None = None) -> Tensor:
         cols, start = [], 0
         members = out.extra.get("members")
         for i, m in enumerate(self.members):
             sub = members[i] if members is not None else ModelOutput(out.outputs[start:start + m.n_tasks])
-            cols.append(m.row_losses(sub, y[:, start:start + m.n_tasks]))
+            sub_maps = None if maps is None else {t - start: v for t, v in maps.items()
+                                                  if start <= t < start + m.n_tasks}
+            cols.append(m.row_losses(sub, y[:, start:start + m.n_tasks], sub_maps))
             start += m.n_tasks
         return torch.cat(cols, dim=1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bins", type=int, default=5, help="number of equal-width tau bins (default 5)")
     p.add_argument("--out", default="shift_out", help="output directory (default ./shift_out)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (bars are shown only when stderr is a terminal)")
     p.set_defaults(func=run)
 
 
@@ -103,6 +105,24 @@ def _inputs(args: argparse.Namespace):  # noqa: ANN202 - ShiftInputs, imported l
     return load_gmtl_dir(args.gmtl_dir, args.log_prior, args.n_classes, args.n_seeds, args.alphas)
 
 
+def _check_out(out: str) -> Path:
+    """``--out`` created, or one clear error when it is a file or cannot be written."""
+    import os
+
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {out!r} is not a directory (a file of that name exists)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--out {out!r}: a parent of it is a file, not a directory") from None
+    except OSError as exc:
+        raise ValueError(f"--out {out!r} cannot be created: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out!r} is not writable")
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``causalmtl shift``."""
     import numpy as np
@@ -118,9 +138,10 @@ def run(args: argparse.Namespace) -> int:
         if len(c) not in (1, 2):
             raise ValueError(f"--concentration takes one value or LOW HIGH, got {c}")
         sampler = make_sampler("dirichlet", concentration=c[0] if len(c) == 1 else (c[0], c[1]))
-    inputs = _inputs(args)
     if args.draws < 2:
         raise ValueError(f"--draws must be >= 2 (draws are binned by tau), got {args.draws}")
+    out = _check_out(args.out)  # before the work, not after it
+    inputs = _inputs(args)
     draws = evaluate_shift(
         inputs.labels,
         inputs.predictions,
@@ -132,11 +153,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         sampler=sampler,
         tau_variant=args.tau_variant,
-        progress=not args.no_progress,
+        progress=not args.no_progress and sys.stderr.isatty(),  # no bars in pipes and logs
     )
     analysis = analyze(draws, n_bins=args.bins)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     draws.to_csv(out / "draws.csv")
     analysis.to_csv(out / "bins.csv")
     report = {

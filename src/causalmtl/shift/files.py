@@ -10,7 +10,7 @@ one of
                       float ``(A,)`` the α each slice was decoded with; or
   ``log_probs_0`` … ``log_probs_{T-1}``
                       float ``(N, C_t)`` per-task log-probabilities; they are decoded with
-                      :func:`causalmtl.gmtl.decode` at the requested α against ``prior``
+                      :func:`causalmtl.gmtl.gmtl_decode` at the requested α against ``prior``
 ``prior`` or ``log_prior``
                       the joint prior p(y) the model was trained with (probabilities of shape
                       ``n_classes``, or log-probabilities, any shape, C-order, need not be
@@ -38,6 +38,8 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._validation import as_numpy, check_alpha, check_labels, check_n_classes
+from ..gmtl.decode import gmtl_decode
+from ..gmtl.prior import JointPrior
 
 logger = logging.getLogger(__name__)
 
@@ -116,86 +120,109 @@ def _read_prior(z: Any, keys: tuple[str, str], K: int, path: str) -> np.ndarray 
     return None
 
 
+def _open_npz(name: str) -> Any:
+    """``np.load(name)`` of a bundle; anything else is "not a causalmtl prediction bundle"."""
+    try:
+        z = np.load(name, allow_pickle=False)
+    except ValueError as exc:  # numpy's "pickled (object) data" for a file it cannot read as npy/npz
+        reason = "not a .npz archive" if "pickle" in str(exc) else str(exc)
+        raise ValueError(f"{name}: not a causalmtl prediction bundle (.npz): {reason}") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
+        raise ValueError(f"{name}: not a causalmtl prediction bundle (.npz): truncated or damaged "
+                         f"({type(exc).__name__}: {exc})") from None
+    if not hasattr(z, "files"):  # a single .npy array
+        raise ValueError(f"{name}: not a causalmtl prediction bundle (.npz): it is a single .npy array")
+    return z
+
+
 def _read_one_bundle(
     path: str | os.PathLike, alphas: Sequence[float] | None, task: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, tuple[int, ...]]:
     name = os.fspath(path)
     if not Path(name).is_file():
         raise ValueError(f"bundle {name!r} does not exist")
-    with np.load(name, allow_pickle=False) as z:
-        if "labels" not in z:
-            raise ValueError(f"{name}: the bundle has no 'labels' array (keys: {sorted(z.files)})")
-        n_classes = _bundle_n_classes(z, name)
-        K = int(np.prod(n_classes))
-        labels = check_labels(z["labels"], n_classes, name=f"{name}: labels")
-        train_log = _read_prior(z, ("prior", "log_prior"), K, name)
-        test_log = _read_prior(z, ("test_prior", "test_log_prior"), K, name)
-        if "predictions" in z:
-            if "alphas" not in z:
-                raise ValueError(
-                    f"{name}: 'predictions' needs an 'alphas' array naming the α of each slice"
-                )
-            got = check_alpha(z["alphas"], f"{name}: alphas")
-            pred = np.asarray(z["predictions"])
-            if pred.ndim == 2 and pred.shape == labels.shape and got.size == 1:
-                pred = pred[None]
-            if pred.ndim not in (2, 3) or pred.shape[0] != got.size:
-                raise ValueError(
-                    f"{name}: predictions has shape {pred.shape} but alphas has {got.size} values; "
-                    "expected (A, N, T) or (A, N)"
-                )
-            if pred.shape[1] != labels.shape[0]:
-                raise ValueError(
-                    f"{name}: predictions has N = {pred.shape[1]} examples but labels has N = {labels.shape[0]}"
-                )
-            if pred.ndim == 3 and pred.shape[2] != labels.shape[1]:
-                raise ValueError(
-                    f"{name}: predictions has T = {pred.shape[2]} tasks but labels has T = {labels.shape[1]}"
-                )
-            if alphas is not None:
-                want = check_alpha(alphas, "alphas")
-                pos = [np.flatnonzero(np.isclose(got, a, atol=1e-9)) for a in want]
-                missing = [float(a) for a, i in zip(want, pos) if i.size == 0]
-                if missing:
+    z = _open_npz(name)
+    try:
+        with z:
+            if "labels" not in z:
+                raise ValueError(f"{name}: the bundle has no 'labels' array (keys: {sorted(z.files)})")
+            n_classes = _bundle_n_classes(z, name)
+            K = int(np.prod(n_classes))
+            labels = check_labels(z["labels"], n_classes, name=f"{name}: labels")
+            train_log = _read_prior(z, ("prior", "log_prior"), K, name)
+            test_log = _read_prior(z, ("test_prior", "test_log_prior"), K, name)
+            if "predictions" in z:
+                if "alphas" not in z:
                     raise ValueError(
-                        f"{name}: alphas {missing} were requested but the bundle has predictions for "
-                        f"{got.tolist()} only"
+                        f"{name}: 'predictions' needs an 'alphas' array naming the α of each slice"
                     )
-                sel = np.array([int(i[0]) for i in pos])
-                pred, got = pred[sel], got[sel]
-            if pred.ndim == 2:  # main-task predictions only: place them in an (A, N, T) array
-                full = np.zeros((*pred.shape, len(n_classes)), dtype=np.int64)
-                full[:, :, task] = pred
-                pred = full
-            return (
-                labels,
-                pred.astype(np.int64),
-                got,
-                test_log if test_log is not None else train_log,
-                n_classes,
-            )
-        lp_keys = [f"log_probs_{t}" for t in range(len(n_classes))]
-        if not all(k in z for k in lp_keys):
-            raise ValueError(
-                f"{name}: the bundle needs 'predictions' + 'alphas' or per-task "
-                f"{', '.join(lp_keys)} (keys found: {sorted(z.files)})"
-            )
-        if train_log is None:
-            raise ValueError(
-                f"{name}: decoding log_probs_* needs the joint 'prior' (or 'log_prior')"
-            )
-        from ..gmtl import JointPrior, decode
-
-        want = check_alpha(alphas if alphas is not None else np.round(np.linspace(0, 1, 11), 10))
-        log_probs = [np.asarray(z[k], dtype=np.float64) for k in lp_keys]
-        for t, lp in enumerate(log_probs):
-            if lp.ndim != 2 or lp.shape[0] != labels.shape[0]:
-                raise ValueError(
-                    f"{name}: log_probs_{t} has shape {lp.shape}; expected (N, C_{t}) with N = {labels.shape[0]}"
+                got = check_alpha(z["alphas"], f"{name}: alphas")
+                pred = np.asarray(z["predictions"])
+                if pred.ndim == 2 and pred.shape == labels.shape and got.size == 1:
+                    pred = pred[None]
+                if pred.ndim not in (2, 3) or pred.shape[0] != got.size:
+                    raise ValueError(
+                        f"{name}: predictions has shape {pred.shape} but alphas has {got.size} values; "
+                        "expected (A, N, T) or (A, N)"
+                    )
+                if pred.shape[1] != labels.shape[0]:
+                    raise ValueError(
+                        f"{name}: predictions has N = {pred.shape[1]} examples but labels has N = {labels.shape[0]}"
+                    )
+                if pred.ndim == 3 and pred.shape[2] != labels.shape[1]:
+                    raise ValueError(
+                        f"{name}: predictions has T = {pred.shape[2]} tasks but labels has T = {labels.shape[1]}"
+                    )
+                if alphas is not None:
+                    want = check_alpha(alphas, "alphas")
+                    pos = [np.flatnonzero(np.isclose(got, a, atol=1e-9)) for a in want]
+                    missing = [float(a) for a, i in zip(want, pos) if i.size == 0]
+                    if missing:
+                        raise ValueError(
+                            f"{name}: alphas {missing} were requested but the bundle has predictions for "
+                            f"{got.tolist()} only"
+                        )
+                    sel = np.array([int(i[0]) for i in pos])
+                    pred, got = pred[sel], got[sel]
+                if pred.ndim == 2:  # main-task predictions only: place them in an (A, N, T) array
+                    full = np.zeros((*pred.shape, len(n_classes)), dtype=np.int64)
+                    full[:, :, task] = pred
+                    pred = full
+                return (
+                    labels,
+                    pred.astype(np.int64),
+                    got,
+                    test_log if test_log is not None else train_log,
+                    n_classes,
                 )
-        prior = JointPrior.from_probs(np.exp(train_log).reshape(n_classes))
-        pred = np.asarray(decode(log_probs, prior, alpha=[float(a) for a in want]), dtype=np.int64)
-        return labels, pred, want, test_log if test_log is not None else train_log, n_classes
+            lp_keys = [f"log_probs_{t}" for t in range(len(n_classes))]
+            if not all(k in z for k in lp_keys):
+                raise ValueError(
+                    f"{name}: the bundle needs 'predictions' + 'alphas' or per-task "
+                    f"{', '.join(lp_keys)} (keys found: {sorted(z.files)})"
+                )
+            if train_log is None:
+                raise ValueError(
+                    f"{name}: decoding log_probs_* needs the joint 'prior' (or 'log_prior')"
+                )
+            want = check_alpha(alphas if alphas is not None else np.round(np.linspace(0, 1, 11), 10))
+            log_probs = [np.asarray(z[k], dtype=np.float64) for k in lp_keys]
+            for t, lp in enumerate(log_probs):
+                if lp.ndim != 2 or lp.shape[0] != labels.shape[0]:
+                    raise ValueError(
+                        f"{name}: log_probs_{t} has shape {lp.shape}; expected (N, C_{t}) with N = {labels.shape[0]}"
+                    )
+            prior = JointPrior.from_probs(np.exp(train_log).reshape(n_classes))
+            pred = np.asarray(gmtl_decode(log_probs, prior, alpha=[float(a) for a in want]).labels, dtype=np.int64)
+            return labels, pred, want, test_log if test_log is not None else train_log, n_classes
+    except ValueError as exc:
+        if "pickle" not in str(exc):
+            raise
+        raise ValueError(f"{name}: not a causalmtl prediction bundle (.npz): it holds Python objects "
+                         "(pickles), which a bundle never does") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as exc:
+        raise ValueError(f"{name}: not a causalmtl prediction bundle (.npz): truncated or damaged "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
 def load_bundles(
@@ -233,8 +260,6 @@ def load_bundles(
     preds = np.concatenate([p[1] for p in parts], axis=1)
     log_p = log_p0
     if log_p is None:
-        from ..gmtl import JointPrior
-
         logger.warning(
             "no prior in the bundle: fitting p on the %d labels (fully-labelled rows, pseudocount 1)",
             labels.shape[0],
@@ -251,8 +276,13 @@ def load_bundles(
 
 
 def _load_pickle(path: Path, n_classes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as fh:
-        obj = pickle.load(fh)  # noqa: S301 - the GMTL layout is pickles; documented as trusted input
+    try:
+        with open(path, "rb") as fh:
+            obj = pickle.load(fh)  # noqa: S301 - the GMTL layout is pickles; documented as trusted input
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError,
+            ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable GMTL prediction pickle (truncated or another format: "
+                         f"{type(exc).__name__}: {exc})") from None
     if not isinstance(obj, (tuple, list)) or len(obj) != 2:
         raise ValueError(
             f"{path}: expected a pickled tuple (labels, predictions), got {type(obj).__name__}"
@@ -286,12 +316,17 @@ def load_log_prior(path: str | os.PathLike, n_classes: Sequence[int]) -> np.ndar
     name = os.fspath(path)
     if not Path(name).is_file():
         raise ValueError(f"log prior file {name!r} does not exist")
-    if name.endswith(".npy"):
-        raw: Any = np.load(name, allow_pickle=False)
-    else:
-        import torch
+    try:
+        if name.endswith(".npy"):
+            raw: Any = np.load(name, allow_pickle=False)
+        else:
+            import torch
 
-        raw = torch.load(name, map_location="cpu", weights_only=True)
+            raw = torch.load(name, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, garbage, or a pickle holding more than tensors
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"log prior file {name!r}: not a readable log prior (a torch.save'd tensor or "
+                         f".npy array): {type(exc).__name__}: {reason[:200]}") from None
     return _normalise_log(raw, int(np.prod(n_classes)), f"log prior {name!r}")
 
 
@@ -357,4 +392,48 @@ def load_gmtl_dir(
     )
 
 
-__all__ = ["ShiftInputs", "load_bundles", "load_gmtl_dir", "load_log_prior"]
+def write_gmtl_dir(
+    directory: str | os.PathLike,
+    seed_index: int,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    alphas: Sequence[float],
+    log_prior: np.ndarray | None = None,
+    log_prior_name: str = "log_prior.pt",
+) -> Path:
+    """Write one seed's predictions in the GMTL authors' layout (the inverse of :func:`load_gmtl_dir`).
+
+    ``DIR/s={seed_index}/y_pred_None.pkl`` holds α = 0 and ``y_pred_{alpha}.pkl`` every other α
+    (the float as Python prints it: ``0.5``, ``1.0``), each a pickled tuple
+    ``(labels, predictions)`` of int64 ``(N, T)`` arrays; with ``log_prior`` (the flattened,
+    C-order log prior of the training labels) also ``DIR/{log_prior_name}``, a ``torch.save``'d
+    1-D float tensor. Writing pickles is safe; *reading* them is for trusted files only.
+
+    Parameters
+    ----------
+    predictions : int ``(A, N, T)``, decoded with ``alphas[a]``
+    Returns the seed directory.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    predictions = np.asarray(predictions)
+    alphas = [float(a) for a in alphas]
+    if predictions.ndim != 3 or predictions.shape[0] != len(alphas) or predictions.shape[1:] != labels.shape:
+        raise ValueError(f"predictions must have shape (A, N, T) = ({len(alphas)}, {labels.shape[0]}, "
+                         f"{labels.shape[1] if labels.ndim == 2 else '?'}), got {predictions.shape}")
+    if len(set(alphas)) != len(alphas):
+        raise ValueError(f"alphas must be distinct, got {alphas}")
+    seed_dir = Path(directory) / f"s={int(seed_index)}"
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    for a, pred in zip(alphas, predictions):
+        name = "y_pred_None.pkl" if a == 0.0 else f"y_pred_{a}.pkl"
+        with open(seed_dir / name, "wb") as fh:
+            pickle.dump((labels, pred.astype(np.int64)), fh)
+    if log_prior is not None:
+        import torch
+
+        torch.save(torch.as_tensor(np.asarray(log_prior, dtype=np.float64).ravel()),
+                   Path(directory) / log_prior_name)
+    return seed_dir
+
+
+__all__ = ["ShiftInputs", "load_bundles", "load_gmtl_dir", "load_log_prior", "write_gmtl_dir"]

@@ -23,43 +23,9 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.special import logsumexp
 
-from .._validation import as_numpy
+from .._severity import flat_log_prior
 
 RandomLike = int | np.random.RandomState | np.random.Generator | None
-
-
-def flat_log_prior(prior: Any, name: str = "log_p") -> np.ndarray:
-    """Return a flattened float64 log prior from a log-prior array or a ``JointPrior``.
-
-    ``prior`` may be a numpy array or torch tensor of log-probabilities (any shape; it is
-    flattened in C-order; it need not be normalised) or an object with a ``log_prob``
-    attribute (a :class:`causalmtl.gmtl.JointPrior`).
-
-    Raises
-    ------
-    ValueError
-        If the array is empty or holds NaN or +inf.
-    """
-    if hasattr(prior, "log_prob") and hasattr(prior, "n_classes"):
-        arr = np.asarray(prior.log_prob, dtype=np.float64).reshape(-1)
-    else:
-        raw = np.asarray(as_numpy(prior))
-        if raw.dtype.kind not in "iuf":
-            raise TypeError(f"{name} must be a numeric array of log-probabilities or a JointPrior, got {prior!r:.60}")
-        arr = raw.astype(np.float64).reshape(-1)
-    if arr.size < 2:
-        raise ValueError(f"{name} must have at least 2 joint classes, got {arr.size}")
-    if np.isnan(arr).any():
-        raise ValueError(
-            f"{name} contains NaN at flat index {int(np.flatnonzero(np.isnan(arr))[0])}"
-        )
-    if np.isposinf(arr).any():
-        raise ValueError(
-            f"{name} contains +inf at flat index {int(np.flatnonzero(np.isposinf(arr))[0])}"
-        )
-    if np.isneginf(arr).all():
-        raise ValueError(f"{name} is -inf everywhere; it is not a log prior")
-    return arr
 
 
 def _check_n(n: int) -> int:

@@ -36,53 +36,13 @@ most probable classes of p, so "shieh" values are typically far more extreme tha
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from scipy.stats import weightedtau
 
-from .sample import QDraws, flat_log_prior
-
-TauVariant = Literal["scipy", "shieh"]
-TAU_VARIANTS: tuple[str, ...] = ("scipy", "shieh")
-
-
-def _check_variant(variant: str) -> str:
-    if variant not in TAU_VARIANTS:
-        raise ValueError(f"variant must be one of {TAU_VARIANTS}, got {variant!r}")
-    return variant
-
-
-def weighted_tau(log_p: Any, log_q: Any, variant: TauVariant = "scipy") -> float:
-    """Weighted Kendall's τ between two joint priors (§5.5), hyperbolic weight ``1/(r+1)``.
-
-    Parameters
-    ----------
-    log_p, log_q : log-probabilities (any shape, flattened C-order; need not be normalised)
-        or ``JointPrior`` objects. p is the reference (in-distribution) prior.
-    variant : ``"scipy"`` (default; additive, symmetrised, as the authors computed) or
-        ``"shieh"`` (multiplicative weights, ranking by p; Shieh 1998). See module docstring.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from causalmtl.shift import weighted_tau
-    >>> lp = np.log([0.4, 0.3, 0.2, 0.1])
-    >>> round(weighted_tau(lp, lp), 12), round(weighted_tau(lp, lp[::-1]), 12)
-    (1.0, -1.0)
-    """
-    _check_variant(variant)
-    x = flat_log_prior(log_p, "log_p")
-    y = flat_log_prior(log_q, "log_q")
-    if x.size != y.size:
-        raise ValueError(f"log_q has {y.size} joint classes but log_p has {x.size}")
-    return _tau(x, y, variant)
-
-
-def _tau(x: np.ndarray, y: np.ndarray, variant: str) -> float:
-    if variant == "scipy":
-        return float(weightedtau(x, y).statistic)
-    return float(weightedtau(x, y, rank=None, additive=False).statistic)
+# the shared core (below gmtl and shift): weighted_tau and the prior convention
+from .._severity import TAU_VARIANTS, TauVariant, _check_variant, _tau, flat_log_prior, weighted_tau
+from .sample import QDraws
 
 
 def _gather(a: np.ndarray, idx: np.ndarray) -> np.ndarray:

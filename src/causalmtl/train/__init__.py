@@ -2,7 +2,13 @@
 
 from .evaluate import evaluate, predict_log_probs
 from .sampling import epoch_plan, steps_per_epoch
-from .trainer import CheckpointMismatchError, NonFiniteLossError, Trainer, TrainResult, UnsafeCheckpointError
+from .trainer import (
+    CheckpointMismatchError,
+    NonFiniteLossError,
+    Trainer,
+    TrainResult,
+    UnsafeCheckpointError,
+)
 
 __all__ = [
     "evaluate", "predict_log_probs", "epoch_plan", "steps_per_epoch",

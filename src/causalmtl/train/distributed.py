@@ -46,9 +46,11 @@ import torch
 from torch import Tensor
 
 from .. import _parallel
+from ..data.base import MultiTaskDataset
 from ..methods.batch import Batch
 from ..nn.base import MultiTaskModel
-from .evaluate import _accumulate, evaluate
+from .evaluate import _accumulate, _dense_results, evaluate
+from .streaming import eval_batches
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +115,9 @@ class SingleProcess:
     def reduce_logs(self, sums: dict[str, Tensor]) -> dict[str, Tensor]:
         return sums
 
-    def evaluate(self, model: MultiTaskModel, data: Batch, batch_size: int,
+    def evaluate(self, model: MultiTaskModel, data: Batch | MultiTaskDataset, batch_size: int,
                  task_weights: Tensor | None) -> dict[str, float]:
-        return evaluate(model, data, batch_size, task_weights=task_weights)
+        return evaluate(model, data, batch_size, device=self.device, task_weights=task_weights)
 
     def barrier(self) -> None:
         return None
@@ -211,21 +213,25 @@ class DataParallel:
         flat /= self.world_size
         return dict(zip(keys, flat.unbind()))
 
-    def evaluate(self, model: MultiTaskModel, data: Batch, batch_size: int,
+    def evaluate(self, model: MultiTaskModel, data: Batch | MultiTaskDataset, batch_size: int,
                  task_weights: Tensor | None) -> dict[str, float]:
         """:func:`~causalmtl.train.evaluate` of the whole ``data``, each process a shard."""
         import torch.distributed as dist
 
-        idx = torch.arange(self.rank, len(data), self.world_size, device=data.y.device)
+        rows = np.arange(self.rank, len(data), self.world_size)
         was = model.training
         model.eval()
         try:
-            acc = _accumulate(model, data.index(idx), batch_size, task_weights)
+            acc = _accumulate(model, eval_batches(data, batch_size, self.device, rows), self.device,
+                              task_weights)
         finally:
             model.train(was)
         loss_sum = acc["risk"] * acc["count"].clamp(min=1)
         stats = torch.stack([loss_sum, acc["count"], acc["correct"]])
         dist.all_reduce(stats, op=dist.ReduceOp.SUM, group=self.group)
+        for dense_acc in acc["dense"].values():  # split-level dense metrics: sum every rank's state
+            for tensor in dense_acc.state_tensors(self.device):
+                dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self.group)
         loss_sum, count, correct = stats.unbind()
         risk = loss_sum / count.clamp(min=1)
         w = torch.ones_like(risk) if task_weights is None else task_weights.to(risk)
@@ -235,6 +241,7 @@ class DataParallel:
             out[f"loss/{task.name}"] = float(risk_h[t]) if count_h[t] > 0 else float("nan")
             if task.kind == "classification":
                 out[f"acc/{task.name}"] = float(correct_h[t] / count_h[t]) if count_h[t] > 0 else float("nan")
+        out.update(_dense_results(model, acc["dense"]))
         return out
 
     def barrier(self) -> None:
@@ -251,6 +258,27 @@ def _destroy() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def _import_before_group() -> None:
+    """Import ``torch._dynamo`` before the process group exists.
+
+    The first optimiser built in a process imports ``torch._dynamo`` (hundreds of modules);
+    done while a group exists, that import keeps a reference to it, so
+    ``destroy_process_group`` no longer frees the group and its gloo worker threads outlive
+    it. At interpreter exit such a worker could still be dropping the last collective's work,
+    whose tensors are Python objects: it waits for the GIL, Python finalisation ends the
+    thread from inside a ``noexcept`` destructor, and the process aborts ("terminate called
+    without an active exception", SIGABRT) after all its work was done — about one 2-rank run
+    in ten here (found with a core dump: ``ProcessGroupGloo::runLoop`` →
+    ``~AsyncBarrierWork`` → ``~AsyncBroadcastWork`` → ``TensorImpl::decref_pyobject`` →
+    ``take_gil`` → ``pthread_exit`` → ``std::terminate``). Imported first, the group is
+    freed by ``destroy_process_group`` and its threads joined while Python is alive.
+    """
+    try:
+        import torch._dynamo  # noqa: F401
+    except Exception:  # pragma: no cover - a build without dynamo: nothing holds the group then
+        log.debug("torch._dynamo is not importable; skipped", exc_info=True)
 
 
 def _backend_for(device: torch.device) -> str:
@@ -280,6 +308,7 @@ def setup(device: str | torch.device, backend: str | None = None) -> SingleProce
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not initialised:
+        _import_before_group()
         backend = backend or _backend_for(device)
         if backend not in ("gloo", "nccl", "mpi", "ucc"):
             raise ValueError(f"backend must be 'gloo', 'nccl', 'mpi' or 'ucc', got {backend!r}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -10,26 +11,29 @@ from torch import Tensor
 
 from ..data.base import MultiTaskDataset
 from ..methods.batch import Batch
+from ..metrics.dense import dense_metrics_for_task
 from ..nn.base import MultiTaskModel
+from .streaming import eval_batches
 
 __all__ = ["evaluate", "predict_log_probs"]
 
 
 @torch.no_grad()
 def _accumulate(
-    model: MultiTaskModel, data: Batch, batch_size: int, task_weights: Tensor | None
+    model: MultiTaskModel, batches: Iterable[Batch], device: torch.device, task_weights: Tensor | None
 ) -> dict[str, Tensor]:
-    n = len(data)
     t_count = len(model.tasks)
-    dev = data.y.device
+    dev = device
     loss_sum = torch.zeros(t_count, device=dev)
     count = torch.zeros(t_count, device=dev)
     correct = torch.zeros(t_count, device=dev)
-    for start in range(0, n, batch_size):
-        b = data.index(torch.arange(start, min(n, start + batch_size), device=dev))
+    dense = {t: dense_metrics_for_task(task) for t, task in enumerate(model.tasks) if task.is_dense}
+    for b in batches:
         out = model.forward_full(b.x)
         obs = ~torch.isnan(b.y)
-        loss_sum += model.row_losses(out, b.y).sum(0)
+        loss_sum += model.row_losses(out, b.y, b.maps).sum(0)
+        for t, acc in dense.items():
+            acc.update(out.outputs[t].float(), b.maps[t])
         count += obs.sum(0)
         y0 = torch.nan_to_num(b.y, nan=-1.0)
         for t, task in enumerate(model.tasks):
@@ -38,7 +42,19 @@ def _accumulate(
                 correct[t] += ((pred == y0[:, t]) & obs[:, t]).sum()
     risk = loss_sum / count.clamp(min=1)
     w = torch.ones(t_count, device=dev) if task_weights is None else task_weights.to(dev)
-    return {"risk": risk, "correct": correct, "count": count, "loss": (risk * w).sum()}
+    return {"risk": risk, "correct": correct, "count": count, "loss": (risk * w).sum(), "dense": dense}
+
+
+def _dense_results(model: MultiTaskModel, dense: dict[int, Any]) -> dict[str, float]:
+    """``"<metric>/<task>"`` for every dense task's split-level metrics (NaN without any map)."""
+    out: dict[str, float] = {}
+    for t, acc in dense.items():
+        name = model.tasks[t].name
+        if not acc.state_tensors():
+            continue
+        for k, v in acc.compute().items():
+            out[f"{k}/{name}"] = float(v)
+    return out
 
 
 def evaluate(
@@ -51,18 +67,22 @@ def evaluate(
     """Masked mean loss per task (NLL or squared error), their weighted sum, and accuracies.
 
     Returns ``{"loss": Σ_t w_t R_t, "loss/<task>": R_t, "acc/<task>": accuracy}`` (accuracy
-    for classification tasks only; over labelled rows; NaN when a task has no label).
+    for classification tasks only; over labelled rows; NaN when a task has no label) and, for
+    dense tasks, the split-level metrics of :mod:`causalmtl.metrics.dense` as
+    ``"<metric>/<task>"`` (``miou``, ``pix_acc``, ``abs_err``, ``rel_err``, ``mean_angle``, …;
+    accumulated over the whole split, not averaged per batch).
     The model is put in eval mode for the call and restored afterwards.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    batch = data if isinstance(data, Batch) else Batch.from_dataset(data, device=dev)
+    if isinstance(data, Batch):
+        dev = data.y.device
     w = None if task_weights is None else torch.as_tensor(task_weights, dtype=torch.float32)
     was = model.training
     model.eval()
     try:
-        acc = _accumulate(model, batch, batch_size, w)
+        acc = _accumulate(model, eval_batches(data, batch_size, dev), dev, w)
     finally:
         model.train(was)
     risk = acc["risk"].cpu().numpy()
@@ -73,6 +93,7 @@ def evaluate(
         out[f"loss/{task.name}"] = float(risk[t]) if count[t] > 0 else float("nan")
         if task.kind == "classification":
             out[f"acc/{task.name}"] = float(correct[t] / count[t]) if count[t] > 0 else float("nan")
+    out.update(_dense_results(model, acc["dense"]))
     return out
 
 
@@ -83,15 +104,17 @@ def predict_log_probs(
     batch_size: int = 1024,
     device: torch.device | str | None = None,
 ) -> list[np.ndarray]:
-    """Per-task outputs of ``model`` on ``data`` as numpy arrays (e.g. for GMTL decoding)."""
+    """Per-task outputs of ``model`` on ``data`` as numpy arrays (e.g. for GMTL decoding).
+
+    Streamed datasets are read chunk by chunk; dense tasks give ``(N, C, H, W)`` arrays, so
+    for a large split prefer iterating over :func:`~causalmtl.train.streaming.eval_batches`.
+    """
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    batch = Batch.from_dataset(data, device=dev)
     was = model.training
     model.eval()
     chunks: list[list[Tensor]] = [[] for _ in model.tasks]
     try:
-        for start in range(0, len(batch), batch_size):
-            b = batch.index(torch.arange(start, min(len(batch), start + batch_size), device=dev))
+        for b in eval_batches(data, batch_size, dev):
             for t, o in enumerate(model(b.x)):
                 chunks[t].append(o.float())
     finally:

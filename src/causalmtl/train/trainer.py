@@ -51,9 +51,11 @@ from torch import Tensor
 from ..data.base import DatasetSplits, MultiTaskDataset, concatenate
 from ..methods.base import Method
 from ..methods.batch import Batch
+from ..metrics.direction import metric_direction
 from ..nn.base import check_tasks
 from . import distributed as _distributed
 from .sampling import epoch_plan, steps_per_epoch
+from .streaming import LoaderOptions, StepBatches
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +212,25 @@ def _atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
+def _selection_mode(select: str) -> str:
+    """``"max"`` for a higher-is-better validation metric (``valid/acc/<task>``,
+    ``valid/miou/<task>``, …: :func:`~causalmtl.metrics.direction.metric_direction` of the part
+    after ``valid/``), else ``"min"``; a name it does not know is maximised when it contains
+    ``acc``."""
+    metric = select.split("/")[1] if "/" in select else select
+    try:
+        return "max" if metric_direction(metric) > 0 else "min"
+    except ValueError:
+        return "max" if "acc" in metric else "min"
+
+
+def _channels_last(b: Batch) -> Batch:
+    x = b.x
+    if isinstance(x, Tensor) and x.ndim == 4:
+        return Batch(x.contiguous(memory_format=torch.channels_last), b.y, b.env, b.maps)
+    return b
+
+
 class Trainer:
     """Train a :class:`~causalmtl.methods.Method` on a dataset's train split.
 
@@ -240,6 +261,11 @@ class Trainer:
     progress : show a tqdm progress bar (off by default; the CLI turns it on)
     tensorboard_dir : log per-epoch metrics to TensorBoard there, if it is installed
     eval_batch_size : batch size for validation
+    num_workers : DataLoader reader processes for streamed datasets (in-memory data ignores it)
+    pin_memory : page-locked batches for asynchronous host-to-GPU copies (default: on for CUDA)
+    channels_last : 4-D image inputs and the model in ``torch.channels_last`` memory format
+        (faster convolutions on tensor-core GPUs)
+    compile : ``torch.compile`` the model's forward pass (the method and its losses stay eager)
     """
 
     def __init__(
@@ -266,6 +292,10 @@ class Trainer:
         progress: bool = False,
         tensorboard_dir: str | os.PathLike[str] | None = None,
         eval_batch_size: int = 1024,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         if not isinstance(method, Method):
             raise ValueError(f"method must be a causalmtl.methods.Method, got {type(method).__name__}")
@@ -302,7 +332,7 @@ class Trainer:
             raise ValueError(
                 f"select must name a validation metric 'valid/...' (never test), got {self.select!r}"
             )
-        self.mode = "max" if "/acc" in self.select else "min"
+        self.mode = _selection_mode(self.select)
         self.min_delta = float(min_delta)
         self.protocol = protocol
         self.environments = None if environments is None else [int(e) for e in environments]
@@ -313,6 +343,9 @@ class Trainer:
         self.progress = bool(progress)
         self.tensorboard_dir = tensorboard_dir
         self.eval_batch_size = int(eval_batch_size)
+        self.loader_options = LoaderOptions(num_workers=num_workers, pin_memory=pin_memory)
+        self.channels_last = bool(channels_last)
+        self.compile = bool(compile)
 
     # --- configuration fingerprint -----------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -426,21 +459,32 @@ class Trainer:
         self._check_data(splits.train, "train split")
         self._check_data(splits.valid, "valid split")
         if self.protocol == "mtcrl":
-            log.warning("protocol='mtcrl': the valid split is trained on and also used for selection")
+            log.info("protocol='mtcrl': the valid split is trained on and also used for selection")
         train = self._training_data(splits)
         groups = self._env_groups(train)
         n_steps = self.steps_per_epoch or steps_per_epoch([len(g) for g in groups], self.batch_size)
         self._dp = _distributed.setup(self.device)  # torchrun: data-parallel hooks (issue 9)
         self.device = self._dp.device
         method = self.method.to(self.device)
+        if self.channels_last:
+            method.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if self.compile:
+            method.model.forward_full = torch.compile(method.model.forward_full)  # type: ignore[method-assign]
         method.total_steps = n_steps * self.epochs
         method.set_amp(torch.bfloat16 if self.amp else None)
         optimizer, scheduler = self._build_optimizer(n_steps * self.epochs)
         method.configure_optimizer(optimizer)
         self._dp.prepare(method, optimizer)
 
-        train_t = Batch.from_dataset(train, device=self.device)
-        valid_t = Batch.from_dataset(splits.valid, device=self.device)
+        dp = self._dp
+        batch_size, seed = self.batch_size, self.seed
+
+        def plan_of(epoch: int) -> list[list[np.ndarray]]:
+            return dp.shard_plans(epoch_plan(groups, batch_size, n_steps, seed, epoch))
+
+        train_t = StepBatches(train, plan_of, n_steps, self.device, self.seed, self.loader_options)
+        valid_t: Batch | MultiTaskDataset = (
+            splits.valid if splits.valid.streamed else Batch.from_dataset(splits.valid, device=self.device))
         fingerprint = {
             "trainer": self.config(),
             "method": method.config(),
@@ -508,7 +552,8 @@ class Trainer:
         }, path)
 
     # --- the loop ------------------------------------------------------------------------------
-    def _run(self, state: dict[str, Any], fingerprint: dict[str, Any], train_t: Batch, valid_t: Batch,
+    def _run(self, state: dict[str, Any], fingerprint: dict[str, Any], train_t: StepBatches,
+             valid_t: Batch | MultiTaskDataset,
              groups: list[np.ndarray], n_steps: int, optimizer: torch.optim.Optimizer, scheduler: Any,
              ckpt_path: Path | None) -> TrainResult:
         method = self.method
@@ -526,11 +571,11 @@ class Trainer:
                 epoch = state["epoch"] + 1
                 t0 = time.perf_counter()
                 last_good = copy.deepcopy(method.state_dict())
-                plans = dp.shard_plans(epoch_plan(groups, self.batch_size, n_steps, self.seed, epoch))
                 sums: dict[str, Tensor] = {}
                 losses = []
-                for s in range(n_steps):
-                    batches = [train_t.index(torch.as_tensor(plan[s], device=self.device)) for plan in plans]
+                for batches in train_t.epoch(epoch):
+                    if self.channels_last:
+                        batches = [_channels_last(b) for b in batches]
                     with dp.step_context():
                         logs = method.update(batches)
                     if "loss" not in logs:
