@@ -1,13 +1,8 @@
-"""The README's Python examples run as written (in order, in one namespace)."""
+"""The README's setup commands (its Python blocks run, each alone, in test_docs_examples.py)."""
 
-import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
 def test_readme_starts_with_the_two_setup_commands():
@@ -23,14 +18,3 @@ def test_ci_runs_the_readme_test_command():
     test_cmd = readme_cmd.split("#")[0].strip()
     ci = (README.parent / ".ci" / "run").read_text()
     assert test_cmd in ci
-
-
-def test_python_examples_run(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    blocks = python_blocks()
-    assert len(blocks) >= 4
-    namespace: dict = {}
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"README.md python block {i}", "exec"), namespace)
-    out = capsys.readouterr().out
-    assert "(4, 2) (3, 4, 2) (4, 2)" in out

@@ -3,7 +3,8 @@
 Implements GMTL (Makino, Geras & Cho, NeurIPS 2022) and MT-CRL (Hu et al., NeurIPS 2022),
 their baselines, the target-shift evaluation protocol and the papers' experiments.
 
-The GMTL essentials are available at the top level; they and the sub-packages (``data``, ``shift``,
+The GMTL essentials (and the scikit-learn wrappers ``GMTLClassifier``, ``GMTLClassifierCV``)
+are available at the top level; they and the sub-packages (``data``, ``shift``,
 ``nn``, ``methods``, ``train``, ``metrics``, ``experiments``, ``report``) are imported on
 first use, so ``import causalmtl`` stays light.
 
@@ -25,17 +26,20 @@ __version__ = "0.1.0"
 _SUBPACKAGES = ("data", "experiments", "gmtl", "methods", "metrics", "nn", "report", "shift", "train")
 
 __all__ = [
-    "Decoded", "JointPrior", "Prior", "TreePrior", "__version__", "adapt", "decode", "fit_prior", "gmtl_decode",
-    "select_alpha", *_SUBPACKAGES,
+    "Decoded", "GMTLClassifier", "GMTLClassifierCV", "JointPrior", "Prior", "TreePrior", "__version__", "adapt",
+    "decode", "fit_prior", "gmtl_decode", "select_alpha", *_SUBPACKAGES,
 ]  # fmt: skip
 
 
 _GMTL_NAMES = ("Decoded", "JointPrior", "Prior", "TreePrior", "adapt", "decode", "fit_prior", "gmtl_decode", "select_alpha")
+_SKLEARN_NAMES = ("GMTLClassifier", "GMTLClassifierCV")  # scikit-learn is imported on first use
 
 
 def __getattr__(name: str) -> Any:
     if name in _GMTL_NAMES:
         return getattr(importlib.import_module(".gmtl", __name__), name)
+    if name in _SKLEARN_NAMES:
+        return getattr(importlib.import_module(".gmtl.sklearn", __name__), name)
     if name in _SUBPACKAGES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'causalmtl' has no attribute {name!r}")

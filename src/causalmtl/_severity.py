@@ -31,13 +31,18 @@ def flat_log_prior(prior: Any, name: str = "log_p") -> np.ndarray:
 
     Raises
     ------
+    TypeError
+        If the array is not numeric.
     ValueError
         If the array is empty or holds NaN or +inf.
     """
     if hasattr(prior, "log_prob") and hasattr(prior, "n_classes"):
         arr = np.asarray(prior.log_prob, dtype=np.float64).reshape(-1)
     else:
-        arr = np.asarray(as_numpy(prior), dtype=np.float64).reshape(-1)
+        raw = np.asarray(as_numpy(prior))
+        if raw.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be a numeric array of log-probabilities or a JointPrior, got {prior!r:.60}")
+        arr = raw.astype(np.float64).reshape(-1)
     if arr.size < 2:
         raise ValueError(f"{name} must have at least 2 joint classes, got {arr.size}")
     if np.isnan(arr).any():

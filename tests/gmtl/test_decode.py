@@ -210,3 +210,18 @@ def test_logits_allowed_when_not_normalized():
     np.testing.assert_array_equal(
         decode(logits, prior, alpha=0.6, normalized=False), decode(lp, prior, alpha=0.6)
     )
+
+
+def test_one_task_table_matches_brute_force():
+    """T = 1 (a single-output GMTLClassifier): argmax_y log p(y|x) − α log p(y), numpy and torch."""
+    from causalmtl.gmtl import gmtl_decode
+
+    prior = JointPrior.from_probs([0.7, 0.2, 0.1])
+    lp = [np.log(np.random.default_rng(0).dirichlet(np.ones(3), size=50))]
+    alphas = np.array([0.0, 0.5, 1.0])
+    res = gmtl_decode(lp, prior, alpha=list(alphas), scores=True)
+    objective = lp[0][None] - alphas[:, None, None] * np.log(prior.probs)[None, None]
+    np.testing.assert_array_equal(res.labels[..., 0], objective.argmax(axis=2))
+    np.testing.assert_allclose(res.scores, objective)
+    res_t = gmtl_decode([torch.as_tensor(lp[0])], prior, alpha=list(alphas))
+    np.testing.assert_array_equal(res_t.labels.numpy(), res.labels)

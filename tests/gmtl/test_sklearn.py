@@ -73,28 +73,126 @@ def test_clone_get_params_and_pickle():
     assert 0 <= fitted.score(X, Y) <= 1
 
 
-def test_single_output_is_refused_with_clear_message():
+def test_one_output_is_the_single_task_prior_correction():
+    """With T = 1, Eq. 6 is argmax_y log p(y|x) − α log p(y): checked against the formula."""
     X, Y = data(4)
-    with pytest.raises(ValueError, match="at least 2 target columns"):
-        GMTLClassifier(MultiOutputClassifier(LogisticRegression())).fit(X, Y[:, 0])
+    y = Y[:, 0]
+    clf = GMTLClassifier(MultiOutputClassifier(LogisticRegression()), alpha=0.8, pseudocount=0.5).fit(X, y)
+    pred = clf.predict(X)
+    assert pred.shape == (len(y),)                       # 1-D y in, 1-D predictions out
+    lp = np.log(clf.estimator_.predict_proba(X)[0])
+    counts = np.bincount(y, minlength=3) + 0.5
+    expected = np.argmax(lp - 0.8 * np.log(counts / counts.sum()), axis=1)
+    np.testing.assert_array_equal(pred, expected)
+    assert (pred != np.argmax(lp, axis=1)).any()         # the correction changes something here
 
 
-# Checks of sklearn.utils.estimator_checks that apply to a multi-output-only meta-estimator.
-# The others feed a 1-D y (single output), which joint decoding cannot use; and
-# check_classifier_multioutput compares predict with the per-output argmax of predict_proba,
-# which a joint MAP decision differs from by design.
-APPLICABLE = [
-    "check_estimator_cloneable", "check_estimator_repr", "check_get_params_invariance",
-    "check_set_params", "check_no_attributes_set_in_init", "check_parameters_default_constructible",
-    "check_estimators_unfitted", "check_do_not_raise_errors_in_init_or_set_params",
-    "check_mixin_order", "check_valid_tag_types", "check_estimator_tags_renamed",
-    "check_estimators_empty_data_messages", "check_complex_data", "check_supervised_y_no_nan",
-]
+def test_one_class_output_and_continuous_targets_are_refused():
+    X, Y = data(4)
+    Y1 = Y.copy()
+    Y1[:, 1] = 1
+    with pytest.raises(ValueError, match=r"output 1 of y has only one class \(\[1\]\)"):
+        GMTLClassifier(MultiOutputClassifier(LogisticRegression()), prefit=False).fit(X, Y1)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        GMTLClassifier(MultiOutputClassifier(LogisticRegression())).fit(X, Y + 0.5)
+    with pytest.raises(TypeError, match="alpha must be a number in \\[0, 1\\]"):
+        GMTLClassifier(MultiOutputClassifier(LogisticRegression()), alpha="0.5").fit(X, Y)
 
 
-@pytest.mark.parametrize("check_name", APPLICABLE)
-def test_sklearn_estimator_checks(check_name):
-    est = GMTLClassifier(MultiOutputClassifier(LogisticRegression()))
+def test_check_estimator_reports_only_the_intended_exceptions():
+    """All of scikit-learn's estimator checks run; only the documented ones fail, each xfail."""
+    from causalmtl.gmtl.sklearn import EXPECTED_FAILED_CHECKS
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        getattr(estimator_checks, check_name)(type(est).__name__, est)
+        results = estimator_checks.check_estimator(
+            GMTLClassifier(MultiOutputClassifier(LogisticRegression())),
+            expected_failed_checks=EXPECTED_FAILED_CHECKS,
+            on_fail=None,
+        )
+    status = {}
+    for r in results:
+        status.setdefault(r["check_name"], set()).add(r["status"])
+    failed = {name for name, st in status.items() if "failed" in st}
+    assert failed == set(), failed
+    assert {name for name, st in status.items() if "xfail" in st} == set(EXPECTED_FAILED_CHECKS)
+    assert sum("passed" in st for st in status.values()) >= 40
+    # what is skipped is skipped for the environment, not for us
+    assert {name for name, st in status.items() if st == {"skipped"}} <= {"check_array_api_input"}
+
+
+# --- cross-validated α --------------------------------------------------------------------
+def _cv_data(seed, n=300):
+    rng = np.random.default_rng(seed)
+    Y = rng.integers(0, 2, size=(n, 2))
+    Y[:, 1] = np.where(rng.random(n) < 0.85, Y[:, 0], 1 - Y[:, 0])
+    return Y + rng.normal(scale=1.2, size=(n, 2)), Y
+
+
+def test_gmtl_classifier_cv_curve_equals_out_of_fold_decoding():
+    """cv_curve_ is the pooled out-of-fold main-task accuracy of GMTLClassifier(alpha=a)."""
+    from sklearn.model_selection import KFold
+
+    from causalmtl import GMTLClassifierCV
+
+    X, Y = _cv_data(0)
+    folds = KFold(3, shuffle=True, random_state=0)
+    grid = [0.0, 0.5, 1.0]
+    cv = GMTLClassifierCV(MultiOutputClassifier(LogisticRegression()), alphas=grid, tolerance=0.02,
+                          cv=folds, pseudocount=1.0).fit(X, Y)
+    hits = np.zeros(len(grid))
+    for train, val in folds.split(X):
+        for i, a in enumerate(grid):
+            m = GMTLClassifier(MultiOutputClassifier(LogisticRegression()), alpha=a).fit(X[train], Y[train])
+            hits[i] += (m.predict(X[val])[:, 0] == Y[val, 0]).sum()
+    np.testing.assert_allclose(cv.cv_curve_["metric"].to_numpy(), hits / len(Y))
+    acceptable = hits / len(Y) >= hits[0] / len(Y) - 0.02 - 1e-12
+    assert cv.alpha_ == max(a for a, ok in zip(grid, acceptable) if ok)
+    # refitted on all data with the chosen α
+    ref = GMTLClassifier(MultiOutputClassifier(LogisticRegression()), alpha=cv.alpha_).fit(X, Y)
+    np.testing.assert_array_equal(cv.predict(X), ref.predict(X))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_plain_grid_search_over_alpha_picks_zero_on_iid_folds(seed):
+    """The documented pitfall: in-distribution folds reward DMTL, so α = 0 always wins; the
+    §3.1 heuristic of GMTLClassifierCV keeps a positive α within the tolerance."""
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    from causalmtl import GMTLClassifierCV
+
+    X, Y = _cv_data(seed)
+    folds = KFold(3, shuffle=True, random_state=seed)
+    gs = GridSearchCV(GMTLClassifier(MultiOutputClassifier(LogisticRegression())),
+                      {"alpha": [0.0, 0.25, 0.5, 1.0]}, cv=folds).fit(X, Y)
+    assert gs.best_params_ == {"alpha": 0.0}
+    cv = GMTLClassifierCV(MultiOutputClassifier(LogisticRegression()), alphas=[0.0, 0.1, 0.25, 0.5, 1.0],
+                          tolerance=0.02, cv=folds).fit(X, Y)
+    assert cv.alpha_ > 0.0
+
+
+def test_gmtl_classifier_cv_works_in_model_selection():
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    from causalmtl import GMTLClassifierCV
+
+    X, Y = _cv_data(3, n=150)
+    est = GMTLClassifierCV(MultiOutputClassifier(LogisticRegression()), alphas=[0.0, 0.5, 1.0], cv=2)
+    scores = cross_val_score(est, X, Y, cv=2)
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+    gs = GridSearchCV(est, {"tolerance": [0.0, 0.05]}, cv=2).fit(X, Y)
+    assert gs.best_estimator_.alpha_ in (0.0, 0.5, 1.0)
+    assert clone(est).get_params()["tolerance"] == 0.01
+    with pytest.raises(TypeError, match="tolerance must be a finite number >= 0, got the str 'x'"):
+        clone(est).set_params(tolerance="x").fit(X, Y)
+
+
+def test_top_level_names_are_lazy():
+    import subprocess
+    import sys
+
+    code = ("import sys, causalmtl; assert 'sklearn' not in sys.modules; "
+            "from causalmtl import GMTLClassifier, GMTLClassifierCV; "
+            "from causalmtl.gmtl.sklearn import GMTLClassifier as G; assert G is GMTLClassifier; "
+            "assert 'sklearn' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

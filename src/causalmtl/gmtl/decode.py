@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._validation import check_decode_args
 from ._scores import LOG_PROB_ATOL, Scores, prepare_scores
 from .objective import Objective
 from .prior import JointPrior, Prior, as_any_prior
@@ -184,9 +185,13 @@ def _decode(
     memory_mb: float,
     q_name: str = "q",
     kernel_name: str = "kernel",
+    flag_names: tuple[str, str] = ("scores", "marginals"),
 ) -> Decoded:
     """:func:`gmtl_decode` with the argument names used in messages (the deprecated forms
-    call the known prior ``target_prior`` and the kernel ``method``)."""
+    call the known prior ``target_prior``, the kernel ``method`` and the flags
+    ``return_scores`` / ``return_marginals``). Every call, new or deprecated, is checked here."""
+    check_decode_args(log_probs, memory_mb=memory_mb, normalized=normalized,
+                      **{flag_names[0]: scores, flag_names[1]: marginals})  # fmt: skip
     if mode not in MODES:
         raise ValueError(f"mode must be 'joint' or 'marginal', got {mode!r}")
     prior = as_any_prior(prior)
@@ -384,7 +389,7 @@ def legacy_decode(
         log_probs, prior, alpha=alpha, alpha_marginal=alpha_marginal, alpha_dependence=alpha_dependence,
         q=target_prior, mode=mode, kernel=method, backend=backend, marginals=return_marginals,
         scores=return_scores, normalized=normalized, memory_mb=memory_mb,
-        q_name="target_prior", kernel_name="method",
+        q_name="target_prior", kernel_name="method", flag_names=("return_scores", "return_marginals"),
     )  # fmt: skip
     if return_scores:
         return res.labels, res.scores

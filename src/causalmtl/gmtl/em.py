@@ -50,7 +50,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._validation import as_numpy, check_labels, check_n_classes, check_nonnegative
+from .._validation import (
+    as_float,
+    as_int,
+    as_numpy,
+    check_device,
+    check_labels,
+    check_n_classes,
+    check_nonnegative,
+)
 from .prior import JointPrior, as_prior
 
 logger = logging.getLogger(__name__)
@@ -204,6 +212,36 @@ def _objective(
     return ll
 
 
+#: EM problems with fewer than this many likelihood values (N·K) run with one torch thread on
+#: the CPU: their tensors are so small that a second thread only adds hand-off latency
+#: (issue 15: 25–32 ms instead of < 1 ms with 2 threads; benchmarks/bench_em_threads.py).
+SMALL_EM_CELLS = 2**18
+
+
+def _one_thread_when_small(fn: Any) -> Any:
+    """Run ``fn(log_lik, …)`` with one torch thread when ``log_lik`` is small and on the CPU.
+
+    The caller's thread count is restored afterwards (also on error).
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(log_lik: Any, *args: Any, **kwargs: Any) -> Any:
+        size = int(np.prod(getattr(log_lik, "shape", (SMALL_EM_CELLS,))))
+        on_cpu = check_device(kwargs.get("device", "cpu")).type == "cpu"
+        threads = torch.get_num_threads()
+        if not (on_cpu and size < SMALL_EM_CELLS and threads > 1):
+            return fn(log_lik, *args, **kwargs)
+        torch.set_num_threads(1)
+        try:
+            return fn(log_lik, *args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper
+
+
+@_one_thread_when_small
 def estimate_prior_em(
     log_lik: Any,
     init: JointPrior | Any,
@@ -267,11 +305,8 @@ def estimate_prior_em(
     p0 = as_prior(init, name="init")
     n_classes = p0.n_classes
     K = p0.size
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
-    tol = float(tol)
-    if not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+    max_iter = as_int(max_iter, "max_iter", low=1)
+    tol = as_float(tol, "tol", low=0, low_open=True)
     arr = _as_log_lik(log_lik, n_classes)
     n = arr.shape[0]
     lam, note = _resolve_smoothing(smoothing, n, K)
@@ -282,7 +317,7 @@ def estimate_prior_em(
     sp = p0 if smoothing_prior is None else as_prior(smoothing_prior, name="smoothing_prior")
     if sp.n_classes != n_classes:
         raise ValueError(f"smoothing_prior has n_classes {sp.n_classes} but init has {n_classes}")
-    dev = torch.device(device)
+    dev = check_device(device)
     L, const = _normalised_likelihood(arr, dev, memory_mb, "log_lik")
     p = torch.as_tensor(sp.probs.reshape(-1), dtype=torch.float64, device=dev)
     q = torch.as_tensor(p0.probs.reshape(-1), dtype=torch.float64, device=dev)

@@ -29,7 +29,17 @@ File format
 ``pseudocount``  float64 scalar
 ``n_fitted``     int64 scalar, the number of fully-labelled rows counted
 
-and :meth:`JointPrior.load` reads it back (``allow_pickle=False``).
+and :meth:`JointPrior.load` reads it back (``allow_pickle=False``), checking every key: a
+file that is not such an archive, lacks a key, or holds a table that is not a probability
+distribution (NaN, negative, sum ≠ 1) raises a ``ValueError`` that names the file.
+
+Size limit
+----------
+A dense table has ``Π_t C_t`` cells (2**27 for 27 binary tasks: 1 GiB per copy).
+:meth:`JointPrior.fit` and :meth:`JointPrior.uniform` refuse more than ``max_cells``
+(default :data:`MAX_JOINT_CELLS` = 2**24 = 16,777,216 cells, 128 MiB per copy) *before*
+allocating anything, and point to :class:`~causalmtl.gmtl.TreePrior`, whose size grows
+linearly in T (docs/many_tasks.md).
 """
 
 from __future__ import annotations
@@ -41,7 +51,16 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._validation import as_numpy, check_labels, check_n_classes, check_probability_vector
+from .._validation import (
+    MAX_JOINT_CELLS,
+    as_float,
+    as_int,
+    as_numpy,
+    check_joint_size,
+    check_labels,
+    check_n_classes,
+    check_probability_vector,
+)
 
 FORMAT = "causalmtl.JointPrior/1"
 
@@ -145,7 +164,12 @@ class JointPrior:
     # --- construction ----------------------------------------------------------------
     @classmethod
     def fit(
-        cls, labels: Any, n_classes: Sequence[int], pseudocount: float = 1.0
+        cls,
+        labels: Any,
+        n_classes: Sequence[int],
+        pseudocount: float = 1.0,
+        *,
+        max_cells: int = MAX_JOINT_CELLS,
     ) -> JointPrior:
         """Estimate the joint prior by counting fully-labelled rows, with additive smoothing.
 
@@ -154,14 +178,18 @@ class JointPrior:
         labels : int array ``(N, T)``, ``-1`` where a label is missing
         n_classes : classes per task
         pseudocount : ε ≥ 0 added to every joint cell before normalising (§3.2)
+        max_cells : refuse a table of more than this many cells (module docstring, "Size limit")
 
         Raises
         ------
         ValueError
             On labels outside ``[-1, C_t)``, a wrong number of tasks, a negative
-            pseudocount, or when no row is fully labelled and ``pseudocount == 0``.
+            pseudocount, ``Π C_t > max_cells``, or when no row is fully labelled and
+            ``pseudocount == 0``.
         """
         n_classes = check_n_classes(n_classes)
+        as_float(pseudocount, "pseudocount", low=0)
+        check_joint_size(n_classes, max_cells)
         lab = check_labels(labels, n_classes)
         full = (lab >= 0).all(axis=1)
         flat = np.ravel_multi_index(lab[full].T, n_classes)
@@ -176,10 +204,9 @@ class JointPrior:
             raise ValueError(f"counts must be a non-empty table of shape n_classes, got shape {c.shape}")
         n_classes = check_n_classes(c.shape, name="counts.shape")
         if not np.all(np.isfinite(c)) or (c < 0).any():
-            raise ValueError("counts must be finite and non-negative")
-        eps = float(pseudocount)
-        if not np.isfinite(eps) or eps < 0:
-            raise ValueError(f"pseudocount must be a finite number >= 0, got {pseudocount!r}")
+            i = tuple(int(j) for j in np.argwhere(~np.isfinite(c) | (c < 0))[0])
+            raise ValueError(f"counts must be finite and non-negative, got {c[i]!r} at index {i}")
+        eps = as_float(pseudocount, "pseudocount", low=0)
         total = c.sum() + eps * c.size
         if total <= 0:
             raise ValueError(
@@ -193,7 +220,10 @@ class JointPrior:
     @classmethod
     def from_probs(cls, probs: Any, atol: float = 1e-6) -> JointPrior:
         """Wrap a joint probability table of shape ``n_classes`` (must sum to 1 within ``atol``)."""
-        p = np.asarray(as_numpy(probs), dtype=np.float64)
+        p = np.asarray(as_numpy(probs))
+        if p.dtype.kind not in "iuf":
+            raise TypeError(f"probs must be a numeric table of probabilities, got {probs!r:.60} (dtype {p.dtype})")
+        p = p.astype(np.float64)
         if p.ndim < 1 or p.size == 0:
             raise ValueError(f"probs must be a non-empty table of shape n_classes, got shape {p.shape}")
         n_classes = check_n_classes(p.shape, name="probs.shape")
@@ -201,9 +231,10 @@ class JointPrior:
         return cls(n_classes=n_classes, probs=p / p.sum())
 
     @classmethod
-    def uniform(cls, n_classes: Sequence[int]) -> JointPrior:
+    def uniform(cls, n_classes: Sequence[int], *, max_cells: int = MAX_JOINT_CELLS) -> JointPrior:
         """The uniform prior (GMTL at α = 1 is decoding against it, §3.1)."""
         n_classes = check_n_classes(n_classes)
+        check_joint_size(n_classes, max_cells)
         return cls(n_classes=n_classes, probs=np.full(n_classes, 1.0 / np.prod(n_classes)))
 
     # --- views -----------------------------------------------------------------------
@@ -229,8 +260,8 @@ class JointPrior:
 
     def marginal(self, task: int) -> np.ndarray:
         """The marginal ``p(y_task)``, shape ``(C_task,)``."""
-        if not 0 <= int(task) < self.n_tasks:
-            raise ValueError(f"task must be in [0, {self.n_tasks}), got {task!r}")
+        if not 0 <= as_int(task, "task", low=0) < self.n_tasks:
+            raise ValueError(f"task must be an int in [0, {self.n_tasks}), got {task!r}")
         axes = tuple(a for a in range(self.n_tasks) if a != int(task))
         return self.probs.sum(axis=axes)
 
@@ -272,7 +303,9 @@ class JointPrior:
 
     def marginalize(self, keep: Sequence[int]) -> JointPrior:
         """The prior over the tasks in ``keep`` (in that order), summing out the others."""
-        keep = [int(k) for k in keep]
+        if isinstance(keep, (str, bytes)) or not hasattr(keep, "__iter__"):
+            raise TypeError(f"keep must be a sequence of task indices, got {keep!r}")
+        keep = [as_int(k, "keep[]", low=0) for k in keep]
         if not keep or len(set(keep)) != len(keep) or not all(0 <= k < self.n_tasks for k in keep):
             raise ValueError(f"keep must be distinct task indices in [0, {self.n_tasks}), got {keep}")
         drop = tuple(a for a in range(self.n_tasks) if a not in keep)
@@ -302,23 +335,59 @@ class JointPrior:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> JointPrior:
-        """Read a prior written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as z:
-            fmt = str(z["format"]) if "format" in z else None
-            if fmt != FORMAT:
-                raise ValueError(f"{os.fspath(path)!r} is not a JointPrior file (format {fmt!r}, expected {FORMAT!r})")
-            n_classes = tuple(int(c) for c in z["n_classes"])
-            probs = z["probs"].astype(np.float64)
-            counts = z["counts"]
-            if probs.shape != n_classes:
-                raise ValueError(f"{os.fspath(path)!r}: probs shape {probs.shape} != n_classes {n_classes}")
-            return cls(
-                n_classes=n_classes,
-                probs=probs,
-                counts=None if counts.size == 0 else counts.astype(np.float64),
-                pseudocount=float(z["pseudocount"]),
-                n_fitted=int(z["n_fitted"]),
-            )
+        """Read a prior written by :meth:`save`, validating it (module docstring).
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ValueError
+            Naming the file, if it is not a JointPrior archive (not a zip/npz, wrong
+            ``format``, a missing key) or its table is not a probability distribution.
+        """
+        import zipfile
+
+        where = repr(os.fspath(path))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"JointPrior file {where} does not exist")
+        if os.path.isdir(path):
+            raise ValueError(f"{where} is a directory, expected a JointPrior .npz file written by JointPrior.save")
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(
+                f"{where} is not a JointPrior file (expected a .npz archive written by "
+                f"JointPrior.save; reading it failed: {exc.__class__.__name__})"
+            ) from exc
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError(f"{where} is a single .npy array, not a JointPrior .npz archive")
+        try:
+            with z:
+                fmt = str(z["format"]) if "format" in z.files else None
+                if fmt != FORMAT:
+                    raise ValueError(f"{where} is not a JointPrior file (format {fmt!r}, expected {FORMAT!r})")
+                missing = [k for k in ("n_classes", "probs", "counts", "pseudocount", "n_fitted") if k not in z.files]
+                if missing:
+                    raise ValueError(f"{where}: JointPrior file lacks the keys {missing} (truncated or hand-made?)")
+                n_classes = check_n_classes(z["n_classes"].tolist(), name=f"{where}: n_classes")
+                probs = z["probs"]
+                counts = z["counts"]
+                pseudocount = z["pseudocount"]
+                n_fitted = z["n_fitted"]
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            raise ValueError(f"{where}: JointPrior archive is damaged ({exc})") from exc
+        if probs.shape != n_classes:
+            raise ValueError(f"{where}: probs shape {probs.shape} != n_classes {n_classes}")
+        probs = check_probability_vector(probs, f"{where}: probs")
+        if counts.size and (counts.shape != n_classes or not np.all(np.isfinite(counts)) or (counts < 0).any()):
+            raise ValueError(f"{where}: counts must be empty or a finite non-negative table of shape {n_classes}")
+        return cls(
+            n_classes=n_classes,
+            probs=probs,
+            counts=None if counts.size == 0 else counts.astype(np.float64),
+            pseudocount=as_float(pseudocount, f"{where}: pseudocount", low=0),
+            n_fitted=as_int(n_fitted, f"{where}: n_fitted", low=0),
+        )
 
 
 def as_prior(prior: Any, name: str = "prior") -> JointPrior:

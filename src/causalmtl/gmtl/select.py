@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .._validation import as_numpy, check_alpha, check_labels
+from .._validation import as_float, as_int, as_numpy, check_alpha, check_labels
 from .decode import gmtl_decode
 from .prior import JointPrior, as_prior
 
@@ -85,11 +85,9 @@ def select_alpha(
     prior = as_prior(prior)
     grid = check_alpha(np.linspace(0, 1, 11) if alphas is None else alphas, name="alphas")
     grid = np.unique(np.concatenate([[0.0], grid]))
-    if not 0 <= int(main_task) < prior.n_tasks:
+    if not 0 <= as_int(main_task, "main_task", low=0) < prior.n_tasks:
         raise ValueError(f"main_task must be in [0, {prior.n_tasks}), got {main_task!r}")
-    tol = float(tolerance)
-    if not np.isfinite(tol) or tol < 0:
-        raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
+    tol = as_float(tolerance, "tolerance", low=0)
     if mode not in ("absolute", "relative"):
         raise ValueError(f"mode must be 'absolute' or 'relative', got {mode!r}")
     y = check_labels(labels, prior.n_classes)

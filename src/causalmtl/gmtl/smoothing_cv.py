@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_numpy
+from .._validation import as_numpy, make_rng, require_number
 from .em import estimate_prior_em
 from .prior import JointPrior, as_prior
 
@@ -168,6 +168,7 @@ def select_smoothing_cv(
     if arr.shape[1] != p.size:
         raise ValueError(f"log_lik has {arr.shape[1]} joint cells per row but prior has {p.size} {p.n_classes}")
     n = arr.shape[0]
+    require_number(n_folds, "n_folds", f"an int with 2 <= n_folds <= N={n}")
     if isinstance(n_folds, bool) or int(n_folds) != n_folds or not 2 <= n_folds <= n:
         raise ValueError(f"n_folds must be an int with 2 <= n_folds <= N={n}, got {n_folds!r}")
     n_folds = int(n_folds)
@@ -183,7 +184,7 @@ def select_smoothing_cv(
     min_gain = float(min_gain)
     if not np.isfinite(min_gain) or min_gain < 0:
         raise ValueError(f"min_gain must be a finite number >= 0 (nats per row), got {min_gain!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = make_rng(seed)
     fitter = _default_fit if fit is None else fit
 
     # Identical rows (the same input drawn twice, e.g. by resampling) go to the same fold:

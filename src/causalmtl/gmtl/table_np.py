@@ -21,9 +21,9 @@ import numpy as np
 CHUNK_MB = 8.0
 
 
-def _outer_sum(parts: Sequence[np.ndarray]) -> np.ndarray:
-    """Σ_t x_t(y_t) over the product of the parts' classes, (n, Π C_t) in C-order."""
-    n = parts[0].shape[0]
+def _outer_sum(parts: Sequence[np.ndarray], n: int) -> np.ndarray:
+    """Σ_t x_t(y_t) over the product of the parts' classes, (n, Π C_t) in C-order; (n, 1)
+    zeros for no parts (the second half of a one-task table)."""
     base = np.zeros((n, 1))
     for x in parts:
         base = (base[:, :, None] + x[:, None, :]).reshape(n, -1)
@@ -42,8 +42,8 @@ def _scores(
     """(A(u) or the joint scores (n, K1, K2), B(v) or None) for rows start:stop."""
     if isinstance(log_probs, np.ndarray):
         return log_probs[start:stop].reshape(stop - start, *shape), None
-    a = _outer_sum([x[start:stop] for x in log_probs[:cut]])
-    b = _outer_sum([x[start:stop] for x in log_probs[cut:]])
+    a = _outer_sum([x[start:stop] for x in log_probs[:cut]], stop - start)
+    b = _outer_sum([x[start:stop] for x in log_probs[cut:]], stop - start)
     return a[:, :, None], b[:, None, :]
 
 

@@ -51,7 +51,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validation import check_labels, check_n_classes, check_probability_vector
+from .._validation import (
+    as_float,
+    as_int,
+    check_labels,
+    check_n_classes,
+    check_probability_vector,
+    make_rng,
+    require_number,
+)
 from .prior import JointPrior, as_prior
 
 logger = logging.getLogger(__name__)
@@ -225,7 +233,7 @@ def chow_liu_edges(
 
 def random_tree_edges(n_tasks: int, seed: int | np.random.Generator | None = 0) -> tuple[Edge, ...]:
     """A random labelled spanning tree (random recursive tree on shuffled task labels)."""
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     perm = rng.permutation(n_tasks)
     edges = []
     for i in range(1, n_tasks):
@@ -323,14 +331,13 @@ class TreePrior:
         """
         n_classes = check_n_classes(n_classes)
         lab = check_labels(labels, n_classes)
-        eps = float(pseudocount)
-        if not np.isfinite(eps) or eps < 0:
-            raise ValueError(f"pseudocount must be a finite number >= 0, got {pseudocount!r}")
+        eps = as_float(pseudocount, "pseudocount", low=0)
         if missing not in ("pairwise", "complete"):
             raise ValueError(f"missing must be 'pairwise' or 'complete', got {missing!r}")
         if threshold is not None:
             if edges is not None:
                 raise ValueError("give either edges (a fixed tree) or threshold (learned forest), not both")
+            require_number(threshold, "threshold", "a finite number of nats >= 0")
             if not np.isfinite(float(threshold)) or float(threshold) < 0:
                 raise ValueError(f"threshold must be a finite number of nats >= 0, got {threshold!r}")
         T = len(n_classes)
@@ -502,7 +509,7 @@ class TreePrior:
         ``edges`` defaults to :func:`random_tree_edges`. Used for simulations and tests.
         """
         n_classes = check_n_classes(n_classes)
-        rng = np.random.default_rng(seed)
+        rng = make_rng(seed)
         T = len(n_classes)
         tree_edges = random_tree_edges(T, rng) if edges is None else check_forest(edges, T)
         rooted = _root_forest(tree_edges, T)
@@ -644,9 +651,8 @@ class TreePrior:
 
     def sample(self, n: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
         """Draw ``n`` label rows ``(n, T)`` by ancestral sampling along the rooted tree."""
-        if int(n) != n or n < 0:
-            raise ValueError(f"n must be a non-negative int, got {n!r}")
-        rng = np.random.default_rng(seed)
+        n = as_int(n, "n", low=0)
+        rng = make_rng(seed)
         out = np.zeros((int(n), self.n_tasks), dtype=np.int64)
         r = self._rooted
         for t in r.order:

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .._validation import as_float, as_int, check_device
 from .em import (
     EMConvergenceWarning,
     _as_log_lik,
@@ -95,11 +96,8 @@ def estimate_tree_prior_em(
     """
     if getattr(type(init), "structure", None) != "tree":
         raise ValueError(f"init must be a TreePrior (the training tree prior), got {type(init).__name__}")
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive int, got {max_iter!r}")
-    tol = float(tol)
-    if not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol must be a finite number > 0, got {tol!r}")
+    max_iter = as_int(max_iter, "max_iter", low=1)
+    tol = as_float(tol, "tol", low=0, low_open=True)
     n_classes = init.n_classes
     arr = _as_log_lik(log_lik, n_classes)
     n = arr.shape[0]
@@ -114,7 +112,7 @@ def estimate_tree_prior_em(
         lam, note = _resolve_smoothing(smoothing, n, K)
         if note is not None:
             warnings.warn(note, UserWarning, stacklevel=2)
-    dev = torch.device(device)
+    dev = check_device(device)
     L, const = _normalised_likelihood(arr, dev, memory_mb, "log_lik")
     p_np = init.probs.reshape(-1)
     p_np = p_np / p_np.sum()

@@ -95,7 +95,7 @@ class DANN(Method):
         if out.features is None:
             raise ValueError(f"{type(self.model).__name__}.forward_full returns no features; DANN needs them")
         task = self.task_loss(risks)
-        logits = self.discriminator(grad_reverse(out.features.float(), self.reversal_strength()))
+        logits = self.discriminator(grad_reverse(out.features.to(self.discriminator[-1].weight.dtype), self.reversal_strength()))
         # mean over the (global, under data parallelism) batch: Σ CE / B
         disc = global_sum(nn.functional.cross_entropy(logits, which, reduction="sum")) / global_sum(
             logits.new_tensor(float(len(which))))

@@ -117,6 +117,42 @@ def mean_std(values: Sequence[float], digits: int = 3) -> str:
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
+#: Verdict classes: how a verdict string is coloured and counted in the "At a glance" summary.
+VERDICT_CLASSES = ("reproduces", "differs", "not run", "other")
+
+
+def verdict_class(verdict: str) -> str:
+    """``"reproduces"``, ``"differs"``, ``"not run"`` or ``"other"`` (neutral) for a verdict text.
+
+    >>> [verdict_class(v) for v in ("reproduces (monotone)", "ordering does not reproduce",
+    ...                              "not run", "qualitative", "DMTL more robust", "GMTL more robust")]
+    ['reproduces', 'differs', 'not run', 'other', 'differs', 'reproduces']
+    """
+    v = (verdict or "").strip().lower()
+    if not v or v in ("–", "-"):
+        return "other"
+    if v.startswith("not run") or v.startswith("not implemented"):
+        return "not run"
+    if v.startswith("undefined") or v.startswith("too few"):
+        return "other"
+    if any(k in v for k in ("does not", "differs", "worse", "no clear difference", "flat", "opposite",
+                            "weaker", "mostly", "partly", "dmtl more robust")):
+        return "differs"
+    if any(k in v for k in ("reproduces", "as in the paper", "same sign", "more robust", "same")):
+        return "reproduces"
+    return "other"
+
+
+def _did_not_run(r: Comparison) -> bool:
+    """No number and no qualitative finding of ours: the runs behind it did not run."""
+    return r.ours_text is None and (r.ours is None or not math.isfinite(r.ours))
+
+
+def comparison_verdict(r: Comparison) -> str:
+    """The verdict to show: ``"not run"`` whenever our side is missing, whatever was passed."""
+    return "not run" if _did_not_run(r) else (r.verdict or "–")
+
+
 def _comparison_frame(block: PaperComparison) -> Any:
     import pandas as pd
 
@@ -137,14 +173,47 @@ def _comparison_frame(block: PaperComparison) -> Any:
             "paper": paper if paper is not None else "–",
             "ours": ours,
             "ours − paper": "–" if d is None else ("+" if d >= 0 else "−") + r.fmt.format(abs(d)).lstrip("+"),
-            "seeds": r.n_seeds,
-            "verdict": r.verdict or "–",
+            "seeds": r.n_seeds if r.n_seeds or _did_not_run(r) else "–",
+            "verdict": comparison_verdict(r),
         })
     return pd.DataFrame(rows)
 
 
+_SEED_COLUMNS = ("n_seeds", "seeds", "n")
+
+
 def _format_frame(frame: Any, digits: int) -> list[list[str]]:
-    return [[fmt_value(v, digits) for v in row] for row in frame.itertuples(index=False)]
+    """Cells as text; a ``std`` over one seed is shown as ``–`` (there is no spread to report)."""
+    cols = [str(c) for c in frame.columns]
+    seeds_col = next((cols.index(c) for c in _SEED_COLUMNS if c in cols), None)
+    std_cols = [i for i, c in enumerate(cols) if c == "std" or c.endswith(" std")]
+    out = []
+    for row in frame.itertuples(index=False):
+        cells = [fmt_value(v, digits) for v in row]
+        if seeds_col is not None:
+            try:
+                one = int(row[seeds_col]) <= 1
+            except (TypeError, ValueError):
+                one = False
+            if one:
+                for i in std_cols:
+                    cells[i] = "–"
+        out.append(cells)
+    return out
+
+
+_NUMERIC_CELL = re.compile(r"^[+\-−]?(\d[\d,]*\.?\d*|\.\d+)(e[+-]?\d+)?%?(\s*±\s*[\d.,]+%?)?$")
+_PLACEHOLDERS = ("–", "", "not run", "nan")
+
+
+def _numeric_columns(cells: list[list[str]], n_cols: int) -> list[bool]:
+    """A column is numeric (right-aligned) when every cell is a number, ``a ± b`` or a placeholder."""
+    numeric = []
+    for j in range(n_cols):
+        col = [row[j] for row in cells]
+        real = [c for c in col if c.strip() not in _PLACEHOLDERS]
+        numeric.append(bool(real) and all(_NUMERIC_CELL.match(c.strip()) for c in real))
+    return numeric
 
 
 def _inline(text: str) -> str:
@@ -155,11 +224,19 @@ def _inline(text: str) -> str:
 
 
 def _html_table(frame: Any, caption: str, digits: int) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-        for row in _format_frame(frame, digits)
-    )
+    cells = _format_frame(frame, digits)
+    cols = [str(c) for c in frame.columns]
+    numeric = _numeric_columns(cells, len(cols))
+    align = ["num" if n else "text" for n in numeric]
+    head = "".join(f"<th class='{a}'>{html.escape(c)}</th>" for c, a in zip(cols, align))
+
+    def td(j: int, c: str) -> str:
+        cls = align[j]
+        if cols[j] == "verdict":
+            cls += " verdict v-" + verdict_class(c).replace(" ", "-")
+        return f"<td class='{cls}'>{html.escape(c)}</td>"
+
+    body = "".join("<tr>" + "".join(td(j, c) for j, c in enumerate(row)) + "</tr>" for row in cells)
     cap = f"<caption>{_inline(caption)}</caption>" if caption else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -169,9 +246,11 @@ def _md_table(frame: Any, caption: str, digits: int) -> str:
     lines = []
     if caption:
         lines.append(f"*{caption}*\n")
+    cells = _format_frame(frame, digits)
+    numeric = _numeric_columns(cells, len(cols))
     lines.append("| " + " | ".join(cols) + " |")
-    lines.append("|" + "|".join("---" for _ in cols) + "|")
-    for row in _format_frame(frame, digits):
+    lines.append("|" + "|".join("---:" if n else ":---" for n in numeric) + "|")
+    for row in cells:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     return "\n".join(lines)
 
@@ -181,8 +260,11 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:11
 padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #bbb}
 table{border-collapse:collapse;margin:1em 0;font-size:.92em}caption{text-align:left;font-style:italic;
-padding:.3em 0}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f0f0f0}
-td:first-child,th:first-child{text-align:left}figure{margin:1em 0}figcaption{font-size:.9em;color:#444}
+padding:.3em 0}th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f0f0f0}
+.num{text-align:right;font-variant-numeric:tabular-nums}.text{text-align:left}
+td.v-reproduces{background:#e3f4e3;color:#14521a}td.v-differs{background:#fde4e1;color:#8a1c12}
+td.v-not-run{background:#eeeeee;color:#666;font-style:italic}td.v-other{color:#444}
+.legend span{padding:0 .4em;margin-right:.5em}figure{margin:1em 0}figcaption{font-size:.9em;color:#444}
 img{max-width:100%}.note{color:#555;font-size:.92em}.warning{background:#fff4e0;border-left:4px solid
 #e69500;padding:.4em .8em}code{background:#f4f4f4;padding:0 .2em}nav li{margin:.1em 0}
 """

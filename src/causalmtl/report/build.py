@@ -23,7 +23,17 @@ from ..experiments import config as cfgmod
 from ..experiments import registry
 from ..experiments.runner import DB_NAME, load_artefacts
 from ..experiments.store import ResultStore, RunRow
-from .blocks import PaperComparison, Section, Table, Text, render_html, render_markdown
+from .blocks import (
+    VERDICT_CLASSES,
+    PaperComparison,
+    Section,
+    Table,
+    Text,
+    comparison_verdict,
+    render_html,
+    render_markdown,
+    verdict_class,
+)
 from .tables import summary_table
 
 log = logging.getLogger(__name__)
@@ -129,26 +139,43 @@ def experiment_section(out: Path, store: ResultStore, name: str, chash: str) -> 
 
 
 def _at_a_glance(sections: list[Section]) -> Any:
-    """Every paper comparison that carries a verdict, one row each."""
+    """A summary, not a copy: one row per paper comparison (a group of findings), with how many
+    of its findings reproduce, differ or did not run, and which ones differ.
+
+    The per-finding rows stay in each section; verdicts are classed by
+    :func:`~causalmtl.report.blocks.verdict_class`, and a finding whose runs did not run counts
+    as "not run" whatever verdict it carries.
+    """
     import pandas as pd
 
     rows = []
     for s in sections:
         for b in s.blocks:
-            if not isinstance(b, PaperComparison):
+            if not isinstance(b, PaperComparison) or not b.rows:
                 continue
-            for r in b.rows:
-                if not r.verdict or r.verdict in ("–", "not run", "not implemented"):
-                    continue
-                if r.ours_text is not None:
-                    ours = r.ours_text
-                elif r.ours is None:
-                    continue
-                else:
-                    ours = r.fmt.format(r.ours)
-                paper = r.paper if isinstance(r.paper, str) else r.fmt.format(r.paper) if r.paper is not None else "–"
-                rows.append({"experiment": s.anchor, "finding": r.quantity, "paper": paper, "ours": ours,
-                             "verdict": r.verdict})
+            classes = [verdict_class(comparison_verdict(r)) for r in b.rows]
+            counts = {c: classes.count(c) for c in VERDICT_CLASSES}
+            if counts["reproduces"] + counts["differs"] + counts["not run"] == 0:
+                continue  # descriptive only, no verdict to summarise
+            differ = [r.quantity for r, c in zip(b.rows, classes) if c == "differs"]
+            if counts["reproduces"] and not counts["differs"]:
+                overall = "reproduces" if not counts["not run"] else "reproduces (where run)"
+            elif counts["differs"] and not counts["reproduces"]:
+                overall = "differs"
+            elif counts["differs"]:
+                overall = "partly (some differ)"
+            else:
+                overall = "not run"
+            rows.append({
+                "experiment": s.anchor,
+                "comparison": b.caption or "paper comparison",
+                "findings": len(b.rows),
+                "reproduce": counts["reproduces"],
+                "differ": counts["differs"],
+                "not run": counts["not run"],
+                "which differ": "; ".join(differ) if differ else "–",
+                "verdict": overall,
+            })
     return pd.DataFrame(rows)
 
 
@@ -191,8 +218,9 @@ def build_report(out: str | os.PathLike, title: str = "causalmtl report") -> dic
         preamble.append(Table(overview, caption="Experiments in this directory"))
         glance = _at_a_glance(sections)
         if not glance.empty:
-            preamble.append(Table(glance, caption="At a glance: the papers' findings with a verdict, as "
-                                  "reproduced here (details and all numbers in each section)"))
+            preamble.append(Table(glance, caption="At a glance: per comparison with a paper, how many of its "
+                                  "findings reproduce here, differ, or did not run (each finding, with "
+                                  "the numbers, is in its section)"))
     else:
         preamble.append(Text("The database holds no finished run yet.", kind="warning"))
     page = render_html(title, sections, preamble)

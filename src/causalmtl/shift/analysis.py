@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_alpha
+from .._validation import as_float, check_alpha
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +67,16 @@ class ShiftDraws:
             )
         if len(np.unique(alphas)) != alphas.size:
             raise ValueError(f"alphas must be distinct, got {alphas.tolist()}")
-        if np.isnan(tau).any():
-            raise ValueError(f"tau contains NaN at draw {int(np.flatnonzero(np.isnan(tau))[0])}")
+        if not np.isfinite(tau).all():
+            d = int(np.flatnonzero(~np.isfinite(tau))[0])
+            raise ValueError(f"tau must be finite (a severity in [-1, 1]), got {float(tau[d])} at draw {d}")
+        if not np.isfinite(acc).all():
+            d, a = (int(i) for i in np.argwhere(~np.isfinite(acc))[0])
+            raise ValueError(
+                f"accuracy must be finite, got {float(acc[d, a])} at draw {d}, alpha={float(alphas[a]):g}; "
+                "a NaN accuracy would make every gain and optimal α of its τ bin NaN (drop the draw "
+                "or fix the evaluation that produced it)"
+            )
         object.__setattr__(self, "tau", tau)
         object.__setattr__(self, "accuracy", acc)
         object.__setattr__(self, "alphas", alphas)
@@ -145,7 +153,9 @@ def bin_by_tau(
         if lo == hi:
             raise ValueError(f"all {t.size} tau values equal {lo}; give tau_range to bin them")
     else:
-        lo, hi = (float(v) for v in tau_range)
+        if np.ndim(tau_range) != 1 or len(tau_range) != 2:
+            raise ValueError(f"tau_range must be a pair (low, high), got {tau_range!r}")
+        lo, hi = (as_float(v, "tau_range[]") for v in tau_range)
         if not lo < hi:
             raise ValueError(f"tau_range must be (low, high) with low < high, got {tau_range!r}")
         outside = (t < lo) | (t > hi)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from .._validation import as_numpy, check_labels, check_n_classes
+from .._validation import as_int, as_numpy, check_labels, check_n_classes
 from .sample import QDraws
 
 
@@ -305,7 +305,7 @@ def correctness(
     """
     n_classes = check_n_classes(n_classes)
     lab = check_labels(labels, n_classes)
-    if not 0 <= int(task) < len(n_classes):
+    if not 0 <= as_int(task, "task", low=0) < len(n_classes):
         raise ValueError(f"task must be in [0, {len(n_classes)}), got {task!r}")
     pred = _prediction_matrix(predictions, lab, int(task))
     bad = (pred < 0) | (pred >= n_classes[task])

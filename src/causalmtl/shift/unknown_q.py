@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_numpy, check_labels, check_n_classes
+from .._validation import as_numpy, check_labels, check_n_classes, make_rng
 from ..gmtl.adapt import adapt, decode_adapted
 from ..gmtl.decode import gmtl_decode
 from ..gmtl.prior import JointPrior, as_prior
@@ -86,7 +86,7 @@ def importance_resample(
     lab = check_labels(labels, qp.n_classes, name="labels", allow_missing=False)
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = make_rng(seed)
     w, missing = _pool_weights(lab, qp.n_classes, qp)
     if w.sum() <= 0:
         raise ValueError("q puts no mass on any joint cell present in labels")

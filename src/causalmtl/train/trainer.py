@@ -307,7 +307,7 @@ class Trainer:
             raise ValueError(f"steps_per_epoch must be None or an int >= 1, got {steps_per_epoch!r}")
         if patience is not None and (not isinstance(patience, int) or patience < 1):
             raise ValueError(f"patience must be None or an int >= 1, got {patience!r}")
-        if not (math.isfinite(lr) and lr > 0):
+        if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
         if not (math.isfinite(weight_decay) and weight_decay >= 0):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
