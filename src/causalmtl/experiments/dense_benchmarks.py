@@ -438,7 +438,7 @@ _GPU = {"num_workers": 8, "amp": True, "channels_last": True}
 register(Experiment(
     name="nyuv2",
     description="MT-CRL Tables 9 and 2 on NYUv2 (STL, MTL, PCGrad, GradVac, DANN, IRM, MT-CRL var/norm; SegNet, "
-                "split by scene type)",
+                "split by scene type); time: --preset tiny (real data: not measured)",
     # the tiny preset, measured on 2 CPU cores (9.4 s wall with start-up); the paper preset's time on a
     # GPU is not measured (no GPU was available)
     expected_seconds=10,
@@ -461,7 +461,7 @@ register(Experiment(
 register(Experiment(
     name="cityscapes",
     description="MT-CRL Tables 10 and 2 on CityScapes (STL, MTL, PCGrad, GradVac, DANN, IRM, MT-CRL var/norm; "
-                "SegNet, split by city)",
+                "SegNet, split by city); time: --preset tiny (real data: not measured)",
     # the tiny preset, measured on 2 CPU cores (8.9 s wall with start-up); the paper preset's time on a
     # GPU is not measured (no GPU was available)
     expected_seconds=10,
@@ -485,7 +485,7 @@ register(Experiment(
 register(Experiment(
     name="taskonomy",
     description="MT-CRL Tables 8 and 2 on Taskonomy (8 tasks; STL, MTL, PCGrad, GradVac, DANN, IRM, MT-CRL "
-                "var/norm; ResNet-50 + Taskonomy decoders, 48/3/3 buildings)",
+                "var/norm; ResNet-50 + Taskonomy decoders, 48/3/3 buildings); time: --preset tiny (real data: not measured)",
     # the tiny preset, measured on 2 CPU cores (13.2 s wall with start-up); the paper preset's time on a
     # GPU is not measured (no GPU was available)
     expected_seconds=15,

@@ -362,7 +362,7 @@ _PAPER_COMMON = {"image_size": 256, "crop": 224, "model": {"encoder": "resnet50"
 EXPERIMENTS = [
     register(Experiment(
         name="gmtl-aop",
-        description="GMTL §5–6 on Attributes of People: 3 task pairs × NPS/STN/CSN/FPS, Figure 3, α heuristic",
+        description="GMTL §5–6 on Attributes of People: 3 task pairs × NPS/STN/CSN/FPS, Figure 3, α heuristic; time: --preset tiny (real data: not measured)",
         expected_seconds=10,  # tiny preset: 5.5 s of runs, 8 s wall on 2 CPU cores; paper preset: GPU, not measured
         config_cls=GmtlAopConfig,
         plan=plan_aop,
@@ -377,7 +377,7 @@ EXPERIMENTS = [
     )),
     register(Experiment(
         name="gmtl-taskonomy",
-        description="GMTL §5–6 on Taskonomy object × scene (100 × 64): NPS/STN/CSN, Figure 3, α heuristic",
+        description="GMTL §5–6 on Taskonomy object × scene (100 × 64): NPS/STN/CSN, Figure 3, α heuristic; time: --preset tiny (real data: not measured)",
         expected_seconds=10,  # tiny preset: 5.5 s of runs, 7.5 s wall on 2 CPU cores; paper preset: GPU, not measured
         config_cls=GmtlTaskonomyConfig,
         plan=plan_taskonomy,
