@@ -63,6 +63,7 @@ from ._sources import (
 )
 from .base import DatasetSplits, MultiTaskDataset, Task
 from .streamed import FileSource, Sample
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,6 @@ PAPER_PAIRS: dict[str, tuple[str, str]] = {
 LABEL_FILES = {"trainval": "trainval_labels.txt", "test": "test_labels.txt"}
 #: the original layout: ``<split dir>/labels.txt``
 ORIGINAL_DIRS = {"trainval": "train", "test": "test"}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SOURCE = (
     "the authors' page (Bourdev, Maji, Malik 2011, 'Describing People: A Poselet-Based Approach "
     "to Attribute Classification'): https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/"

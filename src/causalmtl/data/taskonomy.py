@@ -56,6 +56,7 @@ import numpy as np
 from ._sources import MissingDataError, data_root, missing_data_error
 from .base import DatasetSplits, MultiTaskDataset, Task
 from .streamed import FileSource, Sample
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, train_eval_transforms  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -125,8 +126,6 @@ GMTL_FILES = {
     "object_classes": "imagenet_selected_classes.txt",
     "scene_hierarchy": "Scene hierarchy - Places365.csv",
 }
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 SCENE_COLUMNS = ("workplace (office building, factory, lab, etc.)", "home or hotel")
 _NAME = re.compile(r"^point_(\d+)_view_(\d+)_domain_(.+)\.(\w+)$")
 _CACHE_VERSION = 1
@@ -813,19 +812,7 @@ def paper_transforms(resize: int = 256, crop: int = 224) -> dict[str, Any]:
     map's x component is negated), ``uint8`` → [0, 1], ImageNet normalisation. Eval: resize,
     centre crop, the same scaling (GMTL §5.2: 256 → 224). Maps follow the image geometry.
     """
-    from .transforms import (
-        CenterCrop,
-        Compose,
-        HorizontalFlip,
-        Normalize,
-        RandomCrop,
-        Resize,
-        ToFloat,
-    )
-
-    norm = [ToFloat(), Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    return {"train": Compose([Resize(resize), RandomCrop(crop), HorizontalFlip(0.5), *norm]),
-            "eval": Compose([Resize(resize), CenterCrop(crop), *norm])}
+    return train_eval_transforms(resize, crop, flip=True, normalize=True)
 
 
 # --- synthetic copy in the real layout ---------------------------------------------------------------

@@ -31,7 +31,14 @@ import numpy as np
 
 from .streamed import Sample
 
-__all__ = ["Compose", "Resize", "RandomCrop", "CenterCrop", "HorizontalFlip", "Normalize", "ToFloat"]
+__all__ = [
+    "Compose", "Resize", "RandomCrop", "CenterCrop", "HorizontalFlip", "Normalize", "ToFloat",
+    "IMAGENET_MEAN", "IMAGENET_STD", "train_eval_transforms",
+]
+
+#: ImageNet channel statistics (torchvision's), for images scaled to [0, 1]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -192,3 +199,23 @@ class Normalize:
 
     def __repr__(self) -> str:
         return f"Normalize({self.mean.ravel().tolist()}, {self.std.ravel().tolist()})"
+
+
+def train_eval_transforms(resize: int | Sequence[int] | None = None, crop: int | Sequence[int] | None = None,
+                          flip: bool = True, normalize: bool = True) -> dict[str, Compose]:
+    """The usual image pipeline as ``{"train": ..., "eval": ...}``.
+
+    Train: optional :class:`Resize`, a :class:`RandomCrop` of ``crop`` (if given), a
+    :class:`HorizontalFlip` (p = 0.5, if ``flip``), then with ``normalize`` ``uint8`` → [0, 1]
+    and ImageNet normalisation. Eval: the same without randomness (:class:`CenterCrop`, no flip).
+    """
+    head = [Resize(resize)] if resize is not None else []
+    tail = [ToFloat(), Normalize(IMAGENET_MEAN, IMAGENET_STD)] if normalize else []
+    train: list[object] = [*head]
+    evaluation: list[object] = [*head]
+    if crop is not None:
+        train.append(RandomCrop(crop))
+        evaluation.append(CenterCrop(crop))
+    if flip:
+        train.append(HorizontalFlip(0.5))
+    return {"train": Compose([*train, *tail]), "eval": Compose([*evaluation, *tail])}

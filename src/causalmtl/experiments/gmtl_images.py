@@ -58,8 +58,6 @@ from .store import MetricRow
 log = logging.getLogger(__name__)
 
 ALPHAS = [round(0.1 * i, 1) for i in range(11)]
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _image_model() -> ModelConfig:
@@ -120,22 +118,9 @@ def _validate(cfg: Any) -> None:
 def _transforms(cfg: Any, uint8: bool) -> dict[str, Any]:
     """Train / eval row transforms: resize (Taskonomy rows are stored at full size), crop, flip,
     scaling and ImageNet normalisation (§5.3: 256 → random 224 crop + flip; eval centre crop)."""
-    from ..data.transforms import (
-        CenterCrop,
-        Compose,
-        HorizontalFlip,
-        Normalize,
-        RandomCrop,
-        Resize,
-        ToFloat,
-    )
+    from ..data.transforms import train_eval_transforms
 
-    head = [Resize(cfg.image_size)] if uint8 else []
-    tail = [ToFloat(), Normalize(IMAGENET_MEAN, IMAGENET_STD)] if uint8 else []
-    if cfg.crop:
-        return {"train": Compose([*head, RandomCrop(cfg.crop), HorizontalFlip(0.5), *tail]),
-                "eval": Compose([*head, CenterCrop(cfg.crop), *tail])}
-    return {"train": Compose([*head, HorizontalFlip(0.5), *tail]), "eval": Compose([*head, *tail])}
+    return train_eval_transforms(cfg.image_size if uint8 else None, cfg.crop or None, flip=True, normalize=uint8)
 
 
 def _set_transforms(splits: Any, tf: dict[str, Any]) -> Any:
