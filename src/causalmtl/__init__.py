@@ -21,7 +21,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from . import _moved
+
 __version__ = "0.1.0"
+_moved.install()  # old module paths of moved modules still import, with a DeprecationWarning
 
 _SUBPACKAGES = ("data", "experiments", "gmtl", "methods", "metrics", "nn", "report", "shift", "train")
 

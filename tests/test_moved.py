@@ -1,0 +1,33 @@
+"""Old module paths of moved modules (causalmtl._moved): same module object, one warning."""
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from causalmtl import _moved
+
+
+@pytest.mark.parametrize("old,new", sorted(_moved.MOVED.items()))
+def test_old_path_imports_the_new_module_with_a_warning(old, new):
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+        mod = importlib.import_module(old)
+    assert mod is importlib.import_module(new)
+    # `from old import name` works (a name of the new module's __all__, or any public one)
+    names = getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")]
+    code = f"from {old} import {names[0]} as x; import {new} as m; assert x is m.{names[0]}"
+    subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", code], check=True)
+
+
+def test_unlisted_paths_are_not_answered():
+    assert _moved.MovedModuleFinder().find_spec("causalmtl.no_such_module") is None
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("causalmtl.gmtl.no_such_module")
+
+
+def test_install_is_idempotent():
+    _moved.install()
+    _moved.install()
+    assert sum(isinstance(f, _moved.MovedModuleFinder) for f in sys.meta_path) == 1
