@@ -8,9 +8,15 @@ was expected (DESIGN.md, "Errors"). Nothing is silently clipped.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported lazily at run time (a numpy-only caller never loads it)
+    import torch
+
+#: what :func:`check_seed` returns: a validated int seed, a numpy generator, or None
+Seed = int | np.random.Generator | np.random.RandomState | None
 
 
 def _is_torch(x: Any) -> bool:
@@ -20,7 +26,8 @@ def _is_torch(x: Any) -> bool:
 def as_numpy(x: Any) -> np.ndarray:
     """Return ``x`` as a numpy array (a torch tensor is detached and copied to the host)."""
     if _is_torch(x):
-        return x.detach().cpu().numpy()
+        host: np.ndarray = x.detach().cpu().numpy()
+        return host
     return np.asarray(x)
 
 
@@ -109,8 +116,8 @@ def check_probability_vector(
         i = tuple(int(j) for j in np.argwhere(~np.isfinite(arr))[0])
         raise ValueError(f"{name} contains non-finite values (NaN or inf): {arr[i]!r} at index {i}; expected probabilities in [0, 1]")
     if (arr < 0).any():
-        i = np.unravel_index(int(np.argmin(arr)), arr.shape)
-        raise ValueError(f"{name} has a negative entry {arr[i]!r} at index {tuple(int(j) for j in i)}")
+        at = np.unravel_index(int(np.argmin(arr)), arr.shape)
+        raise ValueError(f"{name} has a negative entry {arr[at]!r} at index {tuple(int(j) for j in at)}")
     total = float(arr.sum())
     if abs(total - 1.0) > atol:
         raise ValueError(f"{name} must sum to 1 (within {atol}), sums to {total!r}")
@@ -213,7 +220,7 @@ def check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def check_seed(seed: Any, name: str = "seed", allow_none: bool = True) -> Any:
+def check_seed(seed: Any, name: str = "seed", allow_none: bool = True) -> Seed:
     """Validate a seed: an int >= 0, a numpy ``Generator``/``RandomState`` (or None if allowed)."""
     if seed is None and allow_none:
         return None
@@ -285,8 +292,12 @@ def check_decode_args(
 
 def make_rng(seed: Any, name: str = "seed") -> np.random.Generator:
     """``numpy.random.default_rng`` after :func:`check_seed` (a Generator is used as is)."""
-    seed = check_seed(seed, name)
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    checked = check_seed(seed, name)
+    if isinstance(checked, np.random.Generator):
+        return checked
+    # a RandomState is passed on to default_rng as before (numpy accepts it at run time, its
+    # stubs do not list it)
+    return np.random.default_rng(checked)  # type: ignore[arg-type]
 
 
 def require_number(value: Any, name: str, expected: str = "a finite number") -> Any:
@@ -296,7 +307,7 @@ def require_number(value: Any, name: str, expected: str = "a finite number") -> 
     return value
 
 
-def check_device(device: Any, name: str = "device") -> Any:
+def check_device(device: Any, name: str = "device") -> torch.device:
     """Validate a torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``)."""
     import torch
 

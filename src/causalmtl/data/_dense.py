@@ -31,7 +31,8 @@ __all__ = [
 
 def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
     """``numpy.load`` of one ``.npy`` file (no pickles)."""
-    return np.load(path, allow_pickle=False)
+    result: np.ndarray = np.load(path, allow_pickle=False)
+    return result
 
 
 def read_png(path: str | os.PathLike[str]) -> np.ndarray:

@@ -77,7 +77,8 @@ def pairs_joint(pairs: np.ndarray, n_classes: int) -> np.ndarray:
     """Uniform joint table over a set of label pairs."""
     table = np.zeros((n_classes, n_classes))
     table[pairs[:, 0], pairs[:, 1]] = 1.0
-    return table / table.sum()
+    result: np.ndarray = table / table.sum()
+    return result
 
 
 def stratified_pools(
@@ -145,7 +146,8 @@ def _draw_images(
             f"image of class {int(empty[0])} (pool size {len(pool)}); enlarge the pool"
         )
     pos = starts[wanted] + np.floor(rng.random(len(wanted)) * counts[wanted]).astype(np.int64)
-    return pool_sorted[pos]
+    result: np.ndarray = pool_sorted[pos]
+    return result
 
 
 def compose_two_digit_splits(

@@ -24,14 +24,14 @@ row has the map (``1.0``) or not (``NaN``); the maps themselves are in ``maps`` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 
 from .._validation import check_labels
-from .streamed import FileSource, concatenate_sources
+from .streamed import FileSource, Transform, concatenate_sources
 
 TaskKind = Literal["classification", "regression", "segmentation", "dense"]
 Inputs = np.ndarray | Mapping[str, np.ndarray] | FileSource
@@ -112,7 +112,8 @@ def index_inputs(inputs: Inputs, idx: Any) -> Inputs:
         return inputs.subset(idx)
     if isinstance(inputs, Mapping):
         return {k: v[idx] for k, v in inputs.items()}
-    return inputs[idx]
+    rows: np.ndarray = inputs[idx]
+    return rows
 
 
 @dataclass
@@ -135,10 +136,12 @@ class MultiTaskDataset:
     inputs: Inputs
     targets: np.ndarray
     tasks: tuple[Task, ...]
-    env: np.ndarray | None = None
+    # None (the default) means "all zeros"; __post_init__ always stores an int64 array, so the
+    # field is typed as what every reader sees (a `| None` would force a check at each use).
+    env: np.ndarray = None  # type: ignore[assignment]
     name: str = ""
     maps: dict[str, np.ndarray] | None = None
-    transform: Any = None
+    transform: Transform | None = None
 
     def __post_init__(self) -> None:
         self.tasks = tuple(self.tasks)
@@ -246,7 +249,8 @@ class MultiTaskDataset:
     def labels(self) -> np.ndarray:
         """Integer ``(N, T)`` labels with ``-1`` for missing (classification datasets only)."""
         if self.targets.dtype.kind == "i":
-            return self.targets
+            targets: np.ndarray = self.targets
+            return targets
         lab = np.where(np.isnan(self.targets), -1, self.targets)
         return lab.astype(np.int64)
 
@@ -254,8 +258,10 @@ class MultiTaskDataset:
     def missing(self) -> np.ndarray:
         """Boolean ``(N, T)`` mask, True where the target is missing."""
         if self.targets.dtype.kind == "i":
-            return self.targets < 0
-        return np.isnan(self.targets)
+            mask: np.ndarray = self.targets < 0
+            return mask
+        result: np.ndarray = np.isnan(self.targets)
+        return result
 
     @property
     def environments(self) -> np.ndarray:
@@ -283,7 +289,7 @@ class MultiTaskDataset:
     def select_tasks(self, tasks: Sequence[int | str]) -> MultiTaskDataset:
         """A copy restricted to the given tasks (by index or name), in that order."""
         names = self.task_names
-        idx = []
+        idx: list[int] = []
         for t in tasks:
             if isinstance(t, str):
                 if t not in names:
@@ -293,12 +299,12 @@ class MultiTaskDataset:
                 if not 0 <= int(t) < len(names):
                     raise ValueError(f"task index {t} out of range [0, {len(names)})")
                 idx.append(int(t))
-        tasks = tuple(self.tasks[i] for i in idx)
-        kept = {t.name for t in tasks}
+        chosen = tuple(self.tasks[i] for i in idx)
+        kept = {t.name for t in chosen}
         return MultiTaskDataset(
             inputs=self.inputs,
             targets=self.targets[:, idx],
-            tasks=tasks,
+            tasks=chosen,
             env=self.env,
             name=self.name,
             maps=None if self.maps is None else {k: v for k, v in self.maps.items() if k in kept},
@@ -317,7 +323,8 @@ class MultiTaskDataset:
             raise ValueError(f"dataset {self.name!r} has no fully-labelled row; joint table undefined")
         flat = np.ravel_multi_index(lab[full].T, self.n_classes)
         counts = np.bincount(flat, minlength=int(np.prod(self.n_classes)))
-        return (counts / counts.sum()).reshape(self.n_classes)
+        table: np.ndarray = (counts / counts.sum()).reshape(self.n_classes)
+        return table
 
 
 def concatenate(datasets: Sequence[MultiTaskDataset], name: str = "") -> MultiTaskDataset:
@@ -332,14 +339,20 @@ def concatenate(datasets: Sequence[MultiTaskDataset], name: str = "") -> MultiTa
     if any(d.streamed for d in datasets):
         if not all(d.streamed for d in datasets):
             raise ValueError("cannot concatenate streamed (FileSource) and in-memory datasets")
-        inputs: Inputs = concatenate_sources([d.inputs for d in datasets])  # type: ignore[misc]
+        inputs: Inputs = concatenate_sources([d.inputs for d in datasets if isinstance(d.inputs, FileSource)])
     elif isinstance(first, Mapping):
-        inputs = {k: np.concatenate([d.inputs[k] for d in datasets]) for k in first}  # type: ignore[index]
+        dicts = [d.inputs for d in datasets if isinstance(d.inputs, Mapping)]
+        if len(dicts) != len(datasets):
+            raise ValueError("cannot concatenate dict inputs with array inputs")
+        inputs = {k: np.concatenate([x[k] for x in dicts]) for k in first}
     else:
-        inputs = np.concatenate([d.inputs for d in datasets])  # type: ignore[misc]
+        inputs = np.concatenate([np.asarray(d.inputs) for d in datasets])
     maps = None
     if datasets[0].maps is not None:
-        maps = {k: np.concatenate([d.maps[k] for d in datasets]) for k in datasets[0].maps}  # type: ignore[index]
+        all_maps = [d.maps for d in datasets if d.maps is not None]
+        if len(all_maps) != len(datasets):
+            raise ValueError("cannot concatenate datasets with in-memory maps and datasets without")
+        maps = {k: np.concatenate([m[k] for m in all_maps]) for k in datasets[0].maps}
     return MultiTaskDataset(
         inputs=inputs,
         targets=np.concatenate([d.targets for d in datasets]),
@@ -366,7 +379,7 @@ class DatasetSplits:
     name: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[str, MultiTaskDataset]]:
         yield from (("train", self.train), ("valid", self.valid), ("test", self.test))
 
     @property

@@ -180,20 +180,23 @@ class GaussianToy:
         mu = self.means[None]
         var = self.variances[None]
         d = xa[:, None, None] - mu
-        return -0.5 * (np.log(2 * np.pi * var) + d * d / var)
+        result: np.ndarray = -0.5 * (np.log(2 * np.pi * var) + d * d / var)
+        return result
 
     def log_joint_posterior(self, x: Any) -> np.ndarray:
         """``log p(y, y' | x)`` by Bayes' rule, shape ``(N, 2, 2)`` (``-inf`` where p(y, y') = 0)."""
         with np.errstate(divide="ignore"):
             log_prior = np.log(self.joint_probs)
         joint = self.log_likelihood(x) + log_prior[None]
-        return joint - logsumexp(joint, axis=(1, 2), keepdims=True)
+        result: np.ndarray = joint - logsumexp(joint, axis=(1, 2), keepdims=True)
+        return result
 
     def log_marginal(self, x: Any) -> np.ndarray:
         """``log p(x) = log Σ_{y,y'} p(x | y, y') p(y, y')``, shape ``(N,)``."""
         with np.errstate(divide="ignore"):
             log_prior = np.log(self.joint_probs)
-        return logsumexp(self.log_likelihood(x) + log_prior[None], axis=(1, 2))
+        result: np.ndarray = logsumexp(self.log_likelihood(x) + log_prior[None], axis=(1, 2))
+        return result
 
     def log_posteriors(self, x: Any) -> list[np.ndarray]:
         """Per-task posteriors ``[log p(y | x), log p(y' | x)]``, each ``(N, 2)``.
@@ -213,10 +216,12 @@ class GaussianToy:
         """
         if method == "dmtl":
             lp = self.log_posteriors(x)[0]
-            return lp[:, 1] - lp[:, 0]
+            result: np.ndarray = lp[:, 1] - lp[:, 0]
+            return result
         if method == "gmtl":
             ll = self.log_likelihood(x)
-            return ll[:, 1].max(axis=1) - ll[:, 0].max(axis=1)
+            result = ll[:, 1].max(axis=1) - ll[:, 0].max(axis=1)
+            return result
         raise ValueError(f"method must be 'dmtl' or 'gmtl', got {method!r}")
 
     def predict(self, x: Any, method: Method) -> np.ndarray:

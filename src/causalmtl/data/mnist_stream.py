@@ -44,7 +44,8 @@ def mix64(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         x = (x ^ (x >> np.uint64(30))) * _M1
         x = (x ^ (x >> np.uint64(27))) * _M2
-        return x ^ (x >> np.uint64(31))
+        result: np.ndarray = x ^ (x >> np.uint64(31))
+        return result
 
 
 def _row_hash(seed: int, split: str, rows: np.ndarray, side: int) -> np.ndarray:

@@ -94,7 +94,8 @@ def sem_label_table(n_tasks: int, m: float, structure: Structure = "hub") -> np.
             probs = 0.5 * (r**ones * (1 - r) ** (t_count - ones) + (1 - r) ** ones * r ** (t_count - ones))
     else:
         raise ValueError(f"structure must be 'hub' or 'latent', got {structure!r}")
-    return probs.reshape((2,) * t_count)
+    result: np.ndarray = probs.reshape((2,) * t_count)
+    return result
 
 
 def random_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -233,4 +234,5 @@ def agreement_rates(labels: Any) -> np.ndarray:
     both = present[:, :, None] & present[:, None, :]
     eq = (lab[:, :, None] == lab[:, None, :]) & both
     with np.errstate(invalid="ignore"):
-        return eq.sum(axis=0) / both.sum(axis=0)
+        result: np.ndarray = eq.sum(axis=0) / both.sum(axis=0)
+        return result

@@ -142,7 +142,8 @@ def normals_from_depth(depth: np.ndarray, intrinsics: Sequence[float] = NYU_INTR
     with np.errstate(invalid="ignore", divide="ignore"):
         n = n / norm
     n[:, ~(norm > 0) | np.isnan(z)] = np.nan  # central differences skip the centre: mask it too
-    return n.astype(np.float32)
+    result: np.ndarray = n.astype(np.float32)
+    return result
 
 
 # --- official files ------------------------------------------------------------------------------

@@ -82,7 +82,8 @@ def _resize_nearest(a: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     h, w = a.shape
     rows = np.minimum((np.arange(hw[0]) + 0.5) * h / hw[0], h - 1).astype(np.int64)
     cols = np.minimum((np.arange(hw[1]) + 0.5) * w / hw[1], w - 1).astype(np.int64)
-    return a[rows[:, None], cols[None, :]]
+    result: np.ndarray = a[rows[:, None], cols[None, :]]
+    return result
 
 
 class Resize:

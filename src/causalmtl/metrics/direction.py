@@ -53,7 +53,7 @@ def metric_direction(name: str) -> int:
         return d
     parts = name.split("/")
     if len(parts) == 2:
-        found = {_base_direction(p) for p in parts} - {None}
+        found = {d for p in parts if (d := _base_direction(p)) is not None}
         if len(found) == 1:
             return found.pop()
         if len(found) == 2:

@@ -92,7 +92,7 @@ def _direction_of(name: str, directions: Mapping[str, Any] | None) -> bool:
         if isinstance(d, (bool, np.bool_)):
             return bool(d)
         if d in (1, -1):
-            return d == 1
+            return bool(d == 1)
         raise ValueError(f"directions[{name!r}] must be +1, -1, True or False, got {d!r}")
     return metric_direction(name) == 1
 

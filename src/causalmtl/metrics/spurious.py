@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
@@ -29,9 +30,11 @@ from .._validation import as_numpy
 __all__ = ["input_saliency", "model_spurious_score", "spurious_score"]
 
 Score = Literal["raw", "log_softmax"]
+#: inputs, labels and saliencies: anything numpy turns into an array, or a torch tensor
+ArrayOrTensor = npt.ArrayLike | Tensor
 
 
-def _outputs_as_list(out: Any, n_tasks: int | None) -> list[Tensor]:
+def _outputs_as_list(out: object, n_tasks: int | None) -> list[Tensor]:
     if isinstance(out, Tensor):
         outs = [out]
     elif isinstance(out, (list, tuple)) and all(isinstance(o, Tensor) for o in out):
@@ -47,9 +50,9 @@ def _outputs_as_list(out: Any, n_tasks: int | None) -> list[Tensor]:
 
 
 def input_saliency(
-    model: Callable[[Tensor], Any],
-    inputs: Any,
-    labels: Any,
+    model: Callable[[Tensor], Tensor | Sequence[Tensor]],
+    inputs: ArrayOrTensor,
+    labels: ArrayOrTensor,
     *,
     score: Score = "raw",
     batch_size: int = 256,
@@ -104,25 +107,26 @@ def input_saliency(
         device = params[0].device if params else torch.device("cpu")
     if params and params[0].is_floating_point():
         x_all = x_all.to(params[0].dtype)  # numpy float64 inputs for a float32 model
-    was_training = model.training if isinstance(model, torch.nn.Module) else None
-    if was_training:
-        model.eval()  # dropout / batch-norm statistics must not mix examples
+    module = model if isinstance(model, torch.nn.Module) else None
+    was_training = module is not None and module.training
+    if module is not None and was_training:
+        module.eval()  # dropout / batch-norm statistics must not mix examples
     try:
         return _accumulate_saliency(model, x_all, y_all, y_filled, present, score, batch_size, device)
     finally:
-        if was_training:
-            model.train(True)
+        if module is not None and was_training:
+            module.train(True)
 
 
 def _accumulate_saliency(
-    model: Callable[[Tensor], Any],
+    model: Callable[[Tensor], Tensor | Sequence[Tensor]],
     x_all: Tensor,
     y_all: np.ndarray,
     y_filled: Tensor,
     present: Tensor,
     score: Score,
     batch_size: int,
-    device: Any,
+    device: torch.device | str | None,
 ) -> np.ndarray:
     n, t_count = y_all.shape
     total = torch.zeros(t_count, int(np.prod(x_all.shape[1:], dtype=np.int64)), dtype=torch.float64, device=device)
@@ -153,7 +157,7 @@ def _accumulate_saliency(
     return total.cpu().numpy()
 
 
-def _block_mask(block: Any, d: int, t: int) -> np.ndarray:
+def _block_mask(block: npt.ArrayLike, d: int, t: int) -> np.ndarray:
     arr = np.asarray(block)
     if arr.dtype == bool:
         if arr.shape != (d,):
@@ -170,7 +174,7 @@ def _block_mask(block: Any, d: int, t: int) -> np.ndarray:
     return mask
 
 
-def spurious_score(saliency: Any, causal_blocks: Sequence[Any]) -> np.ndarray:
+def spurious_score(saliency: ArrayOrTensor, causal_blocks: Sequence[npt.ArrayLike]) -> np.ndarray:
     """Per-task share of saliency on non-causal input dimensions, ρ_spur (§2.2).
 
     Parameters
@@ -207,10 +211,10 @@ def spurious_score(saliency: Any, causal_blocks: Sequence[Any]) -> np.ndarray:
 
 
 def model_spurious_score(
-    model: Callable[[Tensor], Any],
-    inputs: Any,
-    labels: Any,
-    causal_blocks: Sequence[Any],
+    model: Callable[[Tensor], Tensor | Sequence[Tensor]],
+    inputs: ArrayOrTensor,
+    labels: ArrayOrTensor,
+    causal_blocks: Sequence[npt.ArrayLike],
     **saliency_kwargs: Any,
 ) -> np.ndarray:
     """:func:`spurious_score` of :func:`input_saliency` — ρ_spur per task for a model and data."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -106,7 +106,7 @@ class CrossStitchNetwork(MultiTaskModel):
 
     def __init__(
         self,
-        columns: Sequence[Sequence[nn.Module]],
+        columns: Sequence[Iterable[nn.Module]],
         tasks: Sequence[Task],
         heads: Sequence[nn.Module] | None = None,
         stitch_after: Sequence[int] | None = None,
@@ -188,11 +188,16 @@ class CrossStitchNetwork(MultiTaskModel):
     def _dry_run_channels(self, x: ModelInput) -> list[int]:
         h = x
         out = []
-        for i, layer in enumerate(self.columns[0]):
+        for i, layer in enumerate(self._columns()[0]):
             h = layer(h)
             if i in self.stitch_after:
                 out.append(int(h.shape[1]))
         return out
+
+    def _columns(self) -> list[nn.ModuleList]:
+        # `columns` is the nn.ModuleList of per-column nn.ModuleLists built in __init__;
+        # iterating a ModuleList is typed as giving any nn.Module
+        return cast(list[nn.ModuleList], list(self.columns))
 
     @classmethod
     def from_stl(cls, model: MultiTaskModel, **kwargs: Any) -> CrossStitchNetwork:
@@ -207,13 +212,19 @@ class CrossStitchNetwork(MultiTaskModel):
         if isinstance(model, STL):
             encoders, heads = list(model.encoders), list(model.heads)
         elif isinstance(model, NPS) and all(m.n_tasks == 1 and hasattr(m, "encoder") for m in model.members):
-            encoders = [m.encoder for m in model.members]
-            heads = [m.heads[0] for m in model.members]
+            # members with `encoder` and `heads` (checked just above); an attribute of an
+            # nn.Module is typed as Tensor | Module
+            encoders = [cast(nn.Module, m.encoder) for m in model.members]
+            heads = [cast(nn.ModuleList, m.heads)[0] for m in model.members]
         else:
             raise ValueError(
                 f"from_stl needs an STL model or an NPS of single-task encoder+head models, got {type(model).__name__}"
             )
-        columns = [copy.deepcopy(e) for e in encoders]
+        for e in encoders:
+            if not isinstance(e, Iterable):
+                raise TypeError(f"from_stl stitches encoders layer by layer; the encoder {type(e).__name__} "
+                                "is not a sequence of layers (e.g. an nn.Sequential)")
+        columns = [copy.deepcopy(e) for e in encoders if isinstance(e, Iterable)]
         net = cls(columns, model.tasks, heads=[copy.deepcopy(h) for h in heads], **kwargs)
         net.feature_dim = sum(map_channels(e) if is_map_encoder(e) else encoder_out_dim(e) for e in encoders)
         return net
@@ -229,9 +240,10 @@ class CrossStitchNetwork(MultiTaskModel):
 
     def forward_full(self, x: ModelInput) -> ModelOutput:
         hs: list[Any] = [x] * self.n_tasks
-        n_layers = len(self.columns[0])
+        columns = self._columns()
+        n_layers = len(columns[0])
         for i in range(n_layers):
-            hs = [col[i](h) for col, h in zip(self.columns, hs)]
+            hs = [col[i](h) for col, h in zip(columns, hs)]
             if i in self.stitch_after:
                 hs = self.stitches[str(i)](hs)
         if self.feature_maps:

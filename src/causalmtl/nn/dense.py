@@ -58,7 +58,7 @@ def task_out_channels(task: Task) -> int:
     return 1
 
 
-def is_map_encoder(encoder: nn.Module) -> bool:
+def is_map_encoder(encoder: object) -> bool:
     """``True`` for an encoder returning feature maps: an int ``out_channels``, no ``out_dim``."""
     return getattr(encoder, "out_dim", None) is None and isinstance(getattr(encoder, "out_channels", None), int)
 
@@ -126,7 +126,8 @@ class PooledHead(nn.Module):
         self.inner = inner
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.inner(pool_features(z))
+        result: Tensor = self.inner(pool_features(z))
+        return result
 
 
 class ConvHead(nn.Sequential):
@@ -200,7 +201,8 @@ class TaskonomyDecoder(nn.Module):
         self.upsampling = 2 ** n_blocks
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+        result: Tensor = self.net(z)
+        return result
 
 
 def make_map_head(in_channels: int, task: Task, hidden: Sequence[int] = (),
@@ -227,7 +229,9 @@ def make_map_head(in_channels: int, task: Task, hidden: Sequence[int] = (),
         return PooledHead(nn.Sequential(*layers))
     if decoder == "conv":
         return ConvHead(in_channels, out, dense_hidden)
-    return TaskonomyDecoder(in_channels, out, **({} if dense_hidden is None else {"widths": dense_hidden}))
+    if dense_hidden is None:
+        return TaskonomyDecoder(in_channels, out)
+    return TaskonomyDecoder(in_channels, out, widths=dense_hidden)
 
 
 def make_map_heads(in_channels: int, tasks: Sequence[Task], hidden: Sequence[int] = (),

@@ -54,7 +54,8 @@ class RegressionHead(nn.Module):
         self.net = _mlp(in_dim, hidden, 1)
 
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z).squeeze(-1)
+        result: Tensor = self.net(z).squeeze(-1)
+        return result
 
 
 def make_head(in_dim: int, task: Task, hidden: Sequence[int] = ()) -> nn.Module:

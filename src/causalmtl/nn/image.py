@@ -41,7 +41,8 @@ class PooledEncoder(nn.Module):
         self.out_dim = int(c)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.encoder(x).mean(dim=(-2, -1))
+        result: Tensor = self.encoder(x).mean(dim=(-2, -1))
+        return result
 
 
 class _LastFeature(nn.Module):
@@ -53,7 +54,8 @@ class _LastFeature(nn.Module):
         self.out_channels = int(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)[-1]
+        result: Tensor = self.model(x)[-1]
+        return result
 
 
 class _External(nn.Module):
@@ -68,7 +70,8 @@ class _External(nn.Module):
             self.out_channels = int(out_channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.body(x)
+        result: Tensor = self.body(x)
+        return result
 
 
 def _optional(package: str, name: str) -> Any:

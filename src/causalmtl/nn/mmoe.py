@@ -87,12 +87,13 @@ class MMoE(MultiTaskModel):
         if gate_encoder is not None:
             g_in = encoder_out_dim(gate_encoder)
         else:
-            g_in = gate_in_dim if gate_in_dim is not None else getattr(self.experts[0], "in_dim", None)
-            if not isinstance(g_in, int) or g_in < 1:
+            raw_in = gate_in_dim if gate_in_dim is not None else getattr(self.experts[0], "in_dim", None)
+            if not isinstance(raw_in, int) or raw_in < 1:
                 raise ValueError(
                     "MMoE gates need the input width: pass gate_in_dim (flattened input size) or a "
                     "gate_encoder (for images / dict inputs)"
                 )
+            g_in = raw_in
         self.gates = nn.Linear(g_in, len(self.tasks) * n_experts)
         if self.feature_maps:
             self.heads = make_map_heads(d, self.tasks, head_hidden, dense_hidden, decoder)

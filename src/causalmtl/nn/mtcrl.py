@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -169,15 +170,16 @@ class MTCRLNet(MultiTaskModel):
         self.tasks = tuple(tasks)
         if len(self.tasks) == 0 or not all(isinstance(t, Task) for t in self.tasks):
             raise ValueError(f"tasks must be a non-empty sequence of Task, got {tasks!r}")
-        self.channel_groups = isinstance(encoder, nn.Module) and is_map_encoder(encoder)
-        if self.channel_groups:
+        single = encoder if isinstance(encoder, nn.Module) and is_map_encoder(encoder) else None
+        self.channel_groups = single is not None
+        if single is not None:
             # one shared map encoder of `width` channels, split into K channel groups (the modules)
             if getattr(encoder, "out_channels", None) != width:
                 raise ValueError(
                     f"a single map encoder is split into K channel groups, so its out_channels "
                     f"({getattr(encoder, 'out_channels', None)}) must equal width={width}"
                 )
-            encoder = [encoder]
+            encoder = [single]
         elif isinstance(encoder, nn.Module) or not (callable(encoder) or isinstance(encoder, Sequence)):
             raise ValueError(
                 "encoder must be a factory out_dim -> nn.Module or a sequence of K nn.Modules, "
@@ -277,7 +279,8 @@ class MTCRLNet(MultiTaskModel):
             if h.dim() != 4 or h.shape[1] != self.width:
                 raise ValueError(f"the shared map encoder must output (B, {self.width}, h, w), got {tuple(h.shape)}")
             self._out_size = spatial_size(x)
-            return h.reshape(h.shape[0], self.n_modules, self.module_dim, *h.shape[-2:])
+            result: Tensor = h.reshape(h.shape[0], self.n_modules, self.module_dim, *h.shape[-2:])
+            return result
         zs = [enc(x) for enc in self.encoders]
         if self.feature_maps:
             if not all(zi.dim() == 4 and zi.shape[1] == self.module_dim and zi.shape[2:] == zs[0].shape[2:]
@@ -336,10 +339,12 @@ class MTCRLNet(MultiTaskModel):
 
     def decode(self, z: Tensor) -> Tensor:
         """Reconstruction ``x̂ = g(concat_i z_i)`` of shape ``(B, *vae_input_shape)``."""
-        if not self.is_variational:
+        shape = self.vae_input_shape
+        if not self.is_variational or shape is None:
             raise ValueError("decode needs the β-VAE parts: build MTCRLNet with vae_input_shape=...")
         flat = self.decoder(z.reshape(z.shape[0], -1))
-        return flat.reshape(z.shape[0], *self.vae_input_shape)
+        result: Tensor = flat.reshape(z.shape[0], *shape)
+        return result
 
     def mix(self, z: Tensor, graph: Tensor) -> Tensor:
         """Routed representations of all tasks at once, ``(B, T, routed_dim)``.
@@ -399,7 +404,7 @@ class MTCRLNet(MultiTaskModel):
             extra={"z": z, "graph": graph, "mixed": mixed},
         )
 
-    def config(self) -> dict:
+    def config(self) -> dict[str, Any]:
         cfg = super().config()
         cfg.update(n_modules=self.n_modules, width=self.width, routing=self.routing)
         if self.feature_maps:

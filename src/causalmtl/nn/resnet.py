@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,8 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
+        result: Tensor = self.relu(out + identity)
+        return result
 
 
 class Bottleneck(nn.Module):
@@ -93,10 +94,13 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
+        result: Tensor = self.relu(out + identity)
+        return result
 
 
-_ARCHS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
+_Block = type[BasicBlock] | type[Bottleneck]
+
+_ARCHS: dict[str, tuple[_Block, tuple[int, int, int, int]]] = {
     "resnet18": (BasicBlock, (2, 2, 2, 2)),
     "resnet34": (BasicBlock, (3, 4, 6, 3)),
     "resnet50": (Bottleneck, (3, 4, 6, 3)),
@@ -226,7 +230,7 @@ class ResNet(nn.Sequential):
             self.out_channels = int(channels)
             self.stride = 8 if dilated else 32
 
-    def _make_layer(self, block: Any, planes: int, blocks: int, stride: int = 1, dilate: bool = False) -> nn.Sequential:
+    def _make_layer(self, block: _Block, planes: int, blocks: int, stride: int = 1, dilate: bool = False) -> nn.Sequential:
         downsample = None
         previous = self._dilation
         if dilate:
@@ -264,7 +268,7 @@ class ResNet(nn.Sequential):
         self.load_state_dict(state, strict=True)
 
 
-def _factory(arch: str):
+def _factory(arch: str) -> Callable[..., ResNet]:
     def build(weights: str | Path | None = None, *, as_encoder: str | None = None, **kwargs: Any) -> ResNet:
         if as_encoder is None:
             output = kwargs.pop("output", "logits")

@@ -88,7 +88,8 @@ class SegNet(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_normal_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:  # every SegNet convolution has a bias
+                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -113,6 +114,6 @@ class SegNet(nn.Module):
             h, idx = F.max_pool2d(h, 2, 2, return_indices=True)
             indices.append(idx)
         for j in reversed(range(self.levels)):
-            h = F.max_unpool2d(h, indices[j], 2, 2, output_size=sizes[j])
+            h = F.max_unpool2d(h, indices[j], (2, 2), (2, 2), output_size=sizes[j])
             h = self.decoder[j](h)
         return h

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -114,22 +115,27 @@ class NPS(MultiTaskModel):
         if not 0 <= t < self.n_tasks:
             raise ValueError(f"task index t={t} out of range [0, {self.n_tasks})")
         i, j = self._owner[t]
-        member = self.members[i]
+        member = self._models()[i]
         if member.n_tasks == 1:
             return list(member.parameters())
         return member.task_parameters(j)
 
+    def _models(self) -> list[MultiTaskModel]:
+        # `members` is the nn.ModuleList of the MultiTaskModels checked in __init__; indexing or
+        # iterating a ModuleList is typed as giving any nn.Module
+        return cast(list[MultiTaskModel], list(self.members))
+
     def forward_full(self, x: ModelInput) -> ModelOutput:
-        outs = [m.forward_full(x) for m in self.members]
-        feats = [o.features for o in outs]
-        features: Tensor | None = None if any(f is None for f in feats) else torch.cat(feats, dim=1)  # type: ignore[arg-type]
+        outs = [m.forward_full(x) for m in self._models()]
+        feats = [o.features for o in outs if o.features is not None]
+        features = torch.cat(feats, dim=1) if len(feats) == len(outs) else None
         return ModelOutput([y for o in outs for y in o.outputs], features=features,
                            extra={"members": outs})
 
     def row_losses(self, out: ModelOutput, y: Tensor, maps: Mapping[int, Tensor] | None = None) -> Tensor:
         cols, start = [], 0
         members = out.extra.get("members")
-        for i, m in enumerate(self.members):
+        for i, m in enumerate(self._models()):
             sub = members[i] if members is not None else ModelOutput(out.outputs[start:start + m.n_tasks])
             sub_maps = None if maps is None else {t - start: v for t, v in maps.items()
                                                   if start <= t < start + m.n_tasks}
