@@ -295,9 +295,7 @@ def make_rng(seed: Any, name: str = "seed") -> np.random.Generator:
     checked = check_seed(seed, name)
     if isinstance(checked, np.random.Generator):
         return checked
-    # a RandomState is passed on to default_rng as before (numpy accepts it at run time, its
-    # stubs do not list it)
-    return np.random.default_rng(checked)  # type: ignore[arg-type]
+    return np.random.default_rng(checked)
 
 
 def require_number(value: Any, name: str, expected: str = "a finite number") -> Any:

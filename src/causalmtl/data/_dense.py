@@ -44,7 +44,7 @@ def read_png(path: str | os.PathLike[str]) -> np.ndarray:
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             return np.asarray(im).astype(np.int64)
         if im.mode not in ("L", "RGB"):
-            im = im.convert("RGB")
+            return np.asarray(im.convert("RGB"))
         return np.asarray(im)
 
 
@@ -112,7 +112,7 @@ def split_by_groups(
         raise ValueError(
             f"{what}: a split by environment needs at least 3 environments with images so that "
             f"train, valid and test each get one; found {len(present)}: "
-            f"{[names[i] for i in present]} (a split would be left with no environment)"
+            f"{[names[int(i)] for i in present]} (a split would be left with no environment)"
         )
     rng = np.random.default_rng(seed)
     n = len(groups)

@@ -9,7 +9,7 @@ else the directory named by the environment variable ``CAUSALMTL_DATA`` (see
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +65,7 @@ def missing_data_error(
     )
 
 
-def find_line(path: Path, predicate, encoding: str = "utf-8", skip: int = 0) -> tuple[int, str]:
+def find_line(path: Path, predicate: Callable[[str], bool], encoding: str = "utf-8", skip: int = 0) -> tuple[int, str]:
     """The first (1-based) line number ``>= skip + 1`` and text where ``predicate(text)`` is True.
 
     Used only on the error path, after a fast vectorised read failed, to name the offending line.

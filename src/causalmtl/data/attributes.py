@@ -216,8 +216,10 @@ def read_image(
             )
         img = img.crop((left, top, right, bottom))
     h, w = image_size
-    img = img.resize((w, h), Image.BILINEAR)
-    arr = np.asarray(img, dtype=np.float32) / 255.0
+    # Image.Resampling is Pillow >= 9.1 and we support 9.0; the module constant exists at run time
+    # in every version, Pillow's stubs list only the enum
+    img = img.resize((w, h), Image.BILINEAR)  # type: ignore[attr-defined]
+    arr: np.ndarray = np.asarray(img, dtype=np.float32) / 255.0
     if normalize:
         arr = (arr - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
     return np.ascontiguousarray(arr.transpose(2, 0, 1))

@@ -50,6 +50,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -236,7 +237,7 @@ def _raw_entries(d: Path, split: str) -> list[tuple[str, str, str]]:
     return out
 
 
-def _check_raw_files(d: Path, entries, kinds: Sequence[str]) -> None:
+def _check_raw_files(d: Path, entries: Sequence[tuple[str, str, str]], kinds: Sequence[str]) -> None:
     """Every entry has its files of ``kinds`` (directory listings, no file opened)."""
     listing: dict[Path, set[str]] = {}
     for split, city, stem in entries:
@@ -251,7 +252,7 @@ def _check_raw_files(d: Path, entries, kinds: Sequence[str]) -> None:
                                        f"get the {_FOLDER[kind]} package from {SOURCE}")
 
 
-def _find(path, layout: str, tasks: Sequence[str], classes: int) -> tuple[str, Path]:
+def _find(path: str | os.PathLike[str] | None, layout: str, tasks: Sequence[str], classes: int) -> tuple[str, Path]:
     root = data_root(path)
     if root is None:
         raise MissingDataError(f"CityScapes: no data directory given: pass path=... or set the environment "
@@ -334,11 +335,13 @@ def load_cityscapes(
         raise ValueError(f"depth must be 'metric' or 'disparity', got {depth!r}")
     lay, d = _find(path, layout, tasks, classes)
     names = list(CITYSCAPES_CLASSES if classes == 19 else CITYSCAPES_CATEGORIES)
-    meta: dict = {"layout": lay, "source": str(d), "classes": names, "tasks": list(tasks)}
+    meta: dict[str, Any] = {"layout": lay, "source": str(d), "classes": names, "tasks": list(tasks)}
     raw_here = (d / "leftImg8bit" / "train").is_dir() and (d / "leftImg8bit" / "val").is_dir()
     entries = (_raw_entries(d, "train") + _raw_entries(d, "val")) if raw_here else None
 
     if lay == "raw":
+        if entries is None:
+            raise MissingDataError(f"CityScapes raw layout: {d} needs leftImg8bit/train and leftImg8bit/val")
         kinds = ["label"] * ("segmentation" in tasks) + ["disparity"] * ("depth" in tasks)
         camera = (d / "camera").is_dir() and "depth" in tasks and depth == "metric"
         _check_raw_files(d, entries, kinds + ["camera"] * camera)
@@ -410,7 +413,7 @@ def load_cityscapes(
     transform = None if size is None else Resize(size)
     task_objs = tuple(Task("segmentation", "segmentation", n_classes=classes) if t == "segmentation"
                       else Task("depth", "dense", channels=1, loss="l1") for t in tasks)
-    parts = []
+    parts: list[MultiTaskDataset] = []
     meta["rows"] = {}
     for name, rows in (("train", tr), ("valid", va), ("test", te)):
         if len(rows) == 0:
@@ -419,11 +422,12 @@ def load_cityscapes(
                                       tasks=task_objs, env=env[rows], name=f"cityscapes/{name}",
                                       transform=transform))
         meta["rows"][name] = [row_names[r] for r in rows]
-    return DatasetSplits(*parts, name="cityscapes", meta=meta)
+    return DatasetSplits(parts[0], parts[1], parts[2], name="cityscapes", meta=meta)
 
 
 # --- synthetic copy in the real layouts ------------------------------------------------------------------
-def _synthetic_street(rng: np.random.Generator, h: int, w: int, tint: np.ndarray):
+def _synthetic_street(rng: np.random.Generator, h: int, w: int,
+                      tint: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Label ids of a street-like scene (sky on top, road at the bottom, objects between),
     colours a function of the label id, disparity growing towards the bottom."""
     ids = np.array([lid for _, lid, tid, _ in CITYSCAPES_LABELS if tid < 19] + [0, 9])  # 19 classes + void + parking

@@ -9,11 +9,15 @@ writes GMTL's Figure 2 and prints the boundaries; ``causalmtl data synthetic nyu
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import DatasetSplits
 
 DATASETS = ("gaussian-toy", "multi-sem", "multi-digits", "multi-mnist")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "data",
         help="describe a built-in dataset or write GMTL's Figure 2",
@@ -53,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     fig.set_defaults(func=_figure2)
 
 
-def _build(args: argparse.Namespace):
+def _build(args: argparse.Namespace) -> DatasetSplits:
     from . import make_gaussian_toy, make_multi_digits, make_multi_mnist, make_multi_sem
 
     sizes = {"n_train": args.n_train, "n_valid": args.n_valid, "n_test": args.n_test}

@@ -108,6 +108,12 @@ def _check_sigma2(sigma2: Sequence[float]) -> np.ndarray:
     return arr
 
 
+def _sigma4(sigma2: Sequence[float]) -> tuple[float, float, float, float]:
+    """The 4 checked variances as the tuple :class:`GaussianToy` stores."""
+    s0, s1, s2, s3 = (float(v) for v in _check_sigma2(sigma2))
+    return s0, s1, s2, s3
+
+
 @dataclass(frozen=True)
 class GaussianToy:
     """GMTL's illustrative example (§4): bivariate Bernoulli targets, Gaussian-mixture input.
@@ -305,7 +311,7 @@ def decision_boundaries(
     covs = np.linspace(*PAPER_COV_RANGE, 41) if covs is None else np.atleast_1d(np.asarray(covs, dtype=np.float64))
     if covs.ndim != 1 or covs.size == 0:
         raise ValueError(f"covs must be a non-empty 1-D sequence, got shape {covs.shape}")
-    toys = [GaussianToy(theta, theta_prime, float(c), tuple(sigma2)) for c in covs]
+    toys = [GaussianToy(theta, theta_prime, float(c), _sigma4(sigma2)) for c in covs]
     return {
         "cov": covs,
         "dmtl": np.array([t.boundary("dmtl", interval) for t in toys]),
@@ -365,7 +371,7 @@ def make_gaussian_toy(
     rng = as_generator(seed)
     covs = {"train": cov_train, "valid": cov_train if cov_valid is None else cov_valid, "test": cov_test}
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
-    toys = {k: GaussianToy(theta, theta_prime, float(c), tuple(sigma2)) for k, c in covs.items()}
+    toys = {k: GaussianToy(theta, theta_prime, float(c), _sigma4(sigma2)) for k, c in covs.items()}
     parts = {k: toys[k].dataset(sizes[k], rng, env=SPLIT_ENV[k], name=f"gaussian-toy/{k}") for k in toys}
     return DatasetSplits(
         train=parts["train"], valid=parts["valid"], test=parts["test"], name="gaussian-toy",

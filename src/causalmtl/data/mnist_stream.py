@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ._common import SPLIT_ENV, check_positive_int
 from ._two_digit import SPLITS, split_label_pairs, stratified_pools
@@ -38,13 +39,13 @@ _SPLIT_ID = {"train": 1, "valid": 2, "test": 3}
 _M1, _M2, _GOLD = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), np.uint64(0x9E3779B97F4A7C15)
 
 
-def mix64(x: np.ndarray) -> np.ndarray:
+def mix64(x: npt.ArrayLike) -> np.ndarray:
     """SplitMix64's finaliser, element-wise on ``uint64`` (a bijection with good avalanche)."""
-    x = np.asarray(x, dtype=np.uint64)
+    u = np.asarray(x, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * _M1
-        x = (x ^ (x >> np.uint64(27))) * _M2
-        result: np.ndarray = x ^ (x >> np.uint64(31))
+        u = (u ^ (u >> np.uint64(30))) * _M1
+        u = (u ^ (u >> np.uint64(27))) * _M2
+        result: np.ndarray = u ^ (u >> np.uint64(31))
         return result
 
 

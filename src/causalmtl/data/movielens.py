@@ -476,14 +476,14 @@ def load_movielens(
         if int(v) != v or v < low:
             raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
     raw = read_movielens(path)
-    selected = _select_genres(genres, raw.genres.any(axis=0))
+    selected = _select_genres(genres, np.asarray(raw.genres.any(axis=0)))
     gcols = [GENRES.index(g) for g in selected]
     movie_genres = raw.genres[:, gcols]
 
     # movie raw id -> row of the movies file
     order_m = np.argsort(raw.movie_ids)
     mrow = order_m[np.searchsorted(raw.movie_ids[order_m], raw.movie)]
-    has_genre = movie_genres.any(axis=1)[mrow]
+    has_genre = np.asarray(movie_genres.any(axis=1))[mrow]
     dropped = {"no_selected_genre": int((~has_genre).sum())}
     keep = np.flatnonzero(has_genre)
     n = len(keep)

@@ -59,6 +59,8 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -147,15 +149,20 @@ def normals_from_depth(depth: np.ndarray, intrinsics: Sequence[float] = NYU_INTR
 
 
 # --- official files ------------------------------------------------------------------------------
-def _h5py():
+#: an open h5py File or Group (h5py ships no type information)
+H5Group = Any
+
+
+def _h5py() -> ModuleType:
     try:
         import h5py
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(f"reading {LABELED_MAT} (MATLAB v7.3 = HDF5) needs h5py: pip install 'h5py>=3.8'") from err
-    return h5py
+    module: ModuleType = h5py
+    return module
 
 
-def _mat_strings(f, name: str) -> list[str]:
+def _mat_strings(f: H5Group, name: str) -> list[str]:
     """A MATLAB cell array of strings (``(1, N)`` references to ``uint16`` char arrays)."""
     refs = np.asarray(f[name][()]).ravel(order="F")
     # one dereference per image: index reading (1449 small reads), not per-pixel work
@@ -337,15 +344,15 @@ class LabeledMatNYUSource(FileSource):
         self.lut = lut
         self.tasks = tuple(tasks)
         self.intrinsics = tuple(float(v) for v in intrinsics)
-        self._file = None
-        self._pid = None
+        self._file: H5Group | None = None
+        self._pid: int | None = None
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_file"] = state["_pid"] = None
         return state
 
-    def _handle(self):
+    def _handle(self) -> H5Group:
         if self._file is None or self._pid != os.getpid():
             self._file = _h5py().File(self.path, "r")
             self._pid = os.getpid()
@@ -375,6 +382,9 @@ class LabeledMatNYUSource(FileSource):
                 r, c = np.argwhere(bad)[0]
                 raise ValueError(f"{where}: label {lab[r, c]} at pixel ({r}, {c}) is outside the NYU classes "
                                  f"0..894 (0 = unlabeled)")
+            if self.lut is None:
+                raise ValueError(f"{self.path}: the segmentation task needs the class mapping (lut), "
+                                 "which this source was built without")
             maps["segmentation"] = self.lut[lab]
         if "depth" in self.tasks or "normal" in self.tasks:
             dep = np.asarray(f["depths"][k]).T
@@ -407,7 +417,7 @@ def _first_missing_mat(d: Path, tasks: Sequence[str]) -> Path | None:
     return None
 
 
-def _find(path, layout: str, tasks: Sequence[str]) -> tuple[str, Path]:
+def _find(path: str | os.PathLike[str] | None, layout: str, tasks: Sequence[str]) -> tuple[str, Path]:
     root = data_root(path)
     if root is None:
         raise MissingDataError(
@@ -488,7 +498,7 @@ def load_nyuv2(
         raise ValueError(f"valid_fraction must lie strictly between 0 and 1, got {valid_fraction!r}")
     lay, d = _find(path, layout, tasks)
     rng = np.random.default_rng(seed)
-    meta: dict = {"layout": lay, "source": str(d), "classes": list(NYU_CLASSES), "tasks": list(tasks)}
+    meta: dict[str, Any] = {"layout": lay, "source": str(d), "classes": list(NYU_CLASSES), "tasks": list(tasks)}
     scene_types: list[str] | None = None
     buildings: list[str] | None = None
 
@@ -501,7 +511,7 @@ def load_nyuv2(
                 m = _dense.numbered_files(d / sp / kind)
                 if m != n:
                     raise ValueError(f"NYUv2: {d / sp / kind} holds {m} files but {d / sp / 'image'} holds {n}")
-        source = PreprocessedNYUSource(d, np.array(["train"] * n_tr + ["val"] * n_va),
+        source: FileSource = PreprocessedNYUSource(d, np.array(["train"] * n_tr + ["val"] * n_va),
                                        np.r_[np.arange(n_tr), np.arange(n_va)], tasks)
         row_names = [f"train/{i}" for i in range(n_tr)] + [f"val/{i}" for i in range(n_va)]
         meta["normals"] = "preprocessed files"
@@ -578,7 +588,7 @@ def load_nyuv2(
 
     transform = None if size is None else Resize(size)
     task_objs = _make_tasks(tasks)
-    parts = []
+    parts: list[MultiTaskDataset] = []
     for name, rows in (("train", tr), ("valid", va), ("test", te)):
         if len(rows) == 0:
             raise ValueError(f"NYUv2: the {name} split is empty ({meta['split']})")
@@ -592,11 +602,12 @@ def load_nyuv2(
             transform=transform,
         ))
         meta.setdefault("rows", {})[name] = [row_names[r] for r in rows]
-    return DatasetSplits(*parts, name="nyuv2", meta=meta)
+    return DatasetSplits(parts[0], parts[1], parts[2], name="nyuv2", meta=meta)
 
 
 # --- synthetic copy in the real layouts ---------------------------------------------------------------
-def _synthetic_scene(rng: np.random.Generator, h: int, w: int, n_classes: int, tint: np.ndarray):
+def _synthetic_scene(rng: np.random.Generator, h: int, w: int, n_classes: int,
+                     tint: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A class map from smooth random fields; colours a function of the class (plus a per-scene
     tint and noise); depth a tilted plane plus a per-class offset."""
     k = 4

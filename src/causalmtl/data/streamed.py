@@ -94,6 +94,9 @@ class FileSource:
 class _View(FileSource):
     """Rows ``rows`` of ``base``; a view of a view points at the base directly."""
 
+    base: FileSource
+    rows: np.ndarray
+
     def __init__(self, base: FileSource, rows: np.ndarray) -> None:
         if isinstance(base, _View):
             rows, base = base.rows[rows], base.base

@@ -220,9 +220,9 @@ def load_table(
         perm = as_generator(seed).permutation(n)
         n_tr, n_va = int(round(fr[0] * n)), int(round(fr[1] * n))
         rows = {"train": np.sort(perm[:n_tr]), "valid": np.sort(perm[n_tr : n_tr + n_va]), "test": np.sort(perm[n_tr + n_va :])}
-    for k, r in rows.items():
-        if r.size == 0:
-            raise ValueError(f"the {k} split is empty ({n} rows in the table); give more rows or other split settings")
+    for split, at in rows.items():
+        if at.size == 0:
+            raise ValueError(f"the {split} split is empty ({n} rows in the table); give more rows or other split settings")
     if env_column is not None:
         env_all = pd.to_numeric(df[env_column], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.isnan(env_all) | (env_all != np.round(env_all))
@@ -230,10 +230,11 @@ def load_table(
             r = int(np.flatnonzero(bad)[0])
             raise ValueError(f"env column {env_column!r}, row {r}: value {df[env_column].iloc[r]!r} is not an integer id")
         env_all = env_all.astype(np.int64)
-    parts = {}
-    for k, r in rows.items():
-        env = env_all[r] if env_column is not None else np.full(r.size, SPLIT_ENV[k], dtype=np.int64)
-        parts[k] = MultiTaskDataset(inputs=x[r], targets=targets[r], tasks=tuple(tasks), env=env, name=f"{name}/{k}")
+    parts: dict[str, MultiTaskDataset] = {}
+    for split, at in rows.items():
+        env = env_all[at] if env_column is not None else np.full(at.size, SPLIT_ENV[split], dtype=np.int64)
+        parts[split] = MultiTaskDataset(inputs=x[at], targets=targets[at], tasks=tuple(tasks), env=env,
+                                        name=f"{name}/{split}")
     return DatasetSplits(
         train=parts["train"],
         valid=parts["valid"],

@@ -310,7 +310,10 @@ class _FolderCache:
         tmp = self.file.with_name(self.file.name + f".tmp{os.getpid()}.npz")
         np.savez(tmp, version=_CACHE_VERSION, keys=np.asarray(keys, dtype=str),
                  mtimes=np.asarray([self.entries[k][0] for k in keys], dtype=np.int64),
-                 fields=np.asarray(fields, dtype=str), **data)
+                 fields=np.asarray(fields, dtype=str),
+                 # numpy's stub also matches **arrays against savez's `allow_pickle: bool`; the
+                 # keys here are all "a_*" / "o_*" array names
+                 **data)  # type: ignore[arg-type]
         os.replace(tmp, self.file)
         self.dirty = False
 
@@ -549,6 +552,8 @@ def _class_labels(index: TaskonomyIndex, cache: _FolderCache, domain: str, build
     if mtime is None:
         return np.full(len(pv), -1, dtype=np.int64)
     avail = index.pairs(domain, building)
+    if avail is None:  # the folder was removed after the stat above: absent as well
+        return np.full(len(pv), -1, dtype=np.int64)
     key = f"{domain}/{building}"
     hit = cache.get(key, mtime)
     if hit is None:
@@ -728,12 +733,12 @@ def load_taskonomy(
     need_depth = mask_from_depth and any(MTCRL_TASKS[t][1].kind == "dense" for t in dense)
 
     out, dropped, buildings_meta = {}, {}, {}
-    task_objs = []
+    task_objs: list[Task] = []
     for t in names:
-        task = MTCRL_TASKS[t][1]
+        task_obj = MTCRL_TASKS[t][1]
         if t in sel:
-            task = Task(t, "classification", len(sel[t]))
-        task_objs.append(task)
+            task_obj = Task(t, "classification", len(sel[t]))
+        task_objs.append(task_obj)
     for sname, blist in groups.items():
         cols: dict[str, list[np.ndarray]] = {t: [] for t in names}
         bcol, pcol, depth_col = [], [], []
@@ -752,6 +757,9 @@ def load_taskonomy(
                     cols[t].append(lab)
                 else:
                     avail = index.pairs(domain, b)
+                    if avail is None:
+                        raise MissingDataError(f"Taskonomy: the domain folder {domain!r} of building {b!r} "
+                                               f"was removed while loading: {index.folder(domain, b)}")
                     cols[t].append(_lookup(avail, np.ones(len(avail), np.int64), pv))
             if need_depth:
                 dp = index.pairs("depth_zbuffer", b)

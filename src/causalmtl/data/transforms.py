@@ -42,10 +42,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _pair(size: int | Sequence[int], name: str) -> tuple[int, int]:
-    hw = (int(size), int(size)) if np.isscalar(size) else tuple(int(v) for v in size)  # type: ignore[arg-type]
+    arr = np.asarray(size)
+    hw = (int(arr), int(arr)) if np.isscalar(size) else tuple(int(v) for v in arr)
     if len(hw) != 2 or min(hw) < 1:
         raise ValueError(f"{name} must be a positive int or (height, width), got {size!r}")
-    return hw  # type: ignore[return-value]
+    return hw[0], hw[1]
 
 
 class Compose:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -11,17 +11,27 @@ from torch import Tensor
 
 from ..data.base import MultiTaskDataset
 from ..methods.batch import Batch
-from ..metrics.dense import dense_metrics_for_task
+from ..metrics.dense import DenseMetrics, dense_metrics_for_task
 from ..nn.base import MultiTaskModel
 from .streaming import eval_batches
 
 __all__ = ["evaluate", "predict_log_probs"]
 
 
+class _Sums(TypedDict):
+    """What :func:`_accumulate` gathers over a split (per-task tensors of shape ``(T,)``)."""
+
+    risk: Tensor
+    correct: Tensor
+    count: Tensor
+    loss: Tensor
+    dense: dict[int, DenseMetrics]
+
+
 @torch.no_grad()
 def _accumulate(
     model: MultiTaskModel, batches: Iterable[Batch], device: torch.device, task_weights: Tensor | None
-) -> dict[str, Tensor]:
+) -> _Sums:
     t_count = len(model.tasks)
     dev = device
     loss_sum = torch.zeros(t_count, device=dev)
@@ -45,7 +55,7 @@ def _accumulate(
     return {"risk": risk, "correct": correct, "count": count, "loss": (risk * w).sum(), "dense": dense}
 
 
-def _dense_results(model: MultiTaskModel, dense: dict[int, Any]) -> dict[str, float]:
+def _dense_results(model: MultiTaskModel, dense: dict[int, DenseMetrics]) -> dict[str, float]:
     """``"<metric>/<task>"`` for every dense task's split-level metrics (NaN without any map)."""
     out: dict[str, float] = {}
     for t, acc in dense.items():

@@ -13,8 +13,8 @@ the finished batch to the device (pinned memory and ``non_blocking`` copies on C
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +22,8 @@ import torch
 from ..data.base import MultiTaskDataset
 from ..data.streamed import collate, read_rows
 from ..methods.batch import Batch, batch_from_arrays
+
+_Item = TypeVar("_Item")
 
 __all__ = ["LoaderOptions", "rows_batch", "StepBatches", "eval_batches"]
 
@@ -48,7 +50,8 @@ class LoaderOptions:
         self.prefetch_factor = int(prefetch_factor)
         self.persistent_workers = bool(persistent_workers)
 
-    def loader(self, dataset: torch.utils.data.Dataset, sampler: Any, device: torch.device) -> torch.utils.data.DataLoader:
+    def loader(self, dataset: torch.utils.data.Dataset[_Item], sampler: Iterable[object],
+               device: torch.device) -> torch.utils.data.DataLoader[_Item]:
         pin = self.pin_memory if self.pin_memory is not None else device.type == "cuda"
         kw: dict[str, Any] = {}
         if self.num_workers > 0:
@@ -76,7 +79,7 @@ def rows_batch(data: MultiTaskDataset, rows: np.ndarray, seed: int = 0, epoch: i
     return Batch.from_dataset(data, rows)
 
 
-class _StepDataset(torch.utils.data.Dataset):
+class _StepDataset(torch.utils.data.Dataset[list[Batch]]):
     """Item ``(epoch, step)``: the step's batches, one per environment group."""
 
     def __init__(self, data: MultiTaskDataset, plan_of: Callable[[int], list[list[np.ndarray]]], seed: int) -> None:
@@ -124,7 +127,7 @@ class StepBatches:
         self.device = device
         self.options = options or LoaderOptions()
         self._resident: Batch | None = None
-        self._loader: torch.utils.data.DataLoader | None = None
+        self._loader: torch.utils.data.DataLoader[list[Batch]] | None = None
         if data.streamed:
             self._sampler = _EpochSampler(n_steps)
             self._loader = self.options.loader(_StepDataset(data, plan_of, seed), self._sampler, device)
@@ -177,7 +180,7 @@ def eval_batches(data: MultiTaskDataset | Batch, batch_size: int, device: torch.
         yield b.to(device, non_blocking=device.type == "cuda")
 
 
-class _ChunkDataset(torch.utils.data.Dataset):
+class _ChunkDataset(torch.utils.data.Dataset[Batch]):
     def __init__(self, data: MultiTaskDataset, chunks: Sequence[np.ndarray]) -> None:
         self.data = data
         self.chunks = chunks

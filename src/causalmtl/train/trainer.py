@@ -41,7 +41,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -497,7 +497,7 @@ class Trainer:
             cuda_devices = [self.device.index if self.device.index is not None else torch.cuda.current_device()]
         with torch.random.fork_rng(devices=cuda_devices):
             # seed only the generators this run uses (fork_rng restores exactly these)
-            torch.random.default_generator.manual_seed(self.seed)
+            torch.default_generator.manual_seed(self.seed)
             if cuda_devices:
                 with torch.cuda.device(cuda_devices[0]):
                     torch.cuda.manual_seed(self.seed)
@@ -539,7 +539,8 @@ class Trainer:
         if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
         log.info("resumed from %s at epoch %d", path, ckpt["state"]["epoch"])
-        return ckpt["state"]
+        state: dict[str, Any] = ckpt["state"]
+        return state
 
     def _save(self, path: Path, state: dict[str, Any], fingerprint: dict[str, Any],
               optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
@@ -603,7 +604,10 @@ class Trainer:
                 row: dict[str, Any] = {"epoch": epoch, "step": state["step"],
                                        "lr": optimizer.param_groups[0]["lr"]}
                 row.update({f"train/{k}": float(v) / n_steps for k, v in dp.reduce_logs(sums).items()})
-                metrics = dp.evaluate(method.model, valid_t, self.eval_batch_size, method.task_weights)
+                # `task_weights` is the buffer Method.__init__ registers; an nn.Module attribute
+                # is typed as Tensor | Module
+                weights = cast(Tensor, method.task_weights)
+                metrics = dp.evaluate(method.model, valid_t, self.eval_batch_size, weights)
                 row.update({f"valid/{k}": v for k, v in metrics.items()})
                 row["time_s"] = time.perf_counter() - t0
                 if self.select not in row:
