@@ -34,10 +34,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch.distributed import ProcessGroup
 
 __all__ = [
     "active",
@@ -49,7 +52,7 @@ __all__ = [
     "average_across_ranks",
 ]
 
-_GROUP: Any = None
+_GROUP: ProcessGroup | None = None
 _WORLD = 1
 _ACTIVE = False
 
@@ -65,7 +68,7 @@ def world_size() -> int:
 
 
 @contextmanager
-def global_batch(group: Any = None) -> Iterator[None]:
+def global_batch(group: ProcessGroup | None = None) -> Iterator[None]:
     """Make losses inside the block statistics of the global batch of ``group``.
 
     Parameters

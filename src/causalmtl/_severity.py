@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ._validation import as_numpy
 
@@ -64,7 +65,7 @@ def _check_variant(variant: str) -> str:
     return variant
 
 
-def weighted_tau(log_p: Any, log_q: Any, variant: TauVariant = "scipy") -> float:
+def weighted_tau(log_p: npt.ArrayLike, log_q: npt.ArrayLike, variant: TauVariant = "scipy") -> float:
     """Weighted Kendall's τ between two joint priors (§5.5), hyperbolic weight ``1/(r+1)``.
 
     Parameters

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .._validation import check_probability_vector
 
@@ -50,7 +51,7 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_joint_table(q: Any, n_classes: Sequence[int], name: str) -> np.ndarray:
+def check_joint_table(q: npt.ArrayLike, n_classes: Sequence[int], name: str) -> np.ndarray:
     """Validate a joint label distribution of shape ``n_classes`` (or its C-order flattening).
 
     Returns a float64 array of shape ``n_classes`` that sums to 1. A table over the wrong

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ._common import (
     SPLIT_ENV,
@@ -160,9 +161,9 @@ def compose_two_digit_splits(
     name: str,
     source: str,
     m: float = 0.9,
-    train_joint: Any = None,
-    valid_joint: Any = None,
-    test_joint: Any = None,
+    train_joint: npt.ArrayLike | None = None,
+    valid_joint: npt.ArrayLike | None = None,
+    test_joint: npt.ArrayLike | None = None,
     pair_ratios: Sequence[float] = (3, 1, 1),
     dtype: str = "float32",
     scale: float = 1.0,

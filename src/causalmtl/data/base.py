@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validation import check_labels
-from .streamed import FileSource, Transform, concatenate_sources
+from .streamed import FileSource, RowIndex, Transform, concatenate_sources
 
 TaskKind = Literal["classification", "regression", "segmentation", "dense"]
 Inputs = np.ndarray | Mapping[str, np.ndarray] | FileSource
@@ -106,7 +106,7 @@ def _n_rows(inputs: Inputs) -> int:
     return len(inputs)
 
 
-def index_inputs(inputs: Inputs, idx: Any) -> Inputs:
+def index_inputs(inputs: Inputs, idx: RowIndex) -> Inputs:
     """Select rows ``idx`` of an array, of every array in a dict of inputs, or of a file source."""
     if isinstance(inputs, FileSource):
         return inputs.subset(idx)
@@ -269,7 +269,7 @@ class MultiTaskDataset:
         return np.unique(self.env)
 
     # --- derived datasets -----------------------------------------------------------------
-    def subset(self, idx: Any, name: str | None = None) -> MultiTaskDataset:
+    def subset(self, idx: RowIndex, name: str | None = None) -> MultiTaskDataset:
         """Rows ``idx`` (a boolean mask or integer indices) as a new dataset."""
         return MultiTaskDataset(
             inputs=index_inputs(self.inputs, idx),

@@ -17,9 +17,9 @@ import importlib.util
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ._common import SeedLike, as_generator
 from ._two_digit import Protocol, biased_joint, compose_two_digit_splits, stratified_pools
@@ -69,9 +69,9 @@ def make_multi_digits(
     n_valid: int = 2_000,
     n_test: int = 2_000,
     m: float = 0.9,
-    train_joint: Any = None,
-    valid_joint: Any = None,
-    test_joint: Any = None,
+    train_joint: npt.ArrayLike | None = None,
+    valid_joint: npt.ArrayLike | None = None,
+    test_joint: npt.ArrayLike | None = None,
     pool_sizes: Sequence[float] | Sequence[int] = (0.6, 0.2, 0.2),
     pair_ratios: Sequence[float] = (3, 1, 1),
     dtype: str = "float32",

@@ -45,9 +45,10 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import brentq
 from scipy.special import logsumexp
 
@@ -180,7 +181,7 @@ class GaussianToy:
         return labels, x
 
     # --- exact densities ------------------------------------------------------------------
-    def log_likelihood(self, x: Any) -> np.ndarray:
+    def log_likelihood(self, x: npt.ArrayLike) -> np.ndarray:
         """``log p(x | y, y') = log N(x; 2y + y', σ²_{2y+y'})``, shape ``(N, 2, 2)``."""
         xa = np.asarray(x, dtype=np.float64).reshape(-1)
         mu = self.means[None]
@@ -189,7 +190,7 @@ class GaussianToy:
         result: np.ndarray = -0.5 * (np.log(2 * np.pi * var) + d * d / var)
         return result
 
-    def log_joint_posterior(self, x: Any) -> np.ndarray:
+    def log_joint_posterior(self, x: npt.ArrayLike) -> np.ndarray:
         """``log p(y, y' | x)`` by Bayes' rule, shape ``(N, 2, 2)`` (``-inf`` where p(y, y') = 0)."""
         with np.errstate(divide="ignore"):
             log_prior = np.log(self.joint_probs)
@@ -197,14 +198,14 @@ class GaussianToy:
         result: np.ndarray = joint - logsumexp(joint, axis=(1, 2), keepdims=True)
         return result
 
-    def log_marginal(self, x: Any) -> np.ndarray:
+    def log_marginal(self, x: npt.ArrayLike) -> np.ndarray:
         """``log p(x) = log Σ_{y,y'} p(x | y, y') p(y, y')``, shape ``(N,)``."""
         with np.errstate(divide="ignore"):
             log_prior = np.log(self.joint_probs)
         result: np.ndarray = logsumexp(self.log_likelihood(x) + log_prior[None], axis=(1, 2))
         return result
 
-    def log_posteriors(self, x: Any) -> list[np.ndarray]:
+    def log_posteriors(self, x: npt.ArrayLike) -> list[np.ndarray]:
         """Per-task posteriors ``[log p(y | x), log p(y' | x)]``, each ``(N, 2)``.
 
         This is the per-task score contract of DESIGN.md (feed it to ``gmtl.decode``).
@@ -213,7 +214,7 @@ class GaussianToy:
         return [logsumexp(post, axis=2), logsumexp(post, axis=1)]
 
     # --- decision functions ---------------------------------------------------------------
-    def decision_function(self, x: Any, method: Method) -> np.ndarray:
+    def decision_function(self, x: npt.ArrayLike, method: Method) -> np.ndarray:
         """Score whose sign gives the predicted ``Y`` (positive: ``Y = 1``), shape ``(N,)``.
 
         ``"dmtl"``: ``log p(Y=1 | x) − log p(Y=0 | x)`` (``Y'`` marginalised).
@@ -230,7 +231,7 @@ class GaussianToy:
             return result
         raise ValueError(f"method must be 'dmtl' or 'gmtl', got {method!r}")
 
-    def predict(self, x: Any, method: Method) -> np.ndarray:
+    def predict(self, x: npt.ArrayLike, method: Method) -> np.ndarray:
         """Predicted ``Y`` (int64 ``(N,)``) of DMTL or of GMTL with α = 1."""
         return (self.decision_function(x, method) > 0).astype(np.int64)
 
@@ -289,7 +290,7 @@ class GaussianToy:
 
 
 def decision_boundaries(
-    covs: Any = None,
+    covs: npt.ArrayLike | None = None,
     theta: float = 0.5,
     theta_prime: float = 0.5,
     sigma2: Sequence[float] = PAPER_SIGMA2,
@@ -321,7 +322,7 @@ def decision_boundaries(
 
 def plot_decision_boundaries(
     path: str | os.PathLike[str] | None = None,
-    covs: Any = None,
+    covs: npt.ArrayLike | None = None,
     theta: float = 0.5,
     theta_prime: float = 0.5,
     sigma2: Sequence[float] = PAPER_SIGMA2,

@@ -23,9 +23,9 @@ import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 PathLike = str | os.PathLike[str]
 
@@ -116,7 +116,7 @@ def read_idx(
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
 
-def write_idx(path: PathLike, array: Any, compress: bool | None = None) -> Path:
+def write_idx(path: PathLike, array: npt.ArrayLike, compress: bool | None = None) -> Path:
     """Write ``array`` as an IDX file (gzip-compressed when ``compress`` or the name ends in ``.gz``).
 
     The dtype must be one of the IDX types (uint8, int8, int16, int32, float32, float64).

@@ -38,9 +38,9 @@ import urllib.request
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ._common import SeedLike, as_generator
 from ._sources import DATA_ENV, MissingDataError, data_root
@@ -223,9 +223,9 @@ def make_multi_mnist(
     n_valid: int = 5_000,
     n_test: int = 5_000,
     m: float = 0.9,
-    train_joint: Any = None,
-    valid_joint: Any = None,
-    test_joint: Any = None,
+    train_joint: npt.ArrayLike | None = None,
+    valid_joint: npt.ArrayLike | None = None,
+    test_joint: npt.ArrayLike | None = None,
     valid_fraction: float = 1 / 6,
     pair_ratios: Sequence[float] = (3, 1, 1),
     dtype: str = "float32",

@@ -93,12 +93,12 @@ class StreamedMultiMNIST(FileSource):
     def __len__(self) -> int:
         return len(self.pairs) * self.per_pair
 
-    def labels(self, rows: Any = None) -> np.ndarray:
+    def labels(self, rows: npt.ArrayLike | None = None) -> np.ndarray:
         """``(n, 2)`` int64 (left, right) labels of ``rows`` (default all), without any image."""
         r = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
         return self.pairs[r // self.per_pair]
 
-    def source_index(self, rows: Any) -> np.ndarray:
+    def source_index(self, rows: npt.ArrayLike) -> np.ndarray:
         """``(n, 2)`` indices into ``images`` of each row's left and right digit."""
         r = np.asarray(rows, dtype=np.int64)
         if r.size and (r.min() < 0 or r.max() >= len(self)):
@@ -111,7 +111,7 @@ class StreamedMultiMNIST(FileSource):
             out[:, side] = self.pool_sorted[self.starts[c] + pick]
         return out
 
-    def read_batch(self, rows: Any) -> np.ndarray:
+    def read_batch(self, rows: np.ndarray) -> np.ndarray:
         """Images of ``rows``: ``(n, 1, 28, 56)``, composed now (float32 in [0, 1] or uint8)."""
         src = self.source_index(rows)
         x = np.concatenate([self.images[src[:, 0]], self.images[src[:, 1]]], axis=2)[:, None]

@@ -42,9 +42,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:  # torch is not imported at run time by this loader
+    import torch
 
 from ._sources import (
     MissingDataError,
@@ -574,7 +578,7 @@ def _vocabulary(titles: list[str], min_count: int, max_words: int) -> tuple[list
     return vocab, ids
 
 
-def genre_mse(predictions: Any, targets: np.ndarray) -> tuple[np.ndarray, float]:
+def genre_mse(predictions: npt.ArrayLike | torch.Tensor, targets: np.ndarray) -> tuple[np.ndarray, float]:
     """Mean squared error per genre over the observed targets, and their average.
 
     ``MSE_g = mean_{i: y_ig observed} (ŷ_ig − y_ig)²`` and ``avg = mean_g MSE_g`` — the

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from ._common import (
     SPLIT_ENV,
@@ -115,7 +116,7 @@ def make_multi_sem(
     m_test: float = 0.1,
     signal: float = 1.0,
     sigma: float | Sequence[float] = 1.0,
-    mu: Any = None,
+    mu: npt.ArrayLike | None = None,
     rotate: bool = False,
     structure: Structure = "hub",
     seed: SeedLike = 0,
@@ -222,7 +223,7 @@ def make_multi_sem(
     )
 
 
-def agreement_rates(labels: Any) -> np.ndarray:
+def agreement_rates(labels: npt.ArrayLike) -> np.ndarray:
     """Empirical ``P(Y_s = Y_t)`` for every pair of tasks, a ``(T, T)`` matrix (diagonal 1).
 
     Rows with a missing label (``-1``) in either task of a pair are ignored for that pair.

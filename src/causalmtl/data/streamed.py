@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -53,6 +52,9 @@ class Sample:
     x: np.ndarray
     maps: dict[str, np.ndarray] = field(default_factory=dict)
 
+
+#: rows to select: integer indices or a boolean mask (an array or a sequence), a slice or one row
+RowIndex = np.ndarray | Sequence[int] | Sequence[bool] | slice | int
 
 #: a transform: ``(sample, rng) -> sample``, applied to ``x`` and every map consistently
 Transform = Callable[[Sample, np.random.Generator], Sample]
@@ -78,12 +80,12 @@ class FileSource:
         return None
 
     # --- views ------------------------------------------------------------------------------
-    def subset(self, idx: Any) -> FileSource:
+    def subset(self, idx: RowIndex) -> FileSource:
         """Rows ``idx`` (integer indices or a boolean mask) as a view; nothing is read."""
         rows = np.arange(len(self))[idx]
         return _View(self, np.atleast_1d(rows).astype(np.int64))
 
-    def __getitem__(self, idx: Any) -> FileSource:
+    def __getitem__(self, idx: RowIndex) -> FileSource:
         return self.subset(idx)
 
     def describe(self) -> str:

@@ -54,8 +54,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ._sources import MissingDataError, data_root, missing_data_error
-from .base import DatasetSplits, MultiTaskDataset, Task
-from .streamed import FileSource, Sample
+from .base import DatasetSplits, Inputs, MultiTaskDataset, Task
+from .streamed import FileSource, Sample, Transform
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, train_eval_transforms  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
@@ -600,7 +600,7 @@ def load_taskonomy(
     labels_only: bool = False,
     drop_incomplete: bool | None = None,
     mask_from_depth: bool = True,
-    transform: Any = None,
+    transform: Transform | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> DatasetSplits:
     """Taskonomy as a :class:`DatasetSplits` on the streamed-data contract.
@@ -789,7 +789,7 @@ def load_taskonomy(
         if all(task.kind == "classification" for task in task_objs):
             targets = np.where(np.isnan(targets), -1, targets).astype(np.int64)
         if labels_only:
-            inputs: Any = {"point": pv_all[:, 0].copy(), "view": pv_all[:, 1].copy()}
+            inputs: Inputs = {"point": pv_all[:, 0].copy(), "view": pv_all[:, 1].copy()}
         else:
             depth_present = (np.concatenate(depth_col)[keep] > 0) if need_depth else np.zeros(len(pv_all), bool)
             present = {t: raw[t][keep] >= 0 for t in dense}

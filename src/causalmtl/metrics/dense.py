@@ -482,7 +482,7 @@ class NormalMetrics(DenseMetrics):
         return out
 
 
-def dense_metrics_for_task(task: Any, metric_kind: str | None = None) -> DenseMetrics:
+def dense_metrics_for_task(task: object, metric_kind: str | None = None) -> DenseMetrics:
     """The accumulator for a segmentation / dense task (anything with ``name``, ``kind``,
     ``n_classes``, ``loss``).
 

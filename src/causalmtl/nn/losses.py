@@ -29,8 +29,6 @@ value-range check of CPU segmentation targets (free on the CPU).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -208,7 +206,7 @@ def segmentation_row_losses(log_probs: Tensor, target: Tensor) -> tuple[Tensor, 
     return dense_row_losses(log_probs, target, "ce")
 
 
-def task_row_losses(pred: Tensor, target: Tensor, task: Any) -> tuple[Tensor, Tensor]:
+def task_row_losses(pred: Tensor, target: Tensor, task: object) -> tuple[Tensor, Tensor]:
     """Per-row losses of one segmentation / dense task described by ``task``.
 
     ``task`` is anything with ``name``, ``kind`` and (optionally) ``loss`` attributes, e.g. a

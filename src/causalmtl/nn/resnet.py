@@ -246,7 +246,7 @@ class ResNet(nn.Sequential):
         layers += [block(self._inplanes, planes, dilation=self._dilation) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def _load(self, state: Mapping[str, Tensor], path: Any) -> None:
+    def _load(self, state: Mapping[str, Tensor], path: str | Path | None) -> None:
         own = self.state_dict()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]

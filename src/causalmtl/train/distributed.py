@@ -37,13 +37,17 @@ import atexit
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch.distributed import ProcessGroup
+    from torch.utils.hooks import RemovableHandle
 
 from .. import _parallel
 from ..data.base import MultiTaskDataset
@@ -106,10 +110,10 @@ class SingleProcess:
     def prepare(self, method: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
         return None
 
-    def shard_plans(self, plans: list[Any]) -> list[Any]:
+    def shard_plans(self, plans: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
         return plans
 
-    def step_context(self) -> Any:
+    def step_context(self) -> AbstractContextManager[None]:
         return nullcontext()
 
     def reduce_logs(self, sums: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -133,8 +137,8 @@ class DataParallel:
     rank: int
     world_size: int
     device: torch.device
-    group: Any = None
-    _hook: Any = None
+    group: ProcessGroup | None = None
+    _hook: RemovableHandle | None = None
 
     @property
     def is_main(self) -> bool:
@@ -180,7 +184,7 @@ class DataParallel:
             self._hook = None
 
     # --- data --------------------------------------------------------------------------
-    def shard_plans(self, plans: list[Any]) -> list[Any]:
+    def shard_plans(self, plans: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
         """This process's rows of every step of every group's epoch plan.
 
         Raises ``ValueError`` when a step's global batch has fewer rows than processes: a

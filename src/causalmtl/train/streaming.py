@@ -61,7 +61,7 @@ class LoaderOptions:
             pin_memory=pin and device.type == "cuda", collate_fn=_identity, **kw)
 
 
-def _identity(x: Any) -> Any:
+def _identity(x: _Item) -> _Item:
     return x
 
 

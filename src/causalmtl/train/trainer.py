@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
+from torch.optim.lr_scheduler import LRScheduler
 
 from ..data.base import DatasetSplits, MultiTaskDataset, concatenate
 from ..methods.base import Method
@@ -518,7 +519,7 @@ class Trainer:
                 "best_epoch": 0, "bad_epochs": 0, "finished": False, "stopped_early": False}
 
     def _load(self, path: Path, fingerprint: dict[str, Any], optimizer: torch.optim.Optimizer,
-              scheduler: Any) -> dict[str, Any] | None:
+              scheduler: LRScheduler | None) -> dict[str, Any] | None:
         ckpt = _load_checkpoint(path, self.device)
         if ckpt is None:
             return None
@@ -543,7 +544,7 @@ class Trainer:
         return state
 
     def _save(self, path: Path, state: dict[str, Any], fingerprint: dict[str, Any],
-              optimizer: torch.optim.Optimizer, scheduler: Any) -> None:
+              optimizer: torch.optim.Optimizer, scheduler: LRScheduler | None) -> None:
         rng = {"cpu": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None}
         _atomic_save({
@@ -555,7 +556,7 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------
     def _run(self, state: dict[str, Any], fingerprint: dict[str, Any], train_t: StepBatches,
              valid_t: Batch | MultiTaskDataset,
-             groups: list[np.ndarray], n_steps: int, optimizer: torch.optim.Optimizer, scheduler: Any,
+             groups: list[np.ndarray], n_steps: int, optimizer: torch.optim.Optimizer, scheduler: LRScheduler | None,
              ckpt_path: Path | None) -> TrainResult:
         method = self.method
         dp = self._dp
