@@ -22,7 +22,7 @@ TauVariant = Literal["scipy", "shieh"]
 TAU_VARIANTS: tuple[str, ...] = ("scipy", "shieh")
 
 
-def flat_log_prior(prior: Any, name: str = "log_p") -> np.ndarray:
+def flat_log_prior(prior: object, name: str = "log_p") -> np.ndarray:
     """Return a flattened float64 log prior from a log-prior array or a ``JointPrior``.
 
     ``prior`` may be a numpy array or torch tensor of log-probabilities (any shape; it is

@@ -8,12 +8,14 @@ was expected (DESIGN.md, "Errors"). Nothing is silently clipped.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:  # torch is imported lazily at run time (a numpy-only caller never loads it)
     import torch
+
+_T = TypeVar("_T")
 
 #: what :func:`check_seed` returns: a validated int seed, a numpy generator, or None
 Seed = int | np.random.Generator | np.random.RandomState | None
@@ -298,7 +300,7 @@ def make_rng(seed: Any, name: str = "seed") -> np.random.Generator:
     return np.random.default_rng(checked)
 
 
-def require_number(value: Any, name: str, expected: str = "a finite number") -> Any:
+def require_number(value: _T, name: str, expected: str = "a finite number") -> _T:
     """Raise ``TypeError`` naming ``name`` unless ``value`` is a real scalar (no str/None/bool)."""
     if not _is_number(value):
         raise TypeError(f"{name} must be {expected}, got the {type(value).__name__} {value!r}")

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -139,7 +138,7 @@ class DenseMetrics:
             return
         self._add(other._state, next(iter(other._state.values())).device)
 
-    def _settings(self) -> tuple[Any, ...]:
+    def _settings(self) -> tuple[object, ...]:
         return ()
 
     def update(self, pred: Tensor, target: Tensor) -> None:  # pragma: no cover - abstract
@@ -192,7 +191,7 @@ class ConfusionMatrix(DenseMetrics):
     def __repr__(self) -> str:
         return f"ConfusionMatrix(n_classes={self.n_classes}, ignore_index={self.ignore_index})"
 
-    def _settings(self) -> tuple[Any, ...]:
+    def _settings(self) -> tuple[object, ...]:
         return (self.n_classes, self.ignore_index)
 
     def _zeros(self, device: torch.device) -> dict[str, Tensor]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -74,7 +75,7 @@ class _External(nn.Module):
         return result
 
 
-def _optional(package: str, name: str) -> Any:
+def _optional(package: str, name: str) -> ModuleType:
     try:
         return importlib.import_module(package)
     except Exception as exc:  # ImportError, or a broken install (torchvision with a CPU torch build)

@@ -39,7 +39,7 @@ import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -57,6 +57,7 @@ from .evaluate import _accumulate, _dense_results, evaluate
 from .streaming import eval_batches
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 __all__ = [
     "DataParallel",
@@ -162,7 +163,7 @@ class DataParallel:
         self.close()
         self._hook = optimizer.register_step_pre_hook(self._average_gradients)
 
-    def _average_gradients(self, optimizer: torch.optim.Optimizer, *args: Any) -> None:
+    def _average_gradients(self, optimizer: torch.optim.Optimizer, *args: object) -> None:
         import torch.distributed as dist
 
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -329,7 +330,7 @@ def setup(device: str | torch.device, backend: str | None = None) -> SingleProce
     return DataParallel(rank=dist.get_rank(), world_size=world, device=device)
 
 
-def broadcast_object(obj: Any, src: int = 0) -> Any:
+def broadcast_object(obj: _T, src: int = 0) -> _T:
     """``obj`` of rank ``src`` on every process (identity without a process group)."""
     import torch.distributed as dist
 

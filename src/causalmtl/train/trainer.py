@@ -176,7 +176,7 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _diff(a: Any, b: Any, path: str = "") -> list[str]:
+def _diff(a: object, b: object, path: str = "") -> list[str]:
     """Human-readable differences between two JSON-like values."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
@@ -198,7 +198,7 @@ def _diff(a: Any, b: Any, path: str = "") -> list[str]:
     return []
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
+def _atomic_save(obj: object, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
