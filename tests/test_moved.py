@@ -31,3 +31,20 @@ def test_install_is_idempotent():
     _moved.install()
     _moved.install()
     assert sum(isinstance(f, _moved.MovedModuleFinder) for f in sys.meta_path) == 1
+
+
+def test_old_path_keeps_the_parents_name_and_the_modules_spec():
+    """``causalmtl.gmtl.adapt`` is a function and was a module path: importing the old path
+    leaves the function in place (as before the move) and the new module keeps its own spec."""
+    code = (
+        "import importlib, warnings; warnings.simplefilter('ignore')\n"
+        "import causalmtl.gmtl as g\n"
+        "f, d = g.adapt, g.decode\n"
+        "m = importlib.import_module('causalmtl.gmtl.adapt')\n"
+        "importlib.import_module('causalmtl.gmtl.decode')\n"
+        "assert g.adapt is f and g.decode is d and callable(g.adapt)\n"
+        "assert m is importlib.import_module('causalmtl.gmtl.unknown_q.adapt')\n"
+        "assert m.__spec__.name == 'causalmtl.gmtl.unknown_q.adapt', m.__spec__\n"
+        "importlib.reload(m)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -27,7 +27,7 @@ def flat_log_prior(prior: Any, name: str = "log_p") -> np.ndarray:
     ``prior`` may be a numpy array or torch tensor of log-probabilities (any shape; it is
     flattened in C-order; it need not be normalised) or an object with a ``log_prob``
     attribute (a :class:`causalmtl.gmtl.JointPrior` or small
-    :class:`causalmtl.gmtl.TreePrior`: any :class:`causalmtl.gmtl.prior.Prior`).
+    :class:`causalmtl.gmtl.TreePrior`: any :class:`causalmtl.gmtl.Prior`).
 
     Raises
     ------

@@ -1,4 +1,4 @@
-"""EM / MLLS and BBSE over the joint label space (causalmtl.gmtl.em)."""
+"""EM / MLLS and BBSE over the joint label space (causalmtl.gmtl.unknown_q.em)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from causalmtl.gmtl import em as em_mod
-from causalmtl.gmtl.adapt import gmtl_log_likelihood
-from causalmtl.gmtl.em import (
+from causalmtl.gmtl.unknown_q.adapt import gmtl_log_likelihood
+from causalmtl.gmtl.unknown_q.em import (
     EMConvergenceWarning,
     RawScoresWarning,
     bbse,

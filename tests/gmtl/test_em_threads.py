@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from causalmtl.gmtl import JointPrior
-from causalmtl.gmtl.em import SMALL_EM_CELLS, estimate_prior_em
+from causalmtl.gmtl.unknown_q.em import SMALL_EM_CELLS, estimate_prior_em
 
 
 def _problem(n=300, K=4, seed=0):
@@ -24,7 +24,7 @@ def two_threads():
 
 
 def test_small_problem_uses_one_thread_and_restores_the_setting(two_threads, monkeypatch):
-    import causalmtl.gmtl.em as em
+    import causalmtl.gmtl.unknown_q.em as em
 
     seen = []
     real = em._normalised_likelihood
@@ -53,7 +53,7 @@ def test_thread_count_is_restored_after_an_error(two_threads):
 
 
 def test_large_problem_keeps_the_callers_threads(two_threads, monkeypatch):
-    import causalmtl.gmtl.em as em
+    import causalmtl.gmtl.unknown_q.em as em
 
     monkeypatch.setattr(em, "SMALL_EM_CELLS", 16)            # make the test problem "large"
     seen = []

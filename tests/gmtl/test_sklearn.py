@@ -9,7 +9,7 @@ from sklearn.multioutput import MultiOutputClassifier
 from sklearn.utils import estimator_checks
 
 from causalmtl.gmtl import JointPrior, decode
-from causalmtl.gmtl.sklearn import GMTLClassifier
+from causalmtl.gmtl.decoding.sklearn import GMTLClassifier
 
 
 def data(seed=0, n=300, agree=0.9):
@@ -101,7 +101,7 @@ def test_one_class_output_and_continuous_targets_are_refused():
 
 def test_check_estimator_reports_only_the_intended_exceptions():
     """All of scikit-learn's estimator checks run; only the documented ones fail, each xfail."""
-    from causalmtl.gmtl.sklearn import EXPECTED_FAILED_CHECKS
+    from causalmtl.gmtl.decoding.sklearn import EXPECTED_FAILED_CHECKS
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -193,6 +193,6 @@ def test_top_level_names_are_lazy():
 
     code = ("import sys, causalmtl; assert 'sklearn' not in sys.modules; "
             "from causalmtl import GMTLClassifier, GMTLClassifierCV; "
-            "from causalmtl.gmtl.sklearn import GMTLClassifier as G; assert G is GMTLClassifier; "
+            "from causalmtl.gmtl.decoding.sklearn import GMTLClassifier as G; assert G is GMTLClassifier; "
             "assert 'sklearn' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from causalmtl.gmtl import JointPrior, decode
-from causalmtl.gmtl.adapt import adapt, decode_adapted
-from causalmtl.gmtl.em import estimate_prior_em
-from causalmtl.gmtl.smoothing_cv import heldout_log_likelihood, select_smoothing_cv
-from causalmtl.gmtl.tree import TreePrior
+from causalmtl.gmtl.priors.tree import TreePrior
+from causalmtl.gmtl.unknown_q.adapt import adapt, decode_adapted
+from causalmtl.gmtl.unknown_q.em import estimate_prior_em
+from causalmtl.gmtl.unknown_q.smoothing_cv import heldout_log_likelihood, select_smoothing_cv
 
 MEANS = np.array([-3.0, -1.0, 1.0, 3.0])
 P = np.full(4, 0.25)

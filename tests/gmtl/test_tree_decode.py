@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from causalmtl.gmtl import JointPrior, decode
-from causalmtl.gmtl.structured import decode_structured, fit_prior
-from causalmtl.gmtl.tree import TreePrior
+from causalmtl.gmtl.decoding.structured import decode_structured, fit_prior
+from causalmtl.gmtl.priors.tree import TreePrior
 
 # These tests pin the deprecated decode / decode_structured (kept for one release);
 # tests/gmtl/test_decode_core.py covers gmtl_decode.
@@ -220,7 +220,7 @@ def test_info_reports_the_method(caplog):
     rng = np.random.default_rng(9)
     tree = TreePrior.random((2,) * 30, seed=1)
     lp = random_log_probs(rng, 5, tree.n_classes)
-    with caplog.at_level(logging.INFO, logger="causalmtl.gmtl.decode"):
+    with caplog.at_level(logging.INFO, logger="causalmtl.gmtl.decoding.decode"):
         _, info = decode_structured(lp, tree, alpha=0.5, return_info=True)
     assert info.method == "tree" and info.prior == "TreePrior" and info.n_joint == 2**30
     assert info.backend == "numpy"
@@ -280,7 +280,7 @@ def test_bad_decode_arguments():
 
 
 def test_needs_structured_routing_rules():
-    from causalmtl.gmtl.structured import needs_structured
+    from causalmtl.gmtl.decoding.structured import needs_structured
 
     tree = TreePrior.random((2, 2), seed=0)
     joint = JointPrior.uniform((2, 2))

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .decode import gmtl_decode
-from .tree import TreePrior
+from .decoding.decode import gmtl_decode
+from .priors.tree import TreePrior
 
 
 def _rss_bytes() -> int:

@@ -49,8 +49,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._validation import as_numpy, check_alpha, check_labels, check_n_classes
-from ..gmtl.decode import gmtl_decode
-from ..gmtl.prior import JointPrior
+from ..gmtl import JointPrior, gmtl_decode
 
 logger = logging.getLogger(__name__)
 

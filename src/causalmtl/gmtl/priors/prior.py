@@ -51,7 +51,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._validation import (
+from ..._validation import (
     MAX_JOINT_CELLS,
     as_float,
     as_int,
@@ -80,7 +80,7 @@ class Prior(Protocol):
     to avoid the question.
 
     The objective's two prior parts (Makino et al. 2022, Eq. 6 split as in
-    :mod:`causalmtl.gmtl.objective`) come from ``log_marginals()`` (the marginal part
+    :mod:`causalmtl.gmtl.decoding.objective`) come from ``log_marginals()`` (the marginal part
     ``Σ_t log p(y_t)``) and ``table_log_prob()`` (``log p(y)``; the dependence part is their
     difference); a tree also offers them per edge (``TreePrior.pmi``).
     """

@@ -1,9 +1,9 @@
 """Choosing a prior for many tasks (:func:`fit_prior`) and the deprecated ``decode_structured``.
 
 GMTL decoding with tree priors, split α and marginal mode (issue 10) is part of
-:func:`causalmtl.gmtl.gmtl_decode` (objectives in :mod:`causalmtl.gmtl.objective`, kernels in
-:mod:`causalmtl.gmtl.table_np`, :mod:`causalmtl.gmtl.table_torch`,
-:mod:`causalmtl.gmtl.tree_infer`). :func:`decode_structured` and :func:`needs_structured`
+:func:`causalmtl.gmtl.gmtl_decode` (objectives in :mod:`causalmtl.gmtl.decoding.objective`, kernels in
+:mod:`causalmtl.gmtl.decoding.table_np`, :mod:`causalmtl.gmtl.decoding.table_torch`,
+:mod:`causalmtl.gmtl.decoding.tree_infer`). :func:`decode_structured` and :func:`needs_structured`
 remain for one release with their old return conventions and a ``DeprecationWarning``.
 
 Which prior to build is chosen by :func:`fit_prior` (``structure="auto"``: the full table
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_n_classes
+from ..._validation import check_n_classes
+from ..priors.prior import JointPrior
+from ..priors.tree import MAX_TABLE_SIZE, TreePrior
 from .decode import _LEGACY_SCORES_ERROR, DecodeInfo, _legacy_options, legacy_decode
-from .prior import JointPrior
-from .tree import MAX_TABLE_SIZE, TreePrior
 
 logger = logging.getLogger(__name__)
 

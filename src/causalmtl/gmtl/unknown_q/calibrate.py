@@ -1,6 +1,6 @@
 """Per-head calibration of multi-task scores by NLL, fitted with L-BFGS.
 
-EM over the joint label space (:mod:`causalmtl.gmtl.em`) needs a likelihood that is the same
+EM over the joint label space (:mod:`causalmtl.gmtl.unknown_q.em`) needs a likelihood that is the same
 in training and test. With a factorised multi-task model it is ``Π_t p(y_t|x) / p(y)``, and
 that is only sound if the heads' probabilities are calibrated (Alexandari, Kundaje &
 Shrikumar 2020, "Maximum likelihood with bias-corrected calibration is hard-to-beat at label
@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._validation import as_numpy, check_labels, check_n_classes, check_nonnegative
+from ..._validation import as_numpy, check_labels, check_n_classes, check_nonnegative
 
 logger = logging.getLogger(__name__)
 

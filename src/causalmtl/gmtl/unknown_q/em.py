@@ -50,7 +50,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._validation import (
+from ..._validation import (
     as_float,
     as_int,
     as_numpy,
@@ -59,7 +59,7 @@ from .._validation import (
     check_n_classes,
     check_nonnegative,
 )
-from .prior import JointPrior, as_prior
+from ..priors.prior import JointPrior, as_prior
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class EMConvergenceWarning(UserWarning):
 
 
 class RawScoresWarning(UserWarning):
-    """EM was run on raw, uncalibrated GMTL scores (see :mod:`causalmtl.gmtl.calibrate`)."""
+    """EM was run on raw, uncalibrated GMTL scores (see :mod:`causalmtl.gmtl.unknown_q.calibrate`)."""
 
 
 @dataclass(frozen=True)
@@ -261,8 +261,8 @@ def estimate_prior_em(
     log_lik : array ``(N, K)`` or ``(N, C_1, …, C_T)``
         A label-shift-invariant log-likelihood ``log L(y; x_i)`` of every joint cell for every
         unlabeled example, up to a constant per row: e.g.
-        :meth:`~causalmtl.gmtl.score_model.GaussianScoreModel.log_likelihood` or
-        :func:`~causalmtl.gmtl.calibrate.gmtl_log_likelihood` on calibrated heads. ``-inf``
+        :meth:`~causalmtl.gmtl.unknown_q.score_model.GaussianScoreModel.log_likelihood` or
+        :func:`~causalmtl.gmtl.gmtl_log_likelihood` on calibrated heads. ``-inf``
         marks impossible cells.
     init : JointPrior or table of shape ``n_classes``
         The starting point ``q⁰`` (the training prior p), which fixes ``n_classes``.

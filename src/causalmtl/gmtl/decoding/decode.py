@@ -12,14 +12,14 @@ as a :class:`Decoded` result. ``mode="marginal"`` takes, per task, the argmax of
 of ``r(y|x) ∝ exp F(y)`` instead (the Bayes decision for per-task accuracy under r).
 
 How it is computed: the objective is built once from the prior
-(:class:`~causalmtl.gmtl.objective.Objective`) and handed to one of two exact kernels,
+(:class:`~causalmtl.gmtl.decoding.objective.Objective`) and handed to one of two exact kernels,
 each with a numpy and a torch backend:
 
 * ``"table"`` — the full product space of ``K = Π C_t`` joint classes, in chunks of rows
-  (:mod:`~causalmtl.gmtl.table_np`, :mod:`~causalmtl.gmtl.table_torch`); ties go to the lowest
+  (:mod:`~causalmtl.gmtl.decoding.table_np`, :mod:`~causalmtl.gmtl.decoding.table_torch`); ties go to the lowest
   joint index (C-order), which is what per-task argmax does at α = 0;
 * ``"tree"`` — max-product / sum-product on a :class:`~causalmtl.gmtl.TreePrior`'s tree,
-  ``O(N Σ_edges C_s C_t)`` (:mod:`~causalmtl.gmtl.tree_infer`).
+  ``O(N Σ_edges C_s C_t)`` (:mod:`~causalmtl.gmtl.decoding.tree_infer`).
 
 ``kernel="auto"`` decodes a :class:`~causalmtl.gmtl.JointPrior` on its table and a
 :class:`~causalmtl.gmtl.TreePrior` on its tree (on its flattened table when one joint score
@@ -29,7 +29,7 @@ Chow–Liu projection (an approximation; logged and said in ``Decoded.info.reaso
 CPU tensors, torch on an accelerator; results come back in the type and on the device of the
 inputs.
 
-:func:`decode` and :func:`~causalmtl.gmtl.structured.decode_structured` are the deprecated
+:func:`decode` and :func:`~causalmtl.gmtl.decoding.structured.decode_structured` are the deprecated
 forms that return bare arrays / tuples (kept for one release).
 """
 
@@ -44,13 +44,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._validation import check_decode_args
+from ..._validation import check_decode_args
+from ..priors.prior import JointPrior, Prior, as_any_prior
+from ..priors.tree import TreePrior
 from ._scores import LOG_PROB_ATOL, Scores, prepare_scores
 from .objective import Objective
-from .prior import JointPrior, Prior, as_any_prior
 from .table_np import table_joint, table_marginals, table_scores
 from .table_torch import table_joint_torch, table_marginals_torch, table_scores_torch
-from .tree import TreePrior
 from .tree_infer import decode_tree
 
 logger = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def _decode(
             work.same_structure(q_prior, name=q_name)
             q_work = q_prior
         node, edge = obj.tree_terms(work, q_work)
-        labels, margs = decode_tree(sc.values, work.n_classes, work._rooted, work.edges, node, edge,
+        labels, margs = decode_tree(sc.values, work.n_classes, work.rooted, work.edges, node, edge,
                                     mode, marginals, memory_mb)  # fmt: skip
         score_table = None
     else:
@@ -288,7 +288,7 @@ def gmtl_decode(
         Per-task log-probabilities ``log p(y_t|x)`` of a factorised multi-task model, or the
         joint log-probabilities of a model that predicts the joint class (table kernel).
         numpy or torch (CPU or CUDA); results have the same type and device.
-    prior : :class:`JointPrior`, :class:`TreePrior` (any :class:`~causalmtl.gmtl.prior.Prior`)
+    prior : :class:`JointPrior`, :class:`TreePrior` (any :class:`~causalmtl.gmtl.priors.prior.Prior`)
         or a probability table of shape ``n_classes``: the training prior ``p(y)``.
     alpha : float in [0, 1] or a sequence of them, default 1.0
         Strength of the prior correction (0 = DMTL, 1 = decoding ``log p(x|y)``). Several

@@ -10,7 +10,7 @@ the pairwise dependencies along the edges E of a spanning tree (or forest) over 
     log p(y) = Σ_{(s,t)∈E} log p(y_s, y_t) − Σ_s (deg_s − 1) log p(y_s).
 
 Its log-probability splits into the marginals' part and the dependence part used by the
-split-α GMTL objective (:mod:`causalmtl.gmtl.structured`):
+split-α GMTL objective (:mod:`causalmtl.gmtl.decoding.structured`):
 
     log p(y) = Σ_s log p(y_s) + Σ_{(s,t)∈E} PMI_st(y_s, y_t),
     PMI_st(a, b) = log p(a, b) − log p(a) − log p(b).                                 (T2)
@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._validation import (
+from ..._validation import (
     as_float,
     as_int,
     check_labels,
@@ -139,8 +139,11 @@ def check_forest(edges: Any, n_tasks: int, name: str = "edges") -> tuple[Edge, .
 
 
 @dataclass(frozen=True)
-class _Rooted:
-    """Rooted orientation of a forest: BFS order from the lowest-index task of each component."""
+class RootedTree:
+    """Rooted orientation of a forest: BFS order from the lowest-index task of each component.
+
+    :attr:`TreePrior.rooted` holds it; the tree kernel (:func:`causalmtl.gmtl.decoding.tree_infer.decode_tree`)
+    collects messages leaves → roots in reverse ``order`` and sends them back in ``order``."""
 
     order: tuple[int, ...]  # every task, parents before children
     parent: tuple[int, ...]  # parent task, -1 for roots
@@ -148,7 +151,7 @@ class _Rooted:
     children: tuple[tuple[int, ...], ...]
 
 
-def _root_forest(edges: Sequence[Edge], n_tasks: int) -> _Rooted:
+def _root_forest(edges: Sequence[Edge], n_tasks: int) -> RootedTree:
     adj: list[list[tuple[int, int]]] = [[] for _ in range(n_tasks)]
     for i, (s, t) in enumerate(edges):
         adj[s].append((t, i))
@@ -169,7 +172,7 @@ def _root_forest(edges: Sequence[Edge], n_tasks: int) -> _Rooted:
                     parent[t], parent_edge[t] = s, i
                     queue.append(t)
     children = tuple(tuple(t for t in order if parent[t] == s) for s in range(n_tasks))
-    return _Rooted(tuple(order), tuple(parent), tuple(parent_edge), children)
+    return RootedTree(tuple(order), tuple(parent), tuple(parent_edge), children)
 
 
 def _one_hot_counts(lab: np.ndarray, n_classes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -253,7 +256,7 @@ class TreePrior:
     Build it with :meth:`fit` (Chow–Liu, forest by threshold, or a user-given tree),
     :meth:`from_marginals`, :meth:`from_joint` or :meth:`random`, not directly. It is a
     drop-in prior for :func:`causalmtl.gmtl.gmtl_decode` (exact max-product / sum-product on the
-    tree, see :mod:`causalmtl.gmtl.decode`) and exposes the same views as
+    tree, see :mod:`causalmtl.gmtl.decoding.decode`) and exposes the same views as
     :class:`~causalmtl.gmtl.JointPrior` (``n_classes``, ``marginal(t)``, ``n_fitted``, and the
     flattened ``probs`` / ``log_prob`` when ``Π C_t <= MAX_TABLE_SIZE``).
 
@@ -288,13 +291,19 @@ class TreePrior:
     pseudocount: float = 0.0
     n_fitted: int = 0
     mutual_info: np.ndarray | None = None
-    _rooted: _Rooted = field(default=None, repr=False)  # type: ignore[assignment]
-    #: The decoding kernel this prior is decoded with by default (:class:`~causalmtl.gmtl.prior.Prior`).
+    _rooted: RootedTree | None = field(default=None, repr=False)  # computed in __post_init__
+    #: The decoding kernel this prior is decoded with by default (:class:`~causalmtl.gmtl.priors.prior.Prior`).
     structure: ClassVar[str] = "tree"
 
     def __post_init__(self) -> None:
         if self._rooted is None:
             object.__setattr__(self, "_rooted", _root_forest(self.edges, len(self.n_classes)))
+
+    @property
+    def rooted(self) -> RootedTree:
+        """The forest oriented from the lowest-index task of each component (BFS order), along
+        which the tree kernel (:mod:`causalmtl.gmtl.decoding.tree_infer`) passes messages."""
+        return self._rooted if self._rooted is not None else _root_forest(self.edges, len(self.n_classes))
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -654,7 +663,7 @@ class TreePrior:
         n = as_int(n, "n", low=0)
         rng = make_rng(seed)
         out = np.zeros((int(n), self.n_tasks), dtype=np.int64)
-        r = self._rooted
+        r = self.rooted
         for t in r.order:
             s = r.parent[t]
             u = rng.random(int(n))
@@ -671,7 +680,7 @@ class TreePrior:
 
     def _oriented_pair(self, t: int) -> np.ndarray:
         """``p(y_parent, y_t)`` for a non-root task t, shape ``(C_parent, C_t)``."""
-        e = self._rooted.parent_edge[t]
+        e = self.rooted.parent_edge[t]
         p = self.pair_probs[e]
         return p if self.edges[e][1] == t else p.T
 
@@ -750,4 +759,4 @@ class TreePrior:
         )
 
 
-__all__ = ["TreePrior", "check_forest", "chow_liu_edges", "random_tree_edges", "MAX_TABLE_SIZE"]
+__all__ = ["RootedTree", "TreePrior", "check_forest", "chow_liu_edges", "random_tree_edges", "MAX_TABLE_SIZE"]

@@ -1,8 +1,8 @@
 """Full-table GMTL decoding with torch (tensors on any device): joint argmax and marginals.
 
-The torch twin of :mod:`causalmtl.gmtl.table_np`: the objective ``F(y) = Σ_t log p(y_t|x) +
+The torch twin of :mod:`causalmtl.gmtl.decoding.table_np`: the objective ``F(y) = Σ_t log p(y_t|x) +
 D_a(y)`` for every joint class, with the prior term ``D_a`` (one row per α, Eq. 6 / (S1) /
-§3.1) built by :meth:`causalmtl.gmtl.objective.Objective.table_terms`. Joint decoding is the
+§3.1) built by :meth:`causalmtl.gmtl.decoding.objective.Objective.table_terms`. Joint decoding is the
 exhaustive chunked argmax (ties to the lowest C-order index); marginals are exact sums over
 the table. Rows are processed in chunks so that at most ``memory_mb`` of scores exist at once
 (marginals: at most 4 × :data:`CACHE_CHUNK_MB`, which keeps rows in cache). No host syncs in

@@ -8,7 +8,7 @@ For per-task scores ``log p(y_t|x)`` and a training prior ``p(y)`` (Makino et al
 
 with the prior split into its **marginal part** ``M(y) = Σ_t log p(y_t)`` and its
 **dependence part** ``D(y) = log p(y) − M(y)`` (on a tree, ``D = Σ_{(s,t)∈E} PMI_st``, (T2) of
-:mod:`causalmtl.gmtl.tree`). ``α_m = α_d = α`` is Eq. 6; with a known q, ``α_m = α_d = 1`` and
+:mod:`causalmtl.gmtl.priors.tree`). ``α_m = α_d = α`` is Eq. 6; with a known q, ``α_m = α_d = 1`` and
 q's own two parts are added. Every objective is therefore
 
     F(y) = Σ_t log p(y_t|x) + c_m M_p(y) + c_d D_p(y) + c_q [M_q(y) + D_q(y)]
@@ -17,9 +17,9 @@ with the coefficients of :meth:`Objective.coefficients`. The kernels need the pr
 two representations, built here from those coefficients:
 
 * :meth:`Objective.table_terms`: one row of ``K = Π C_t`` values per α (full-table kernels,
-  :mod:`causalmtl.gmtl.table_np`, :mod:`causalmtl.gmtl.table_torch`);
+  :mod:`causalmtl.gmtl.decoding.table_np`, :mod:`causalmtl.gmtl.decoding.table_torch`);
 * :meth:`Objective.tree_terms`: node terms ``(A, C_t)`` and edge terms ``(A, C_s, C_t)``
-  (:mod:`causalmtl.gmtl.tree_infer`).
+  (:mod:`causalmtl.gmtl.decoding.tree_infer`).
 
 Without q the table terms are centred (each part shifted so that its largest value is 0), so
 that a uniform prior adds exactly zero and ties stay α-invariant; the shift is constant in y
@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_alpha
+from ..._validation import check_alpha
+from ..priors.prior import JointPrior, Prior
+from ..priors.tree import TreePrior
 from ._scores import safe_log
-from .prior import JointPrior, Prior
-from .tree import TreePrior
 
 
 def resolve_alphas(

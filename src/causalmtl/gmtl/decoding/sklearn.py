@@ -15,9 +15,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._validation import as_float, as_int, check_alpha, check_bool
+from ..._validation import as_float, as_int, check_alpha, check_bool
+from ..priors.prior import JointPrior, as_prior
 from .decode import gmtl_decode, joint_log_posterior
-from .prior import JointPrior, as_prior
 from .select import main_task_accuracy, select_alpha
 
 _TINY = 1e-300
@@ -52,7 +52,7 @@ class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     >>> import numpy as np
     >>> from sklearn.linear_model import LogisticRegression
     >>> from sklearn.multioutput import MultiOutputClassifier
-    >>> from causalmtl.gmtl.sklearn import GMTLClassifier
+    >>> from causalmtl.gmtl.decoding.sklearn import GMTLClassifier
     >>> rng = np.random.default_rng(0)
     >>> Y = rng.integers(0, 2, size=(200, 2)); Y[:, 1] = Y[:, 0]   # correlated labels
     >>> X = Y + rng.normal(scale=1.0, size=(200, 2))

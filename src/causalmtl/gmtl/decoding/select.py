@@ -16,9 +16,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .._validation import as_float, as_int, as_numpy, check_alpha, check_labels
+from ..._validation import as_float, as_int, as_numpy, check_alpha, check_labels
+from ..priors.prior import JointPrior, as_prior
 from .decode import gmtl_decode
-from .prior import JointPrior, as_prior
 
 
 def main_task_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:

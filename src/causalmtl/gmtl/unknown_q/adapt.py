@@ -2,14 +2,14 @@
 
 The paper decodes with a known test prior q (§3.1, ``Σ_t log p(y_t|x) − log p(y) + log q(y)``)
 or with an oracle α. :func:`adapt` replaces the oracle by an estimate ``q̂`` from the
-unlabeled test inputs (EM / MLLS, :mod:`causalmtl.gmtl.em`), using one of two
+unlabeled test inputs (EM / MLLS, :mod:`causalmtl.gmtl.unknown_q.em`), using one of two
 label-shift-invariant likelihoods fitted on labelled held-out in-distribution data:
 
 ``likelihood="score"`` (default)
-    the generative score model ``p(s|y)`` (:class:`~causalmtl.gmtl.score_model.GaussianScoreModel`);
+    the generative score model ``p(s|y)`` (:class:`~causalmtl.gmtl.unknown_q.score_model.GaussianScoreModel`);
     decoding is ``argmax_y log p(s|y) + log q̂(y)``.
 ``likelihood="calibrated"``
-    calibrated heads (:mod:`causalmtl.gmtl.calibrate`) in the GMTL likelihood
+    calibrated heads (:mod:`causalmtl.gmtl.unknown_q.calibrate`) in the GMTL likelihood
     ``L(y; x) = Π_t p̃(y_t|x) / p(y)`` (:func:`gmtl_log_likelihood`); decoding is
     ``gmtl_decode(p̃, prior, q=q̂)``.
 
@@ -35,12 +35,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._severity import weighted_tau
-from .._validation import as_numpy, check_labels
+from ..._severity import weighted_tau
+from ..._validation import as_numpy, check_labels
+from ..decoding.decode import gmtl_decode
+from ..priors.prior import JointPrior, as_prior
+from ..priors.tree import TreePrior
 from .calibrate import Calibrator, make_calibrator
-from .decode import gmtl_decode
 from .em import EMResult, RawScoresWarning, estimate_prior_em
-from .prior import JointPrior, as_prior
 from .score_model import GaussianScoreModel
 from .smoothing_cv import (
     DEFAULT_CV_GRID,
@@ -48,7 +49,6 @@ from .smoothing_cv import (
     heldout_log_likelihood,
     select_smoothing_cv,
 )
-from .tree import TreePrior
 from .tree_em import TreeEMResult, estimate_tree_prior_em
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def gmtl_log_likelihood(
     This is the α = 1 objective of Eq. 6 (``log p(x|y)`` up to a term constant in y) and the
     likelihood of Saerens et al.'s EM for a factorised model. It is shift-invariant only if
     the heads are calibrated: pass a fitted ``calibrator`` (applied first), or
-    ``assume_calibrated=True``; otherwise a :class:`~causalmtl.gmtl.em.RawScoresWarning` is
+    ``assume_calibrated=True``; otherwise a :class:`~causalmtl.gmtl.unknown_q.em.RawScoresWarning` is
     issued, because EM on raw multi-task scores can collapse (each head leaks other tasks'
     evidence through the training correlation).
     """
@@ -100,7 +100,7 @@ def gmtl_log_likelihood(
             msg = (
                 "EM/decoding on raw, uncalibrated GMTL scores: Π_t p(y_t|x)/p(y) is not a "
                 "shift-invariant likelihood unless the heads are calibrated; fit a calibrator "
-                "(causalmtl.gmtl.calibrate) or use the generative score model"
+                "(causalmtl.gmtl.unknown_q.calibrate) or use the generative score model"
             )
             warnings.warn(msg, RawScoresWarning, stacklevel=2)
             logger.debug(msg)  # the warning above carries it to the user
@@ -204,9 +204,9 @@ def adapt(
         Scores of the same model on the unlabeled test inputs.
     prior : JointPrior, TreePrior or table, optional
         The training joint prior p (EM's start and the smoothing prior). Default: fitted on
-        ``val_labels`` with pseudocount 1. A :class:`~causalmtl.gmtl.tree.TreePrior` makes
+        ``val_labels`` with pseudocount 1. A :class:`~causalmtl.gmtl.priors.tree.TreePrior` makes
         the estimate tree-structured on the same edges
-        (:func:`~causalmtl.gmtl.tree_em.estimate_tree_prior_em`, M-step refits edge marginals).
+        (:func:`~causalmtl.gmtl.unknown_q.tree_em.estimate_tree_prior_em`, M-step refits edge marginals).
     likelihood : ``"score"`` or ``"calibrated"``
         Which shift-invariant likelihood EM uses (module docstring).
     calibration : ``"auto"``, ``"temperature"``, ``"bcts"``, ``"vector"``, ``"cross"`` or None
@@ -218,12 +218,12 @@ def adapt(
     interactions : bool
         Pairwise task interactions in the score model's mean.
     smoothing : float ≥ 0, ``"auto"`` or ``"cv"``
-        λ of EM's MAP M-step (:func:`~causalmtl.gmtl.em.estimate_prior_em`; for a tree prior
-        :func:`~causalmtl.gmtl.tree_em.estimate_tree_prior_em`). ``"cv"`` chooses λ by
+        λ of EM's MAP M-step (:func:`~causalmtl.gmtl.unknown_q.em.estimate_prior_em`; for a tree prior
+        :func:`~causalmtl.gmtl.unknown_q.tree_em.estimate_tree_prior_em`). ``"cv"`` chooses λ by
         ``cv_folds``-fold held-out likelihood of the unlabeled test scores over ``cv_grid``
         (ratios λ/N) and ``q = p``, and falls back to ``q̂ = p`` unless the held-out gain over
         p passes a one-sided paired z-test at ``cv_z`` (default: Bonferroni 5 % over the grid)
-        (:func:`~causalmtl.gmtl.smoothing_cv.select_smoothing_cv`); uses no test labels.
+        (:func:`~causalmtl.gmtl.unknown_q.smoothing_cv.select_smoothing_cv`); uses no test labels.
     max_iter, tol, device
         Passed to EM.
     cv_folds, cv_grid, cv_z, seed
