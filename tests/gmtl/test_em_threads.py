@@ -27,13 +27,13 @@ def test_small_problem_uses_one_thread_and_restores_the_setting(two_threads, mon
     import causalmtl.gmtl.unknown_q.em as em
 
     seen = []
-    real = em._normalised_likelihood
+    real = em.normalised_likelihood
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(em, "_normalised_likelihood", spy)
+    monkeypatch.setattr(em, "normalised_likelihood", spy)
     log_lik, prior = _problem()
     assert log_lik.size < SMALL_EM_CELLS
     res = em.estimate_prior_em(log_lik, prior)
@@ -57,13 +57,13 @@ def test_large_problem_keeps_the_callers_threads(two_threads, monkeypatch):
 
     monkeypatch.setattr(em, "SMALL_EM_CELLS", 16)            # make the test problem "large"
     seen = []
-    real = em._normalised_likelihood
+    real = em.normalised_likelihood
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(em, "_normalised_likelihood", spy)
+    monkeypatch.setattr(em, "normalised_likelihood", spy)
     log_lik, prior = _problem()
     em.estimate_prior_em(log_lik, prior)
     assert seen == [2]

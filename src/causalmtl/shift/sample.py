@@ -34,7 +34,9 @@ def _check_n(n: int) -> int:
     return int(n)
 
 
-def _random_state(seed: RandomLike) -> np.random.RandomState | np.random.Generator:
+def random_state(seed: RandomLike) -> np.random.RandomState | np.random.Generator:
+    """The random source of the samplers: a RandomState or Generator as it is, an int ``>= 0``
+    seeds a ``RandomState`` (the legacy stream the published draws were made with)."""
     if isinstance(seed, (np.random.RandomState, np.random.Generator)):
         return seed
     if (
@@ -150,7 +152,7 @@ class ShuffleNoiseSampler(QSampler):
     def sample(self, log_p: Any, n: int, seed: RandomLike = 0) -> QDraws:
         base = flat_log_prior(log_p)
         n = _check_n(n)
-        rng = _random_state(seed)
+        rng = random_state(seed)
         K = base.size
         z = np.empty((n, K))
         shuffles = np.empty(n)
@@ -223,7 +225,7 @@ class DirichletSampler(QSampler):
     def sample(self, log_p: Any, n: int, seed: RandomLike = 0) -> QDraws:
         base = flat_log_prior(log_p)
         n = _check_n(n)
-        rng = _random_state(seed)
+        rng = random_state(seed)
         if isinstance(rng, np.random.RandomState):
             rng = np.random.Generator(np.random.PCG64(rng.randint(0, 2**31 - 1)))
         p = np.exp(base - logsumexp(base))
@@ -272,4 +274,5 @@ __all__ = [
     "make_sampler",
     "sample_q",
     "flat_log_prior",
+    "random_state",
 ]

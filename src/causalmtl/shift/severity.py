@@ -41,7 +41,14 @@ from typing import Any
 import numpy as np
 
 # the shared core (below gmtl and shift): weighted_tau and the prior convention
-from .._severity import TAU_VARIANTS, TauVariant, _check_variant, _tau, flat_log_prior, weighted_tau
+from .._severity import (
+    TAU_VARIANTS,
+    TauVariant,
+    check_variant,
+    flat_log_prior,
+    flat_tau,
+    weighted_tau,
+)
 from .sample import QDraws
 
 
@@ -276,7 +283,7 @@ def severity(
     -------
     ndarray ``(D,)`` of τ values.
     """
-    _check_variant(variant)
+    check_variant(variant)
     if method not in ("fast", "scipy"):
         raise ValueError(f"method must be 'fast' or 'scipy', got {method!r}")
     x = flat_log_prior(log_p, "log_p")
@@ -287,7 +294,7 @@ def severity(
     if np.isnan(lq).any():
         raise ValueError("log_q contains NaN")
     if method == "scipy":
-        return np.array([_tau(x, row, variant) for row in lq], dtype=np.float64)
+        return np.array([flat_tau(x, row, variant) for row in lq], dtype=np.float64)
     if (
         isinstance(chunk_size, bool)
         or not isinstance(chunk_size, (int, np.integer))

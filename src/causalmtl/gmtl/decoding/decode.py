@@ -401,6 +401,20 @@ def legacy_decode(
     return out[0] if len(out) == 1 else tuple(out)
 
 
+def needs_structured(prior: Any, **kwargs: Any) -> bool:
+    """Deprecated (no router any more): whether the old ``decode`` sent a call to
+    ``decode_structured`` — a :class:`TreePrior`, or any of ``alpha_marginal``,
+    ``alpha_dependence``, ``mode != "joint"``, ``method != "auto"``, ``return_marginals``,
+    ``return_info``; with ``return_scores`` and any of those options it raises ValueError."""
+    warnings.warn("needs_structured is deprecated: gmtl_decode has no router", DeprecationWarning, stacklevel=2)
+    options = _legacy_options(**kwargs)
+    if kwargs.get("return_scores", False):
+        if options:
+            raise ValueError(_LEGACY_SCORES_ERROR)
+        return False
+    return options or getattr(type(prior), "structure", None) == "tree"
+
+
 def decode(
     log_probs: Any,
     prior: JointPrior | Any,

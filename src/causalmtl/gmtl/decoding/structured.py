@@ -22,7 +22,7 @@ import numpy as np
 from ..._validation import check_n_classes
 from ..priors.prior import JointPrior
 from ..priors.tree import MAX_TABLE_SIZE, TreePrior
-from .decode import _LEGACY_SCORES_ERROR, DecodeInfo, _legacy_options, legacy_decode
+from .decode import DecodeInfo, legacy_decode, needs_structured
 
 logger = logging.getLogger(__name__)
 
@@ -112,20 +112,6 @@ def decode_structured(
         method=method, alpha_marginal=alpha_marginal, alpha_dependence=alpha_dependence,
         return_marginals=return_marginals, return_info=return_info, backend=backend,
     )  # fmt: skip
-
-
-def needs_structured(prior: Any, **kwargs: Any) -> bool:
-    """Deprecated (no router any more): whether the old ``decode`` sent a call to
-    ``decode_structured`` — a :class:`TreePrior`, or any of ``alpha_marginal``,
-    ``alpha_dependence``, ``mode != "joint"``, ``method != "auto"``, ``return_marginals``,
-    ``return_info``; with ``return_scores`` and any of those options it raises ValueError."""
-    warnings.warn("needs_structured is deprecated: gmtl_decode has no router", DeprecationWarning, stacklevel=2)
-    options = _legacy_options(**kwargs)
-    if kwargs.get("return_scores", False):
-        if options:
-            raise ValueError(_LEGACY_SCORES_ERROR)
-        return False
-    return options or getattr(type(prior), "structure", None) == "tree"
 
 
 __all__ = ["DecodeInfo", "decode_structured", "fit_prior", "needs_structured", "AUTO_TABLE_SIZE"]

@@ -37,10 +37,10 @@ from ..priors.prior import as_any_prior
 from ..priors.tree import TreePrior
 from .em import (
     EMConvergenceWarning,
-    _as_log_lik,
-    _normalised_likelihood,
-    _objective,
-    _resolve_smoothing,
+    as_log_likelihood,
+    map_objective,
+    normalised_likelihood,
+    resolve_smoothing,
 )
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def estimate_tree_prior_em(
     max_iter = as_int(max_iter, "max_iter", low=1)
     tol = as_float(tol, "tol", low=0, low_open=True)
     n_classes = init.n_classes
-    arr = _as_log_lik(log_lik, n_classes)
+    arr = as_log_likelihood(log_lik, n_classes)
     n = arr.shape[0]
     K = int(np.prod(n_classes))
     if isinstance(smoothing, str) and smoothing == "auto":
@@ -109,11 +109,11 @@ def estimate_tree_prior_em(
         lam = float(sum(n_classes[a] * n_classes[b] for a, b in init.edges)
                     + sum(c for t, c in enumerate(n_classes) if t not in linked))  # fmt: skip
     else:
-        lam, note = _resolve_smoothing(smoothing, n, K)
+        lam, note = resolve_smoothing(smoothing, n, K)
         if note is not None:
             warnings.warn(note, UserWarning, stacklevel=2)
     dev = check_device(device)
-    L, const = _normalised_likelihood(arr, dev, memory_mb, "log_lik")
+    L, const = normalised_likelihood(arr, dev, memory_mb, "log_lik")
     p_np = init.probs.reshape(-1)
     p_np = p_np / p_np.sum()
     p = torch.as_tensor(p_np, dtype=torch.float64, device=dev)
@@ -125,7 +125,7 @@ def estimate_tree_prior_em(
     n_iter = 0
     while n_iter < max_iter:
         d = L @ q
-        f = _objective(d, q, p, lam, const)
+        f = map_objective(d, q, p, lam, const)
         n_iter += 1
         f_prev = history[-1] if history else None
         history.append(f)
