@@ -42,7 +42,7 @@ def evaluate_shift(
     labels: Any,
     predictions: Any,
     log_p: Any,
-    alphas: Sequence[float],
+    alphas: Sequence[float] | np.ndarray,
     *,
     n_classes: Sequence[int] | None = None,
     task: int = 0,

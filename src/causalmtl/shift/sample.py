@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from scipy.special import logsumexp
@@ -70,7 +70,8 @@ class QDraws:
     @property
     def q(self) -> np.ndarray:
         """The target priors as probabilities, ``(n, K)``."""
-        return np.exp(self.log_q)
+        ret: np.ndarray = np.exp(self.log_q)
+        return ret
 
     def __len__(self) -> int:
         return int(self.log_q.shape[0])
@@ -203,7 +204,9 @@ class DirichletSampler(QSampler):
 
     def _bounds(self) -> tuple[float, float]:
         c = self.concentration
-        lo, hi = (c, c) if np.isscalar(c) else tuple(c)  # type: ignore[misc]
+        if np.isscalar(c):
+            return float(cast(float, c)), float(cast(float, c))
+        lo, hi = tuple(cast("tuple[float, float]", c))
         return float(lo), float(hi)
 
     def __post_init__(self) -> None:

@@ -39,16 +39,17 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ..._validation import check_decode_args
 from ..priors.prior import JointPrior, Prior, as_any_prior
 from ..priors.tree import TreePrior
 from ._scores import LOG_PROB_ATOL, Scores, prepare_scores
-from .objective import Objective
+from .objective import Alphas, Objective
 from .table_np import table_joint, table_marginals, table_scores
 from .table_torch import table_joint_torch, table_marginals_torch, table_scores_torch
 from .tree_infer import decode_tree
@@ -57,6 +58,22 @@ logger = logging.getLogger(__name__)
 
 MODES = ("joint", "marginal")
 KERNELS = ("auto", "table", "tree")
+
+#: ``mode`` of :func:`gmtl_decode`
+Mode: TypeAlias = Literal["joint", "marginal"]
+#: ``kernel`` of :func:`gmtl_decode`
+Kernel: TypeAlias = Literal["auto", "table", "tree"]
+#: ``backend`` of :func:`gmtl_decode`
+Backend: TypeAlias = Literal["auto", "numpy", "torch"]
+#: a prior: any :class:`Prior`, or a probability table of shape ``n_classes``
+PriorLike: TypeAlias = "Prior | npt.ArrayLike"
+#: numpy scores: T arrays ``(N, C_t)`` or one joint array ``(N, C_1, …, C_T)`` (array-likes)
+NumpyLogProbs: TypeAlias = "npt.ArrayLike | Sequence[npt.ArrayLike]"
+#: torch scores, the same layouts as tensors (results come back as tensors on their device)
+TorchLogProbs: TypeAlias = "torch.Tensor | Sequence[torch.Tensor]"
+
+#: the array type of a :class:`Decoded`: numpy for numpy inputs, a tensor for tensor inputs
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 
 @dataclass(frozen=True)
@@ -77,7 +94,7 @@ class DecodeInfo:
 
 
 @dataclass(frozen=True)
-class Decoded:
+class Decoded(Generic[ArrayT]):
     """The result of :func:`gmtl_decode`.
 
     Attributes
@@ -93,20 +110,20 @@ class Decoded:
     Arrays are numpy for numpy inputs, tensors on the inputs' device for tensor inputs.
     """
 
-    labels: Any
-    marginals: list[Any] | None
-    scores: Any | None
-    kernel: str
+    labels: ArrayT
+    marginals: list[ArrayT] | None
+    scores: ArrayT | None
+    kernel: Literal["table", "tree"]
     info: DecodeInfo
 
 
 def _choose_kernel(
     prior: Prior, kernel: str, per_task: bool, want_scores: bool, kernel_name: str
-) -> tuple[str, str]:
+) -> tuple[Literal["table", "tree"], str]:
     if kernel not in KERNELS:
         raise ValueError(f"{kernel_name} must be 'auto', 'table' or 'tree', got {kernel!r}")
     if kernel != "auto":
-        return kernel, f"forced {kernel_name}={kernel!r}"
+        return ("table" if kernel == "table" else "tree"), f"forced {kernel_name}={kernel!r}"
     if prior.structure == "tree" and not per_task:
         return "table", "one joint score array (not per-task scores) is decoded on the flattened table"
     if prior.structure == "tree" and want_scores:
@@ -130,13 +147,14 @@ def _run_table(
     else:
         directions_b = directions
         labels = np.empty((A, sc.n, len(n_classes)), dtype=np.int64)
-    marginals = None
+    marginals: list[Any] | None = None  # numpy arrays or tensors, by backend
     if mode == "marginal" or want_marginals:
         if tch:
             marginals = table_marginals_torch(sc.values, sc.is_joint, n_classes, directions_b, memory_mb)
         else:
             marginals = table_marginals(sc.values, n_classes, directions_b, memory_mb)
     if mode == "marginal":
+        assert marginals is not None  # computed above for mode="marginal"
         labels = torch.stack([m.argmax(dim=2) for m in marginals], dim=2) if tch else np.stack(
             [m.argmax(axis=2) for m in marginals], axis=2)  # fmt: skip
     else:
@@ -155,7 +173,7 @@ def _run_table(
                 labels[rest] = table_joint_torch(sc.values, sc.is_joint, n_classes, directions_b[rest], memory_mb)
             else:
                 labels[rest] = table_joint(sc.values, n_classes, directions_b[rest], memory_mb)
-    scores = None
+    scores: Any = None  # a numpy array or a tensor, by backend
     if want_scores:
         # Σ_t log p(y_t|x) + prior term, then the centring undone: the objective itself
         if tch:
@@ -172,9 +190,9 @@ def _decode(
     log_probs: Any,
     prior: Any,
     *,
-    alpha: float | Sequence[float] | None,
-    alpha_marginal: float | Sequence[float] | None,
-    alpha_dependence: float | Sequence[float] | None,
+    alpha: Alphas | None,
+    alpha_marginal: Alphas | None,
+    alpha_dependence: Alphas | None,
     q: Any,
     mode: str,
     kernel: str,
@@ -186,7 +204,7 @@ def _decode(
     q_name: str = "q",
     kernel_name: str = "kernel",
     flag_names: tuple[str, str] = ("scores", "marginals"),
-) -> Decoded:
+) -> Decoded[Any]:
     """:func:`gmtl_decode` with the argument names used in messages (the deprecated forms
     call the known prior ``target_prior``, the kernel ``method`` and the flags
     ``return_scores`` / ``return_marginals``). Every call, new or deprecated, is checked here."""
@@ -264,22 +282,60 @@ def _decode(
     )
 
 
-def gmtl_decode(
-    log_probs: Any,
-    prior: Prior | Any,
+@overload
+def gmtl_decode(  # tensors match first (a Tensor is also array-like)
+    log_probs: TorchLogProbs,
+    prior: PriorLike,
     *,
-    alpha: float | Sequence[float] | None = None,
-    q: Prior | Any | None = None,
-    mode: str = "joint",
-    alpha_marginal: float | Sequence[float] | None = None,
-    alpha_dependence: float | Sequence[float] | None = None,
-    kernel: str = "auto",
-    backend: str = "auto",
+    alpha: Alphas | None = None,
+    q: PriorLike | None = None,
+    mode: Mode = "joint",
+    alpha_marginal: Alphas | None = None,
+    alpha_dependence: Alphas | None = None,
+    kernel: Kernel = "auto",
+    backend: Backend = "auto",
     marginals: bool = False,
     scores: bool = False,
     normalized: bool = True,
     memory_mb: float = 256.0,
-) -> Decoded:
+) -> Decoded[torch.Tensor]: ...
+
+
+@overload
+def gmtl_decode(
+    log_probs: NumpyLogProbs,
+    prior: PriorLike,
+    *,
+    alpha: Alphas | None = None,
+    q: PriorLike | None = None,
+    mode: Mode = "joint",
+    alpha_marginal: Alphas | None = None,
+    alpha_dependence: Alphas | None = None,
+    kernel: Kernel = "auto",
+    backend: Backend = "auto",
+    marginals: bool = False,
+    scores: bool = False,
+    normalized: bool = True,
+    memory_mb: float = 256.0,
+) -> Decoded[np.ndarray]: ...
+
+
+def gmtl_decode(
+    log_probs: TorchLogProbs | NumpyLogProbs,
+    prior: PriorLike,
+    *,
+    alpha: Alphas | None = None,
+    q: PriorLike | None = None,
+    mode: Mode = "joint",
+    alpha_marginal: Alphas | None = None,
+    alpha_dependence: Alphas | None = None,
+    kernel: Kernel = "auto",
+    backend: Backend = "auto",
+    marginals: bool = False,
+    scores: bool = False,
+    normalized: bool = True,
+    memory_mb: float = 256.0,
+) -> Decoded[Any]:
     """Decode all tasks jointly with the GMTL objective (Eq. 6, its split (S1), or known q, §3.1).
 
     Parameters
@@ -418,7 +474,7 @@ def needs_structured(prior: Any, **kwargs: Any) -> bool:
 def decode(
     log_probs: Any,
     prior: JointPrior | Any,
-    alpha: float | Sequence[float] | None = None,
+    alpha: Alphas | None = None,
     target_prior: JointPrior | Any | None = None,
     *,
     return_scores: bool = False,
@@ -426,8 +482,8 @@ def decode(
     memory_mb: float = 256.0,
     mode: str = "joint",
     method: str = "auto",
-    alpha_marginal: float | Sequence[float] | None = None,
-    alpha_dependence: float | Sequence[float] | None = None,
+    alpha_marginal: Alphas | None = None,
+    alpha_dependence: Alphas | None = None,
     return_marginals: bool = False,
     return_info: bool = False,
 ) -> Any:
@@ -467,6 +523,7 @@ def joint_log_posterior(log_probs: Any, prior: JointPrior | Any, alpha: float = 
     test prior (§3.1: GMTL replaces p(y) by a distribution ∝ p(y)^(1−α)).
     """
     scores = gmtl_decode(log_probs, prior, alpha=float(alpha), scores=True, normalized=False).scores
+    assert scores is not None  # scores=True always fills them
     s = torch.as_tensor(scores).reshape(scores.shape[0], -1)
     out = s - torch.logsumexp(s, dim=1, keepdim=True)
     return out.reshape(scores.shape).cpu().numpy()

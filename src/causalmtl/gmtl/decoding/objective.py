@@ -30,14 +30,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from ..._validation import check_alpha
 from ..priors.prior import JointPrior, Prior
 from ..priors.tree import TreePrior
 from ._scores import safe_log
+
+#: one α or several (decoded in one pass): a float, a sequence or a 1-d array of floats in [0, 1]
+Alphas: TypeAlias = "float | Sequence[float] | npt.NDArray[np.floating[Any]]"
 
 
 def resolve_alphas(
@@ -93,9 +97,9 @@ class Objective:
     @classmethod
     def build(
         cls,
-        alpha: float | Sequence[float] | None = None,
-        alpha_marginal: float | Sequence[float] | None = None,
-        alpha_dependence: float | Sequence[float] | None = None,
+        alpha: Alphas | None = None,
+        alpha_marginal: Alphas | None = None,
+        alpha_dependence: Alphas | None = None,
         q: Prior | None = None,
         q_name: str = "q",
     ) -> Objective:
@@ -114,7 +118,8 @@ class Objective:
     @property
     def dmtl(self) -> np.ndarray:
         """Which weights are DMTL (α_m = α_d = 0 without q): bool ``(A,)``."""
-        return (self.am == 0) & (self.ad == 0) & (self.q is None)
+        ret: np.ndarray = (self.am == 0) & (self.ad == 0) & (self.q is None)
+        return ret
 
     def coefficients(self) -> tuple[np.ndarray, np.ndarray, float]:
         """``(c_m, c_d, c_q)`` of ``F = Σ_t log p(y_t|x) + c_m M_p + c_d D_p + c_q (M_q + D_q)``."""

@@ -23,6 +23,7 @@ from ..._validation import check_n_classes
 from ..priors.prior import JointPrior
 from ..priors.tree import MAX_TABLE_SIZE, TreePrior
 from .decode import DecodeInfo, legacy_decode, needs_structured
+from .objective import Alphas
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +82,11 @@ def fit_prior(
 def decode_structured(
     log_probs: Any,
     prior: JointPrior | TreePrior | Any,
-    alpha: float | Sequence[float] | None = None,
+    alpha: Alphas | None = None,
     target_prior: JointPrior | TreePrior | Any | None = None,
     *,
-    alpha_marginal: float | Sequence[float] | None = None,
-    alpha_dependence: float | Sequence[float] | None = None,
+    alpha_marginal: Alphas | None = None,
+    alpha_dependence: Alphas | None = None,
     mode: str = "joint",
     method: str = "auto",
     normalized: bool = True,

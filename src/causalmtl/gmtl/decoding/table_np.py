@@ -131,7 +131,8 @@ def table_scores(log_probs: list[np.ndarray] | np.ndarray, directions: np.ndarra
         base = log_probs[0]
         for x in log_probs[1:]:
             base = (base[:, :, None] + x[:, None, :]).reshape(base.shape[0], -1)
-    return base[None] + directions[:, None, :]
+    ret: np.ndarray = base[None] + directions[:, None, :]
+    return ret
 
 
 __all__ = ["table_joint", "table_marginals", "table_scores"]

@@ -148,6 +148,7 @@ def max_product(
         back[t] = arg
         h[s] = h[s] + best
     a, _, n = unary[0].shape
+    labels: Array
     if _is_t(unary[0]):
         labels = torch.empty((a, T, n), dtype=torch.int64, device=unary[0].device)
     else:
@@ -198,15 +199,15 @@ def sum_product(
         base = unary[s] if down[s] is None else unary[s] + down[s]
         suffix: list[Array | None] = [None] * (len(kids) + 1)
         for i in range(len(kids) - 1, -1, -1):
-            msg = up[kids[i]]
-            suffix[i] = msg if suffix[i + 1] is None else suffix[i + 1] + msg  # type: ignore[operator]
+            msg, later = up[kids[i]], suffix[i + 1]
+            suffix[i] = msg if later is None else later + msg
         prefix = base
         for i, c in enumerate(kids):
             cavity = prefix if suffix[i + 1] is None else prefix + suffix[i + 1]
             e = rooted.parent_edge[c]
             ew = exp_w[e] if edges[e][1] == c else _swap12(exp_w[e])  # (A, C_s, C_c)
             down[c] = _lse_matmul(cavity, _swap12(ew))
-            prefix = prefix + up[c]  # type: ignore[operator]
+            prefix = prefix + up[c]
     return out
 
 
@@ -215,8 +216,8 @@ def decode_tree(
     n_classes: tuple[int, ...],
     rooted: RootedTree,
     edges: Sequence[tuple[int, int]],
-    node: list[np.ndarray],
-    edge: list[np.ndarray],
+    node: list[Array],
+    edge: list[Array],
     mode: str,
     want_marginals: bool,
     memory_mb: float,

@@ -47,7 +47,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -86,7 +86,9 @@ class Prior(Protocol):
     """
 
     structure: ClassVar[str]
-    n_classes: tuple[int, ...]
+
+    @property
+    def n_classes(self) -> tuple[int, ...]: ...
 
     @property
     def n_tasks(self) -> int: ...
@@ -251,7 +253,8 @@ class JointPrior:
     def log_prob(self) -> np.ndarray:
         """``log p(y)`` as an array of shape ``n_classes`` (``-inf`` at exact zeros)."""
         with np.errstate(divide="ignore"):
-            return np.log(self.probs)
+            ret: np.ndarray = np.log(self.probs)
+            return ret
 
     @property
     def has_zeros(self) -> bool:
@@ -263,7 +266,8 @@ class JointPrior:
         if not 0 <= as_int(task, "task", low=0) < self.n_tasks:
             raise ValueError(f"task must be an int in [0, {self.n_tasks}), got {task!r}")
         axes = tuple(a for a in range(self.n_tasks) if a != int(task))
-        return self.probs.sum(axis=axes)
+        ret: np.ndarray = self.probs.sum(axis=axes)
+        return ret
 
     def marginals(self) -> list[np.ndarray]:
         """Every task's marginal, a list of T arrays."""
@@ -284,7 +288,8 @@ class JointPrior:
     def log_pmf(self, labels: Any) -> np.ndarray:
         """``log p(y)`` of each row of a complete ``(N, T)`` label array."""
         lab = check_labels(labels, self.n_classes, allow_missing=False)
-        return self.log_prob[tuple(lab.T)]
+        ret: np.ndarray = self.log_prob[tuple(lab.T)]
+        return ret
 
     def table_log_prob(self, max_size: int | None = None) -> np.ndarray:
         """``log p(y)`` over the product space, shape ``n_classes`` (the table itself)."""
@@ -321,7 +326,7 @@ class JointPrior:
         )
 
     # --- persistence -----------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the prior to ``path`` in the documented ``.npz`` format (module docstring)."""
         np.savez(
             path,
@@ -334,7 +339,7 @@ class JointPrior:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> JointPrior:
+    def load(cls, path: str | os.PathLike[str]) -> JointPrior:
         """Read a prior written by :meth:`save`, validating it (module docstring).
 
         Raises
@@ -405,7 +410,7 @@ def as_any_prior(prior: Any, name: str = "prior") -> Prior:
     """Accept any :class:`Prior` as it is (table or tree), or a probability table."""
     # a class-level check: isinstance(prior, Prior) would evaluate a tree's ``probs`` table
     if getattr(type(prior), "structure", None) in ("table", "tree"):
-        return prior
+        return cast(Prior, prior)  # the protocol's class-level tag (see above)
     return as_prior(prior, name=name)
 
 

@@ -47,7 +47,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -391,10 +391,10 @@ class TreePrior:
                 continue
             pair = block(s, t)  # rows: parent class, cols: child class
             if eps == 0 and (pair == 0).any():
-                a, b = (int(v) for v in np.argwhere(pair == 0)[0])
+                ya, yb = (int(v) for v in np.argwhere(pair == 0)[0])
                 raise ValueError(
                     f"pseudocount=0 but edge ({min(s, t)}, {max(s, t)}) never shows "
-                    f"(y_{s}={a}, y_{t}={b}) in its {int(pair.sum())} co-labelled rows; "
+                    f"(y_{s}={ya}, y_{t}={yb}) in its {int(pair.sum())} co-labelled rows; "
                     "p(y) would be 0 there. Use pseudocount > 0 (additive smoothing)"
                 )
             cond[t] = (pair + eps) / (pair.sum(axis=1, keepdims=True) + eps * n_classes[t])
@@ -458,12 +458,13 @@ class TreePrior:
                 source[t] = f"node_probs[{t}]"
         for (s, t), p in tables.items():
             for v, m in ((s, p.sum(axis=1)), (t, p.sum(axis=0))):
-                if node[v] is None:
+                known = node[v]
+                if known is None:
                     node[v], source[v] = m, f"edge ({s}, {t})"
-                elif np.max(np.abs(node[v] - m)) > atol:
+                elif np.max(np.abs(known - m)) > atol:
                     raise ValueError(
                         f"the marginal of task {v} from edge ({s}, {t}) is {np.round(m, 6).tolist()} "
-                        f"but {source[v]} gives {np.round(node[v], 6).tolist()}; the edge marginals "
+                        f"but {source[v]} gives {np.round(known, 6).tolist()}; the edge marginals "
                         "of a tree prior must agree on shared tasks"
                     )
         for t in range(T):
@@ -473,7 +474,7 @@ class TreePrior:
             n_classes=n_classes,
             edges=norm,
             pair_probs=tuple(tables[e] for e in norm),
-            node_probs=tuple(np.asarray(p) for p in node),  # type: ignore[arg-type]
+            node_probs=tuple(np.asarray(p) for p in node),
         )
 
     @classmethod
@@ -490,7 +491,8 @@ class TreePrior:
         T = len(jp.n_classes)
 
         def pair(s: int, t: int) -> np.ndarray:
-            return p.sum(axis=tuple(a for a in range(T) if a not in (s, t)))
+            ret: np.ndarray = p.sum(axis=tuple(a for a in range(T) if a not in (s, t)))
+            return ret
 
         if edges is None:
             mi = np.full((T, T), np.nan)
@@ -596,11 +598,12 @@ class TreePrior:
         """Pointwise mutual information (T2) of ``edges[edge]``, shape ``(C_s, C_t)``."""
         s, t = self.edges[edge]
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (
+            ret: np.ndarray = (
                 np.log(self.pair_probs[edge])
                 - np.log(self.node_probs[s])[:, None]
                 - np.log(self.node_probs[t])[None, :]
             )
+        return ret
 
     def log_pmf(self, labels: Any) -> np.ndarray:
         """``log p(y)`` of each row of a complete ``(N, T)`` label array, by (T1)."""
@@ -647,7 +650,8 @@ class TreePrior:
     @property
     def probs(self) -> np.ndarray:
         """The flattened ``p(y)`` of shape ``n_classes`` (only when Π C_t ≤ MAX_TABLE_SIZE)."""
-        return np.exp(self.table_log_prob())
+        ret: np.ndarray = np.exp(self.table_log_prob())
+        return ret
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         p = self.probs
@@ -686,7 +690,8 @@ class TreePrior:
 
     def _conditional(self, t: int) -> np.ndarray:
         p = self._oriented_pair(t)
-        return p / p.sum(axis=1, keepdims=True)
+        ret: np.ndarray = p / p.sum(axis=1, keepdims=True)
+        return ret
 
     def same_structure(self, other: TreePrior, name: str = "target_prior") -> None:
         """Raise ``ValueError`` unless ``other`` has the same tasks, classes and edges."""
@@ -702,7 +707,7 @@ class TreePrior:
             )
 
     # --- persistence -------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the prior to a NumPy ``.npz`` archive with the keys
 
         ``format`` (``"causalmtl.TreePrior/1"``), ``n_classes`` int64 ``(T,)``, ``edges`` int64
@@ -723,7 +728,7 @@ class TreePrior:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> TreePrior:
+    def load(cls, path: str | os.PathLike[str]) -> TreePrior:
         """Read a prior written by :meth:`save` (checked like :meth:`from_marginals`)."""
         with np.load(path, allow_pickle=False) as z:
             fmt = str(z["format"]) if "format" in z else None
@@ -740,7 +745,8 @@ class TreePrior:
                      for (a, b, (s, t)) in zip(bounds[:-1], bounds[1:], edges)]  # fmt: skip
             nb = np.cumsum([0, *n_classes])
             nodes = [flat_nodes[a:b] for a, b in zip(nb[:-1], nb[1:])]
-            prior = cls.from_marginals(n_classes, edges, pairs, nodes, atol=1e-9)
+            # pairs of ints as stored; from_marginals checks them (a malformed edge raises there)
+            prior = cls.from_marginals(n_classes, cast("list[Edge]", edges), pairs, nodes, atol=1e-9)
             mi = z["mutual_info"]
             return cls(
                 n_classes=prior.n_classes,

@@ -31,7 +31,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -111,7 +111,8 @@ def gmtl_log_likelihood(
     for x in lps[1:]:
         out = (out[:, :, None] + x[:, None, :]).reshape(n, -1)
     out = out - np.log(pr.probs.reshape(-1))[None, :]
-    return out.reshape(n, *pr.n_classes)
+    ret: np.ndarray = out.reshape(n, *pr.n_classes)
+    return ret
 
 
 def alpha_from_severity(prior: JointPrior | Any, q_hat: JointPrior | Any) -> tuple[float, float]:
@@ -236,7 +237,8 @@ def adapt(
             f"test_log_probs has classes per task {test_nc} but val_log_probs has {n_classes}"
         )
     lab = check_labels(val_labels, n_classes, name="val_labels")
-    tree = prior if getattr(type(prior), "structure", None) == "tree" else None
+    # "tree" is the Prior protocol's tag of a TreePrior (decode checks it the same way)
+    tree = cast(TreePrior, prior) if getattr(type(prior), "structure", None) == "tree" else None
     p = JointPrior.fit(lab, n_classes, pseudocount=1.0) if prior is None else as_prior(prior)
     if p.n_classes != n_classes:
         raise ValueError(f"prior has n_classes {p.n_classes} but the scores have {n_classes}")
@@ -277,7 +279,7 @@ def adapt(
     if cv is not None and cv.fallback:
         n_rows = int(np.shape(ll)[0])
         obj = float(heldout_log_likelihood(ll, p).sum())
-        common = {
+        common: dict[str, Any] = {
             "objective": obj, "history": np.asarray([obj]), "n_iter": 0, "converged": True,
             "diverged": False, "smoothing": float("inf"), "n_examples": n_rows,
         }
@@ -291,14 +293,15 @@ def adapt(
         # also the GMTL decode with q = p and the label-free α(τ(p, p)) = 0
         labels = gmtl_decode(test_lp, p, alpha=0.0, normalized=False).labels
     else:
-        lam = cv.smoothing if cv is not None else smoothing
+        # smoothing == "cv" always set cv above, so lam is a number or "auto" here
+        lam = cv.smoothing if cv is not None else cast("float | Literal['auto']", smoothing)
         if tree is not None:
             res = estimate_tree_prior_em(ll, tree, smoothing=lam, **em_kw)
             q_tree = res.q
             q_hat = res.q.to_joint()
         else:
-            res = estimate_prior_em(ll, p, smoothing=lam, **em_kw)
-            q_hat = res.prior
+            em_res = estimate_prior_em(ll, p, smoothing=lam, **em_kw)
+            res, q_hat = em_res, em_res.prior
         labels = _decode_with(ll if sm is not None else test_lp, p, q_hat, sm is not None)
     alpha, tau = alpha_from_severity(p, q_hat)
     alpha_labels = gmtl_decode(test_lp, p, alpha=alpha, normalized=False).labels

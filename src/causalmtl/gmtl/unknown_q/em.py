@@ -500,7 +500,8 @@ def _joint_index(labels: Any, n_classes: tuple[int, ...], name: str) -> np.ndarr
             raise ValueError(f"{name}[{bad}] = {arr[bad]} is not a joint index in [0, {K})")
         return arr
     lab = check_labels(arr, n_classes, name=name, allow_missing=False)
-    return np.ravel_multi_index(lab.T, n_classes)
+    ret: np.ndarray = np.ravel_multi_index(lab.T, n_classes)
+    return ret
 
 
 def bbse(

@@ -195,4 +195,5 @@ class GaussianScoreModel:
         ll -= ll.max(axis=1, keepdims=True)
         post = np.exp(ll)
         post /= post.sum(axis=1, keepdims=True)
-        return post.reshape(-1, *q.n_classes)
+        ret: np.ndarray = post.reshape(-1, *q.n_classes)
+        return ret

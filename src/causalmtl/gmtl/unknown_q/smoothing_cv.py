@@ -100,11 +100,13 @@ def heldout_log_likelihood(log_lik: Any, q: JointPrior | Any) -> np.ndarray:
     m = arr.max(axis=1, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
-        return np.log(np.exp(arr - m) @ qp.probs.reshape(-1)) + m[:, 0]
+        ret: np.ndarray = np.log(np.exp(arr - m) @ qp.probs.reshape(-1)) + m[:, 0]
+        return ret
 
 
 def _default_fit(log_lik: np.ndarray, prior: JointPrior, smoothing: float, **kw: Any) -> np.ndarray:
-    return estimate_prior_em(log_lik, prior, smoothing=smoothing, **kw).q
+    ret: np.ndarray = estimate_prior_em(log_lik, prior, smoothing=smoothing, **kw).q
+    return ret
 
 
 def select_smoothing_cv(
