@@ -74,10 +74,11 @@ class Prior(Protocol):
 
     Convention: a prior object holds **probabilities** (``probs``, ``marginal``,
     ``pair_marginal``) and gives their logarithms through the ``log_*`` accessors
-    (``log 0 = -inf``). Every gmtl and shift function accepts a prior object; a bare array
-    handed to gmtl is read as a probability table (:func:`as_prior`), one handed to the shift
-    samplers and τ as a log table (:func:`causalmtl.shift.flat_log_prior`) — pass the object
-    to avoid the question.
+    (``log 0 = -inf``). Every prior parameter of gmtl and shift accepts a prior object. A bare
+    array is read by the parameter's name: ``prior``, ``p``, ``q`` take a probability table
+    (:func:`as_prior`, the shift importance weights), ``log_p``, ``log_q`` a log table (the
+    shift samplers, τ and ``evaluate_shift``: :func:`causalmtl.shift.flat_log_prior`) — pass
+    the object to avoid the question.
 
     The objective's two prior parts (Makino et al. 2022, Eq. 6 split as in
     :mod:`causalmtl.gmtl.decoding.objective`) come from ``log_marginals()`` (the marginal part
