@@ -61,15 +61,15 @@ GMTL_RANK = {"priors": 0, "decoding": 1, "unknown_q": 2, "<top>": 3}
 #: private names imported across modules outside gmtl and shift, each (module, name) with the
 #: reason it is tolerated until its package's owner makes it public or moves the code
 KNOWN_PRIVATE = {
-    ("causalmtl.data.nyuv2", "_find"): "experiments' data check reuses the loaders' file search",
-    ("causalmtl.data.cityscapes", "_find"): "experiments' data check reuses the loaders' file search",
-    ("causalmtl.data.taskonomy", "_find_root"): "experiments' data check reuses the loaders' file search",
-    ("causalmtl.data.movielens", "_find_directory"): "experiments' data check reuses the loader's search",
-    ("causalmtl.experiments.reporting", "_corr_verdict"): "two experiments share the verdict wording",
-    ("causalmtl.experiments.hparams", "_base"): "experiments.common reads the registry's base table",
+    ("causalmtl.data.nyuv2", "_find"): "experiments.dense_benchmarks checks the data early with the loader's search",
+    ("causalmtl.data.cityscapes", "_find"): "experiments.dense_benchmarks checks the data early with the loader's search",
+    ("causalmtl.data.taskonomy", "_find_root"): "experiments.dense_benchmarks checks the data early with the loader's search",
+    ("causalmtl.data.movielens", "_find_directory"): "experiments.movielens checks the data early with the loader's search",
+    ("causalmtl.experiments.reporting", "_corr_verdict"): "gmtl_images and gmtl_shift share the τ–α verdict",
+    ("causalmtl.experiments.hparams", "_base"): "experiments.common maps a method family to its registry entry",
     ("causalmtl.nn.resnet", "_ARCHS"): "nn.image lists the ResNet variants",
     ("causalmtl.train.evaluate", "_accumulate"): "train.distributed reuses the evaluation accumulator",
-    ("causalmtl.train.evaluate", "_dense_results"): "train.distributed reuses the evaluation results",
+    ("causalmtl.train.evaluate", "_dense_results"): "train.distributed reuses the dense evaluation results",
 }
 
 

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from causalmtl.gmtl import em as em_mod
+from causalmtl.gmtl.unknown_q import em as em_mod
 from causalmtl.gmtl.unknown_q.adapt import gmtl_log_likelihood
 from causalmtl.gmtl.unknown_q.em import (
     EMConvergenceWarning,
