@@ -17,6 +17,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 #: old dotted module path → the path it moved to (removed in the release after the move)
 MOVED: dict[str, str] = {
@@ -44,6 +45,9 @@ MOVED: dict[str, str] = {
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves an old module path of :data:`MOVED` to the module at its new path."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, tuple[importlib.machinery.ModuleSpec | None, Any]] = {}
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
@@ -77,9 +81,6 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if spec is not None:
             module.__spec__ = spec
             module.__loader__ = loader
-
-    def __init__(self) -> None:
-        self._specs: dict[str, tuple[importlib.machinery.ModuleSpec | None, object]] = {}
 
 
 class _KeepsNames(ModuleType):
