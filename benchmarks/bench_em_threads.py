@@ -19,8 +19,7 @@ import warnings
 import numpy as np
 import torch
 
-from causalmtl.gmtl import JointPrior
-from causalmtl.gmtl.em import estimate_prior_em
+from causalmtl.gmtl import JointPrior, estimate_prior_em
 
 SIZES = [(200, (2, 2)), (1000, (3, 2)), (2000, (2, 2, 2, 2)), (20_000, (4, 4, 4)), (20_000, (80, 80))]
 

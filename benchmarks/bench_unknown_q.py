@@ -31,9 +31,7 @@ import warnings
 
 import numpy as np
 
-from causalmtl.gmtl import JointPrior, gmtl_decode
-from causalmtl.gmtl.adapt import adapt
-from causalmtl.gmtl.em import estimate_prior_em
+from causalmtl.gmtl import JointPrior, adapt, estimate_prior_em, gmtl_decode
 from causalmtl.shift.unknown_q import (
     correlation_shift,
     evaluate_unknown_q,
@@ -164,7 +162,7 @@ def bench_simulated(quick: bool, methods: list[str]) -> None:
 def bbse_line(vlp: list, vy: np.ndarray, plp: list, py: np.ndarray, prior: JointPrior, q: JointPrior,
               n: int, seed: int) -> str:  # fmt: skip
     """BBSE baseline on the same resampled unlabeled set (hard DMTL predictions)."""
-    from causalmtl.gmtl.em import bbse
+    from causalmtl.gmtl import bbse
     from causalmtl.shift.unknown_q import importance_resample, shifted_accuracy
 
     with warnings.catch_warnings():
@@ -273,7 +271,7 @@ def bench_tree(data: str | None, quick: bool) -> None:
     from sklearn.linear_model import LogisticRegression
 
     from causalmtl.data.yeast import read_yeast
-    from causalmtl.gmtl.tree import TreePrior
+    from causalmtl.gmtl import TreePrior
 
     print("\n== 5. Tree-structured q^ (structured EM on the Chow-Liu tree of the training labels) ==")
     cases = []

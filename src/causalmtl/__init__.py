@@ -42,7 +42,7 @@ def __getattr__(name: str) -> Any:
     if name in _GMTL_NAMES:
         return getattr(importlib.import_module(".gmtl", __name__), name)
     if name in _SKLEARN_NAMES:
-        return getattr(importlib.import_module(".gmtl.sklearn", __name__), name)
+        return getattr(importlib.import_module(".gmtl.decoding.sklearn", __name__), name)
     if name in _SUBPACKAGES:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'causalmtl' has no attribute {name!r}")

@@ -17,15 +17,37 @@ import sys
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 #: old dotted module path → the path it moved to (removed in the release after the move)
 MOVED: dict[str, str] = {
     "causalmtl.gmtl.evaluate_q": "causalmtl.shift.unknown_q",
+    # issue 16: gmtl/ split into priors/ ← decoding/ ← unknown_q/ (ARCHITECTURE.md)
+    "causalmtl.gmtl._scores": "causalmtl.gmtl.decoding._scores",
+    "causalmtl.gmtl.adapt": "causalmtl.gmtl.unknown_q.adapt",
+    "causalmtl.gmtl.calibrate": "causalmtl.gmtl.unknown_q.calibrate",
+    "causalmtl.gmtl.decode": "causalmtl.gmtl.decoding.decode",
+    "causalmtl.gmtl.em": "causalmtl.gmtl.unknown_q.em",
+    "causalmtl.gmtl.objective": "causalmtl.gmtl.decoding.objective",
+    "causalmtl.gmtl.prior": "causalmtl.gmtl.priors.prior",
+    "causalmtl.gmtl.score_model": "causalmtl.gmtl.unknown_q.score_model",
+    "causalmtl.gmtl.select": "causalmtl.gmtl.decoding.select",
+    "causalmtl.gmtl.sklearn": "causalmtl.gmtl.decoding.sklearn",
+    "causalmtl.gmtl.smoothing_cv": "causalmtl.gmtl.unknown_q.smoothing_cv",
+    "causalmtl.gmtl.structured": "causalmtl.gmtl.decoding.structured",
+    "causalmtl.gmtl.table_np": "causalmtl.gmtl.decoding.table_np",
+    "causalmtl.gmtl.table_torch": "causalmtl.gmtl.decoding.table_torch",
+    "causalmtl.gmtl.tree": "causalmtl.gmtl.priors.tree",
+    "causalmtl.gmtl.tree_em": "causalmtl.gmtl.unknown_q.tree_em",
+    "causalmtl.gmtl.tree_infer": "causalmtl.gmtl.decoding.tree_infer",
 }
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Resolves an old module path of :data:`MOVED` to the module at its new path."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, tuple[importlib.machinery.ModuleSpec | None, Any]] = {}
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
@@ -41,11 +63,38 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             DeprecationWarning,
             stacklevel=2,
         )
-        # the module object itself: the import system keeps its own __name__ / __spec__
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        # the import system stamps the old path's spec on the module it gets back; remember the
+        # module's own, which exec_module puts back
+        self._specs[spec.name] = (module.__spec__, getattr(module, "__loader__", None))
+        parent_name, _, leaf = spec.name.rpartition(".")
+        parent = sys.modules.get(parent_name)
+        if parent is not None and type(parent) is ModuleType:
+            # after loading, the import system sets ``parent.<leaf> = module``; where the parent
+            # has a public name of that leaf (``causalmtl.gmtl.adapt``, the function), keep it
+            parent.__class__ = _KeepsNames
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """Nothing to run: :meth:`create_module` returned the imported new module."""
+        """Nothing to run (:meth:`create_module` returned the imported new module); restore its spec."""
+        spec, loader = self._specs.pop(getattr(module.__spec__, "name", ""), (None, None))
+        if spec is not None:
+            module.__spec__ = spec
+            module.__loader__ = loader
+
+
+class _KeepsNames(ModuleType):
+    """A package that keeps a non-module attribute when an old module path of the same leaf
+    name is imported (see :meth:`MovedModuleFinder.create_module`)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if (
+            isinstance(value, ModuleType)
+            and f"{self.__name__}.{name}" in MOVED
+            and not isinstance(self.__dict__.get(name, value), ModuleType)
+        ):
+            return
+        super().__setattr__(name, value)
 
 
 _FINDER = MovedModuleFinder()

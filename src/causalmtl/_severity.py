@@ -28,7 +28,7 @@ def flat_log_prior(prior: object, name: str = "log_p") -> np.ndarray:
     ``prior`` may be a numpy array or torch tensor of log-probabilities (any shape; it is
     flattened in C-order; it need not be normalised) or an object with a ``log_prob``
     attribute (a :class:`causalmtl.gmtl.JointPrior` or small
-    :class:`causalmtl.gmtl.TreePrior`: any :class:`causalmtl.gmtl.prior.Prior`).
+    :class:`causalmtl.gmtl.TreePrior`: any :class:`causalmtl.gmtl.Prior`).
 
     Raises
     ------
@@ -59,7 +59,8 @@ def flat_log_prior(prior: object, name: str = "log_p") -> np.ndarray:
     return arr
 
 
-def _check_variant(variant: str) -> str:
+def check_variant(variant: str) -> str:
+    """``variant`` if it is one of :data:`TAU_VARIANTS`, else a ValueError naming it."""
     if variant not in TAU_VARIANTS:
         raise ValueError(f"variant must be one of {TAU_VARIANTS}, got {variant!r}")
     return variant
@@ -83,12 +84,12 @@ def weighted_tau(log_p: npt.ArrayLike, log_q: npt.ArrayLike, variant: TauVariant
     >>> round(weighted_tau(lp, lp), 12), round(weighted_tau(lp, lp[::-1]), 12)
     (1.0, -1.0)
     """
-    _check_variant(variant)
+    check_variant(variant)
     x = flat_log_prior(log_p, "log_p")
     y = flat_log_prior(log_q, "log_q")
     if x.size != y.size:
         raise ValueError(f"log_q has {y.size} joint classes but log_p has {x.size}")
-    return _tau(x, y, variant)
+    return flat_tau(x, y, variant)
 
 
 def _weightedtau() -> Any:
@@ -100,10 +101,11 @@ def _weightedtau() -> Any:
     return weightedtau
 
 
-def _tau(x: np.ndarray, y: np.ndarray, variant: str) -> float:
+def flat_tau(x: np.ndarray, y: np.ndarray, variant: str) -> float:
+    """:func:`weighted_tau` of two already-checked flat log priors (:func:`flat_log_prior`)."""
     if variant == "scipy":
         return float(_weightedtau()(x, y).statistic)
     return float(_weightedtau()(x, y, rank=None, additive=False).statistic)
 
 
-__all__ = ["TAU_VARIANTS", "TauVariant", "flat_log_prior", "weighted_tau"]
+__all__ = ["TAU_VARIANTS", "TauVariant", "check_variant", "flat_log_prior", "flat_tau", "weighted_tau"]

@@ -18,7 +18,7 @@ from causalmtl.data.taskonomy import (
     read_selected_object_classes,
     write_synthetic_taskonomy,
 )
-from causalmtl.gmtl.prior import gmtl_taskonomy_prior
+from causalmtl.gmtl.priors.prior import gmtl_taskonomy_prior
 
 S = 6  # pixels
 FOLDER = {"class_scene": "class_scene"}

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from causalmtl.gmtl import JointPrior, decode, independent_argmax
-from causalmtl.gmtl.adapt import adapt, alpha_from_severity, decode_adapted
-from causalmtl.gmtl.score_model import GaussianScoreModel, score_features
+from causalmtl.gmtl import JointPrior, gmtl_decode, independent_argmax
+from causalmtl.gmtl.unknown_q.adapt import adapt, alpha_from_severity, decode_adapted
+from causalmtl.gmtl.unknown_q.score_model import GaussianScoreModel, score_features
 from causalmtl.shift.unknown_q import (
     evaluate_unknown_q,
     importance_resample,
@@ -64,7 +64,7 @@ def test_adapt_estimates_q_and_beats_dmtl(
     assert q_error(res.q_hat, Q)["l1"] < max_l1
     acc_dmtl = (independent_argmax(tlp) == ty).mean()
     acc_adapt = (res.labels == ty).mean()
-    acc_oracle = (decode(tlp, P, target_prior=Q) == ty).mean()
+    acc_oracle = (gmtl_decode(tlp, P, q=Q).labels == ty).mean()
     assert acc_adapt > acc_dmtl + 0.05
     assert acc_adapt > acc_oracle - 0.02
     assert res.tau < 0 and res.alpha > 0.5  # the estimated shift reverses the ranking
@@ -221,7 +221,7 @@ def test_correlation_shift_flips_and_removes() -> None:
 
 
 def test_adapt_with_a_tree_prior_gives_a_tree_estimate() -> None:
-    from causalmtl.gmtl.tree import TreePrior
+    from causalmtl.gmtl.priors.tree import TreePrior
 
     rng = np.random.default_rng(0)
     n_classes = (2, 2, 2)
@@ -239,7 +239,7 @@ def test_adapt_with_a_tree_prior_gives_a_tree_estimate() -> None:
     res = adapt(vlp, vy, tlp, p, calibration=None)
     assert res.q_tree is not None and res.q_tree.edges == p.edges
     np.testing.assert_allclose(res.q_hat.probs, res.q_tree.probs / res.q_tree.probs.sum(), atol=1e-12)
-    from causalmtl.gmtl.tree_em import edge_l1
+    from causalmtl.gmtl.unknown_q.tree_em import edge_l1
 
     assert edge_l1(res.q_tree, q.probs) < 0.08
     assert (res.labels == ty).mean() >= (independent_argmax(tlp) == ty).mean()

@@ -1,11 +1,11 @@
-"""Per-head calibration by NLL with L-BFGS (causalmtl.gmtl.calibrate)."""
+"""Per-head calibration by NLL with L-BFGS (causalmtl.gmtl.unknown_q.calibrate)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from causalmtl.gmtl.calibrate import (
+from causalmtl.gmtl.unknown_q.calibrate import (
     CALIBRATORS,
     CrossTaskScaling,
     TemperatureScaling,

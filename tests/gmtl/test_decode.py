@@ -4,11 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from causalmtl.gmtl import JointPrior, decode, independent_argmax
-
-# These tests pin the deprecated decode / decode_structured (kept for one release);
-# tests/gmtl/test_decode_core.py covers gmtl_decode.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+from causalmtl.gmtl import JointPrior, decode, gmtl_decode, independent_argmax
 
 
 def random_log_probs(rng, n, n_classes):
@@ -51,14 +47,14 @@ def test_equals_brute_force_numpy_and_torch(n_classes):
     rng = np.random.default_rng(len(n_classes) * 10 + n_classes[0])
     lp = random_log_probs(rng, 40, n_classes)
     prior = random_prior(rng, n_classes)
-    got = decode(lp, prior, alpha=ALPHAS)
-    got_t = decode([torch.as_tensor(x) for x in lp], prior, alpha=ALPHAS)
+    got = gmtl_decode(lp, prior, alpha=ALPHAS).labels
+    got_t = gmtl_decode([torch.as_tensor(x) for x in lp], prior, alpha=ALPHAS).labels
     assert isinstance(got_t, torch.Tensor) and got.shape == (len(ALPHAS), 40, len(n_classes))
     for a_i, a in enumerate(ALPHAS):
         expected = brute_force(lp, prior, alpha=a)
         np.testing.assert_array_equal(got[a_i], expected)
         np.testing.assert_array_equal(got_t[a_i].numpy(), expected)
-        np.testing.assert_array_equal(decode(lp, prior, alpha=a), expected)
+        np.testing.assert_array_equal(gmtl_decode(lp, prior, alpha=a).labels, expected)
 
 
 @pytest.mark.parametrize("n_classes", [(3, 4), (2, 3, 2)])
@@ -67,7 +63,8 @@ def test_known_q_equals_brute_force_and_score_formula(n_classes):
     lp = random_log_probs(rng, 30, n_classes)
     prior = random_prior(rng, n_classes)
     q = random_prior(rng, n_classes).probs
-    labels, scores = decode(lp, prior, target_prior=q, return_scores=True)
+    res = gmtl_decode(lp, prior, q=q, scores=True)
+    labels, scores = res.labels, res.scores
     np.testing.assert_array_equal(labels, brute_force(lp, prior, q=q))
     for y in itertools.product(*[range(c) for c in n_classes]):
         # same association as the implementation: Σ_t log p(y_t|x) + (−log p(y) + log q(y))
@@ -79,7 +76,7 @@ def test_scores_equal_objective_for_alpha_grid():
     rng = np.random.default_rng(1)
     lp = random_log_probs(rng, 5, (2, 3))
     prior = random_prior(rng, (2, 3))
-    _, scores = decode(lp, prior, alpha=[0.0, 0.5, 1.0], return_scores=True)
+    scores = gmtl_decode(lp, prior, alpha=[0.0, 0.5, 1.0], scores=True).scores
     for a_i, a in enumerate([0.0, 0.5, 1.0]):
         expected = lp[0][:, :, None] + lp[1][:, None, :] - a * np.log(prior.probs)[None]
         np.testing.assert_allclose(scores[a_i], expected, rtol=0, atol=1e-12)
@@ -91,13 +88,13 @@ def test_alpha_zero_is_independent_argmax_exactly():
     # exact ties between classes: lowest index wins in both
     lp[0][:10, 1] = lp[0][:10, 2] = lp[0][:10].max(axis=1)
     prior = random_prior(rng, (4, 3, 5))
-    np.testing.assert_array_equal(decode(lp, prior, alpha=0.0, normalized=False), independent_argmax(lp))
+    np.testing.assert_array_equal(gmtl_decode(lp, prior, alpha=0.0, normalized=False).labels, independent_argmax(lp))
 
 
 def test_uniform_prior_gives_same_result_for_every_alpha():
     rng = np.random.default_rng(3)
     lp = random_log_probs(rng, 300, (3, 7))
-    out = decode(lp, JointPrior.uniform((3, 7)), alpha=np.linspace(0, 1, 11))
+    out = gmtl_decode(lp, JointPrior.uniform((3, 7)), alpha=np.linspace(0, 1, 11)).labels
     for a_i in range(11):
         np.testing.assert_array_equal(out[a_i], out[0])
 
@@ -108,11 +105,11 @@ def test_joint_input_matches_factorised_and_brute_force():
     joint = lp[0][:, :, None] + lp[1][:, None, :]
     prior = random_prior(rng, (3, 4))
     for a in ALPHAS:
-        np.testing.assert_array_equal(decode(joint, prior, alpha=a), brute_force(lp, prior, alpha=a))
+        np.testing.assert_array_equal(gmtl_decode(joint, prior, alpha=a).labels, brute_force(lp, prior, alpha=a))
     # a genuinely joint model (not a product of marginals)
     j = rng.normal(size=(25, 3, 4))
     j = j - np.logaddexp.reduce(j.reshape(25, -1), axis=1)[:, None, None]
-    got = decode(j, prior, alpha=0.7)
+    got = gmtl_decode(j, prior, alpha=0.7).labels
     flat = (j.reshape(25, -1) - 0.7 * np.log(prior.probs).reshape(-1)).argmax(axis=1)
     np.testing.assert_array_equal(got, np.stack(np.unravel_index(flat, (3, 4)), axis=1))
 
@@ -121,8 +118,8 @@ def test_chunking_does_not_change_results():
     rng = np.random.default_rng(5)
     lp = random_log_probs(rng, 1000, (10, 8))
     prior = random_prior(rng, (10, 8))
-    big = decode(lp, prior, alpha=[0.2, 0.9])
-    tiny = decode(lp, prior, alpha=[0.2, 0.9], memory_mb=0.01)  # chunks of ~4 rows
+    big = gmtl_decode(lp, prior, alpha=[0.2, 0.9]).labels
+    tiny = gmtl_decode(lp, prior, alpha=[0.2, 0.9], memory_mb=0.01).labels  # chunks of ~4 rows
     np.testing.assert_array_equal(big, tiny)
 
 
@@ -138,27 +135,27 @@ def test_gmtl_alpha_one_on_gaussian_mixture_equals_class_conditional_argmax():
     log_lik = -0.5 * np.log(2 * np.pi * var)[None] - (x[:, None, None] - means[None]) ** 2 / (2 * var[None])
     log_joint = log_lik + np.log(p)[None]
     log_post = log_joint - np.logaddexp.reduce(log_joint.reshape(-1, 4), axis=1)[:, None, None]
-    got = decode(log_post, JointPrior.from_probs(p), alpha=1.0)
+    got = gmtl_decode(log_post, JointPrior.from_probs(p), alpha=1.0).labels
     expected = np.stack(np.unravel_index(log_lik.reshape(-1, 4).argmax(axis=1), (2, 2)), axis=1)
     np.testing.assert_array_equal(got, expected)
-    assert (got[:, 0] != decode(log_post, JointPrior.from_probs(p), alpha=0.0)[:, 0]).any()
+    assert (got[:, 0] != gmtl_decode(log_post, JointPrior.from_probs(p), alpha=0.0).labels[:, 0]).any()
 
 
 def test_zero_prior_cells_are_refused_unless_alpha_zero():
     prior = JointPrior.fit(np.array([[0, 0], [1, 1]]), (2, 2), pseudocount=0.0)
     lp = [np.log([[0.5, 0.5]]), np.log([[0.5, 0.5]])]
     with pytest.raises(ValueError, match="2 joint cells with probability 0"):
-        decode(lp, prior, alpha=0.5)
+        gmtl_decode(lp, prior, alpha=0.5)
     with pytest.raises(ValueError, match="pseudocount > 0"):
-        decode(lp, prior, target_prior=np.full((2, 2), 0.25))
-    np.testing.assert_array_equal(decode(lp, prior, alpha=0.0), [[0, 0]])
+        gmtl_decode(lp, prior, q=np.full((2, 2), 0.25))
+    np.testing.assert_array_equal(gmtl_decode(lp, prior, alpha=0.0).labels, [[0, 0]])
 
 
 def test_q_with_zero_cells_excludes_them():
     prior = JointPrior.from_probs(np.full((2, 2), 0.25))
     lp = [np.log([[0.9, 0.1]]), np.log([[0.9, 0.1]])]
     q = np.array([[0.0, 0.5], [0.5, 0.0]])
-    assert decode(lp, prior, target_prior=q).tolist() == [[0, 1]]
+    assert gmtl_decode(lp, prior, q=q).labels.tolist() == [[0, 1]]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -166,9 +163,9 @@ def test_cuda_tensors_stay_on_device():  # runs only on a GPU machine; not count
     rng = np.random.default_rng(8)
     lp = random_log_probs(rng, 20, (3, 4))
     prior = random_prior(rng, (3, 4))
-    out = decode([torch.as_tensor(x, device="cuda") for x in lp], prior, alpha=[0.0, 1.0])
+    out = gmtl_decode([torch.as_tensor(x, device="cuda") for x in lp], prior, alpha=[0.0, 1.0]).labels
     assert out.device.type == "cuda"
-    np.testing.assert_array_equal(out.cpu().numpy(), decode(lp, prior, alpha=[0.0, 1.0]))
+    np.testing.assert_array_equal(out.cpu().numpy(), gmtl_decode(lp, prior, alpha=[0.0, 1.0]).labels)
 
 
 GOOD = [np.log(np.full((2, 2), 0.5)), np.log(np.full((2, 3), 1 / 3))]
@@ -195,6 +192,7 @@ PRIOR = JointPrior.from_probs(np.full((2, 3), 1 / 6))
         (dict(log_probs=np.zeros((2, 2, 2))), "joint log_probs array must have shape"),
     ],
 )
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the deprecated decode's messages
 def test_bad_input(kwargs, match):
     args = dict(log_probs=GOOD, prior=PRIOR)
     args.update(kwargs)
@@ -208,7 +206,7 @@ def test_logits_allowed_when_not_normalized():
     prior = random_prior(rng, (3, 3))
     logits = [x + rng.normal(size=(50, 1)) * 3 + 1 for x in lp]
     np.testing.assert_array_equal(
-        decode(logits, prior, alpha=0.6, normalized=False), decode(lp, prior, alpha=0.6)
+        gmtl_decode(logits, prior, alpha=0.6, normalized=False).labels, gmtl_decode(lp, prior, alpha=0.6).labels
     )
 
 

@@ -18,7 +18,7 @@ import torch
 
 import causalmtl as cm
 from causalmtl.gmtl import Decoded, DecodeInfo, JointPrior, Prior, TreePrior, gmtl_decode
-from causalmtl.gmtl.structured import decode_structured
+from causalmtl.gmtl.decoding.structured import decode_structured
 
 N_CLASSES = (2, 3, 2, 3)
 EDGES = ((0, 1), (1, 2), (1, 3))

@@ -1,4 +1,4 @@
-"""EM / MLLS and BBSE over the joint label space (causalmtl.gmtl.em)."""
+"""EM / MLLS and BBSE over the joint label space (causalmtl.gmtl.unknown_q.em)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
-from causalmtl.gmtl import em as em_mod
-from causalmtl.gmtl.adapt import gmtl_log_likelihood
-from causalmtl.gmtl.em import (
+from causalmtl.gmtl.unknown_q import em as em_mod
+from causalmtl.gmtl.unknown_q.adapt import gmtl_log_likelihood
+from causalmtl.gmtl.unknown_q.em import (
     EMConvergenceWarning,
     RawScoresWarning,
     bbse,
@@ -126,7 +126,7 @@ def test_non_convergence_warns_with_loglik_change() -> None:
 def test_divergence_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
     ll, _ = simulate(Q_TRUE, 300, 2)
     values = iter(np.linspace(0.0, -1e6, 10000))
-    monkeypatch.setattr(em_mod, "_objective", lambda *a, **k: float(next(values)))
+    monkeypatch.setattr(em_mod, "map_objective", lambda *a, **k: float(next(values)))
     with pytest.warns(EMConvergenceWarning, match="diverged"):
         res = estimate_prior_em(ll, P_START, smoothing=0.0, max_iter=20, accelerate=False)
     assert res.diverged

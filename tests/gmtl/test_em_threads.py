@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from causalmtl.gmtl import JointPrior
-from causalmtl.gmtl.em import SMALL_EM_CELLS, estimate_prior_em
+from causalmtl.gmtl.unknown_q.em import SMALL_EM_CELLS, estimate_prior_em
 
 
 def _problem(n=300, K=4, seed=0):
@@ -24,16 +24,16 @@ def two_threads():
 
 
 def test_small_problem_uses_one_thread_and_restores_the_setting(two_threads, monkeypatch):
-    import causalmtl.gmtl.em as em
+    import causalmtl.gmtl.unknown_q.em as em
 
     seen = []
-    real = em._normalised_likelihood
+    real = em.normalised_likelihood
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(em, "_normalised_likelihood", spy)
+    monkeypatch.setattr(em, "normalised_likelihood", spy)
     log_lik, prior = _problem()
     assert log_lik.size < SMALL_EM_CELLS
     res = em.estimate_prior_em(log_lik, prior)
@@ -53,17 +53,17 @@ def test_thread_count_is_restored_after_an_error(two_threads):
 
 
 def test_large_problem_keeps_the_callers_threads(two_threads, monkeypatch):
-    import causalmtl.gmtl.em as em
+    import causalmtl.gmtl.unknown_q.em as em
 
     monkeypatch.setattr(em, "SMALL_EM_CELLS", 16)            # make the test problem "large"
     seen = []
-    real = em._normalised_likelihood
+    real = em.normalised_likelihood
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(em, "_normalised_likelihood", spy)
+    monkeypatch.setattr(em, "normalised_likelihood", spy)
     log_lik, prior = _problem()
     em.estimate_prior_em(log_lik, prior)
     assert seen == [2]

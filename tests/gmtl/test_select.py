@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from causalmtl.gmtl import JointPrior, decode, select_alpha
+from causalmtl.gmtl import JointPrior, gmtl_decode, select_alpha
 
 
 def make_validation(seed=0, n=400):
@@ -20,7 +20,7 @@ def test_curve_matches_direct_decoding_and_largest_acceptable_alpha_is_chosen():
     lp, y, prior = make_validation()
     grid = np.linspace(0, 1, 11)
     sel = select_alpha(lp, y, prior, alphas=grid, tolerance=0.02)
-    direct = [float((decode(lp, prior, alpha=a)[:, 0] == y[:, 0]).mean()) for a in grid]
+    direct = [float((gmtl_decode(lp, prior, alpha=a).labels[:, 0] == y[:, 0]).mean()) for a in grid]
     np.testing.assert_allclose(sel.curve["metric"], direct)
     assert sel.reference == direct[0]
     ok = [a for a, m in zip(grid, direct) if m >= direct[0] - 0.02 - 1e-12]
@@ -50,7 +50,7 @@ def test_missing_main_task_labels_are_ignored():
     y_missing[::3, 0] = -1
     sel = select_alpha(lp, y_missing, prior, alphas=[0.0, 1.0])
     keep = y_missing[:, 0] >= 0
-    acc1 = (decode(lp, prior, alpha=1.0)[keep, 0] == y[keep, 0]).mean()
+    acc1 = (gmtl_decode(lp, prior, alpha=1.0).labels[keep, 0] == y[keep, 0]).mean()
     assert sel.curve["metric"].iloc[1] == pytest.approx(acc1)
 
 

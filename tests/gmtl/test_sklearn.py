@@ -8,8 +8,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.utils import estimator_checks
 
-from causalmtl.gmtl import JointPrior, decode
-from causalmtl.gmtl.sklearn import GMTLClassifier
+from causalmtl.gmtl import JointPrior, gmtl_decode
+from causalmtl.gmtl.decoding.sklearn import GMTLClassifier
 
 
 def data(seed=0, n=300, agree=0.9):
@@ -28,7 +28,7 @@ def test_predict_equals_decode_on_wrapped_probabilities():
     clf = GMTLClassifier(base, alpha=0.7, pseudocount=0.5, prefit=True).fit(X, Y)
     assert clf.estimator_ is base
     lp = [np.log(p) for p in base.predict_proba(X)]
-    expected = decode(lp, JointPrior.fit(Y, (3, 2), pseudocount=0.5), alpha=0.7, normalized=False)
+    expected = gmtl_decode(lp, JointPrior.fit(Y, (3, 2), pseudocount=0.5), alpha=0.7, normalized=False).labels
     np.testing.assert_array_equal(clf.predict(X), expected)
     # α = 0 is the wrapped classifier's own prediction
     dmtl = GMTLClassifier(base, alpha=0.0, prefit=True).fit(X, Y)
@@ -56,7 +56,7 @@ def test_known_target_prior():
     q = np.full((3, 2), 1 / 6)
     clf = GMTLClassifier(MultiOutputClassifier(LogisticRegression()), target_prior=q).fit(X, Y)
     lp = [np.log(p) for p in clf.estimator_.predict_proba(X)]
-    expected = decode(lp, clf.prior_, target_prior=q, normalized=False)
+    expected = gmtl_decode(lp, clf.prior_, q=q, normalized=False).labels
     np.testing.assert_array_equal(clf.predict(X), expected)
     with pytest.raises(ValueError, match="target_prior has n_classes"):
         GMTLClassifier(MultiOutputClassifier(LogisticRegression()), target_prior=np.full((2, 2), 0.25)).fit(X, Y)
@@ -101,7 +101,7 @@ def test_one_class_output_and_continuous_targets_are_refused():
 
 def test_check_estimator_reports_only_the_intended_exceptions():
     """All of scikit-learn's estimator checks run; only the documented ones fail, each xfail."""
-    from causalmtl.gmtl.sklearn import EXPECTED_FAILED_CHECKS
+    from causalmtl.gmtl.decoding.sklearn import EXPECTED_FAILED_CHECKS
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -193,6 +193,6 @@ def test_top_level_names_are_lazy():
 
     code = ("import sys, causalmtl; assert 'sklearn' not in sys.modules; "
             "from causalmtl import GMTLClassifier, GMTLClassifierCV; "
-            "from causalmtl.gmtl.sklearn import GMTLClassifier as G; assert G is GMTLClassifier; "
+            "from causalmtl.gmtl.decoding.sklearn import GMTLClassifier as G; assert G is GMTLClassifier; "
             "assert 'sklearn' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from causalmtl.gmtl import JointPrior
-from causalmtl.gmtl.tree import TreePrior, _mutual_information, check_forest, random_tree_edges
+from causalmtl.gmtl.priors.tree import (
+    TreePrior,
+    _mutual_information,
+    check_forest,
+    random_tree_edges,
+)
 
 
 def directed_log_prob(prior: TreePrior, y: np.ndarray) -> np.ndarray:
@@ -253,7 +258,7 @@ def test_pairs_never_labelled_together_are_not_joined(caplog):
     labels = rng.integers(0, 2, size=(400, 4))
     labels[:200, 2:] = -1  # tasks {0,1} and {2,3} are never labelled in the same row
     labels[200:, :2] = -1
-    with caplog.at_level("WARNING", logger="causalmtl.gmtl.tree"):
+    with caplog.at_level("WARNING", logger="causalmtl.gmtl.priors.tree"):
         prior = TreePrior.fit(labels, (2,) * 4)
     assert prior.edges == ((0, 1), (2, 3))
     assert np.isnan(prior.mutual_info[0, 2]) and "forest" in caplog.text

@@ -7,13 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from causalmtl.gmtl import JointPrior, decode
-from causalmtl.gmtl.structured import decode_structured, fit_prior
-from causalmtl.gmtl.tree import TreePrior
-
-# These tests pin the deprecated decode / decode_structured (kept for one release);
-# tests/gmtl/test_decode_core.py covers gmtl_decode.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+from causalmtl.gmtl import JointPrior, TreePrior, decode, decode_structured, fit_prior, gmtl_decode
 
 
 def random_log_probs(rng, n, n_classes, scale=2.0):
@@ -75,7 +69,7 @@ def test_max_product_equals_brute_force(T):
     lp = random_log_probs(rng, 12, n_classes)
     am = np.array([a for a, _ in ALPHAS])
     ad = np.array([d for _, d in ALPHAS])
-    got = decode_structured(lp, prior, alpha_marginal=am, alpha_dependence=ad)
+    got = gmtl_decode(lp, prior, alpha_marginal=am, alpha_dependence=ad).labels
     assert got.shape == (len(ALPHAS), 12, T)
     for i, (a_m, a_d) in enumerate(ALPHAS):
         want, f = brute_decode(lp, prior, a_m, a_d)
@@ -92,10 +86,10 @@ def test_max_product_with_q_equals_brute_force(T):
     prior = TreePrior.random(n_classes, seed=T, concentration=0.5)
     q = TreePrior.random(n_classes, edges=prior.edges, seed=T + 1, concentration=0.5)
     lp = random_log_probs(rng, 15, n_classes)
-    got = decode_structured(lp, prior, target_prior=q)
+    got = gmtl_decode(lp, prior, q=q).labels
     want, _ = brute_decode(lp, prior, 1.0, 1.0, q=q)
     np.testing.assert_array_equal(got, want)
-    table = decode(lp, prior.to_joint(), target_prior=q.to_joint())
+    table = gmtl_decode(lp, prior.to_joint(), q=q.to_joint()).labels
     np.testing.assert_array_equal(got, table)
 
 
@@ -106,11 +100,11 @@ def test_q_with_zero_cells_never_predicted():
     pair12 = np.array([[0.3, 0.2, 0.2], [0.0, 0.0, 0.3]])
     q = TreePrior.from_marginals(n_classes, [(0, 1), (1, 2)], [pair01, pair12])
     lp = random_log_probs(np.random.default_rng(0), 200, n_classes, scale=4.0)
-    got = decode_structured(lp, prior, target_prior=q)
+    got = gmtl_decode(lp, prior, q=q).labels
     assert np.all(q.probs[tuple(got.T)] > 0)
     want, _ = brute_decode(lp, prior, 1.0, 1.0, q=q)
     np.testing.assert_array_equal(got, want)
-    _, marg = decode_structured(lp, prior, target_prior=q, mode="marginal", return_marginals=True)
+    marg = gmtl_decode(lp, prior, q=q, mode="marginal", marginals=True).marginals
     for m, w in zip(marg, brute_marginals(lp, prior, 1.0, 1.0, q=q)):
         np.testing.assert_allclose(np.exp(m), w, atol=1e-10)
 
@@ -122,9 +116,8 @@ def test_sum_product_marginals_equal_brute_force(T):
     prior = TreePrior.random(n_classes, seed=T, concentration=0.4)
     lp = random_log_probs(rng, 10, n_classes)
     for a_m, a_d in [(1.0, 1.0), (0.0, 0.7), (0.4, 0.0)]:
-        labels, marg = decode_structured(
-            lp, prior, alpha_marginal=a_m, alpha_dependence=a_d, mode="marginal", return_marginals=True
-        )
+        res = gmtl_decode(lp, prior, alpha_marginal=a_m, alpha_dependence=a_d, mode="marginal", marginals=True)
+        labels, marg = res.labels, res.marginals
         want = brute_marginals(lp, prior, a_m, a_d)
         for m, w in zip(marg, want):
             np.testing.assert_allclose(np.exp(m), w, rtol=0, atol=1e-10)
@@ -137,8 +130,8 @@ def test_forest_decoding_equals_brute_force():
     prior = TreePrior.random(n_classes, edges=[(0, 1), (2, 3), (3, 4)], seed=2)
     lp = random_log_probs(rng, 20, n_classes)
     want, _ = brute_decode(lp, prior, 0.6, 0.6)
-    np.testing.assert_array_equal(decode_structured(lp, prior, alpha=0.6), want)
-    _, marg = decode_structured(lp, prior, alpha=0.6, return_marginals=True)
+    np.testing.assert_array_equal(gmtl_decode(lp, prior, alpha=0.6).labels, want)
+    marg = gmtl_decode(lp, prior, alpha=0.6, marginals=True).marginals
     for m, w in zip(marg, brute_marginals(lp, prior, 0.6, 0.6)):
         np.testing.assert_allclose(np.exp(m), w, atol=1e-10)
 
@@ -151,13 +144,13 @@ def test_split_alpha_equal_is_single_alpha_exactly():
     lp = random_log_probs(rng, 300, n_classes)
     grid = [0.0, 0.25, 0.5, 0.75, 1.0]
     for prior in (tree, joint):
-        single = decode_structured(lp, prior, alpha=grid)
-        split = decode_structured(lp, prior, alpha_marginal=grid, alpha_dependence=grid)
+        single = gmtl_decode(lp, prior, alpha=grid).labels
+        split = gmtl_decode(lp, prior, alpha_marginal=grid, alpha_dependence=grid).labels
         np.testing.assert_array_equal(single, split)
-        m1 = decode_structured(lp, prior, alpha=grid, mode="marginal")
-        m2 = decode_structured(lp, prior, alpha_marginal=grid, alpha_dependence=grid, mode="marginal")
+        m1 = gmtl_decode(lp, prior, alpha=grid, mode="marginal").labels
+        m2 = gmtl_decode(lp, prior, alpha_marginal=grid, alpha_dependence=grid, mode="marginal").labels
         np.testing.assert_array_equal(m1, m2)
-    np.testing.assert_array_equal(decode(lp, joint, alpha=grid), decode_structured(lp, joint, alpha_marginal=grid, alpha_dependence=grid))
+    np.testing.assert_array_equal(gmtl_decode(lp, joint, alpha=grid).labels, gmtl_decode(lp, joint, alpha_marginal=grid, alpha_dependence=grid).labels)
 
 
 def test_split_alpha_table_and_tree_agree_and_differ_from_single():
@@ -166,13 +159,15 @@ def test_split_alpha_table_and_tree_agree_and_differ_from_single():
     prior = TreePrior.random(n_classes, seed=5, concentration=0.3)
     lp = random_log_probs(rng, 400, n_classes)
     kw = dict(alpha_marginal=[0.0, 1.0, 0.2], alpha_dependence=[1.0, 0.0, 0.9])
-    by_tree, m_tree = decode_structured(lp, prior, method="tree", return_marginals=True, **kw)
-    by_table, m_table = decode_structured(lp, prior, method="table", return_marginals=True, **kw)
+    tree_res = gmtl_decode(lp, prior, kernel="tree", marginals=True, **kw)
+    table_res = gmtl_decode(lp, prior, kernel="table", marginals=True, **kw)
+    by_tree, m_tree = tree_res.labels, tree_res.marginals
+    by_table, m_table = table_res.labels, table_res.marginals
     np.testing.assert_array_equal(by_tree, by_table)
     for a, b in zip(m_tree, m_table):
         np.testing.assert_allclose(a, b, atol=1e-10)
     # the split genuinely changes the decision compared with the single α = α_d
-    single = decode_structured(lp, prior, alpha=1.0)
+    single = gmtl_decode(lp, prior, alpha=1.0).labels
     assert (by_tree[0] != single).any()
 
 
@@ -181,23 +176,22 @@ def test_zero_alphas_is_dmtl():
     prior = TreePrior.random((3, 2, 2, 4), seed=0)
     lp = random_log_probs(rng, 100, prior.n_classes)
     dmtl = np.stack([x.argmax(axis=1) for x in lp], axis=1)
-    np.testing.assert_array_equal(decode_structured(lp, prior, alpha=0.0), dmtl)
-    np.testing.assert_array_equal(decode_structured(lp, prior, alpha=0.0, mode="marginal"), dmtl)
+    np.testing.assert_array_equal(gmtl_decode(lp, prior, alpha=0.0).labels, dmtl)
+    np.testing.assert_array_equal(gmtl_decode(lp, prior, alpha=0.0, mode="marginal").labels, dmtl)
 
 
 def test_torch_inputs_and_chunking():
     rng = np.random.default_rng(7)
     prior = TreePrior.random((2, 3, 2, 2, 2, 2, 2), seed=7)
     lp = random_log_probs(rng, 300, prior.n_classes)
-    ref, ref_m = decode_structured(lp, prior, alpha=[0.2, 0.9], mode="marginal", return_marginals=True)
-    got, got_m = decode_structured(
-        [torch.as_tensor(x) for x in lp], prior, alpha=[0.2, 0.9], mode="marginal", return_marginals=True
-    )
+    ref = gmtl_decode(lp, prior, alpha=[0.2, 0.9], mode="marginal", marginals=True).labels
+    res = gmtl_decode([torch.as_tensor(x) for x in lp], prior, alpha=[0.2, 0.9], mode="marginal", marginals=True)
+    got, got_m = res.labels, res.marginals
     assert isinstance(got, torch.Tensor) and isinstance(got_m[0], torch.Tensor)
     np.testing.assert_array_equal(got.numpy(), ref)
-    small = decode_structured(lp, prior, alpha=[0.2, 0.9], memory_mb=0.02)
-    np.testing.assert_array_equal(small, decode_structured(lp, prior, alpha=[0.2, 0.9]))
-    small_m = decode_structured(lp, prior, alpha=[0.2, 0.9], mode="marginal", method="table", memory_mb=0.05)
+    small = gmtl_decode(lp, prior, alpha=[0.2, 0.9], memory_mb=0.02).labels
+    np.testing.assert_array_equal(small, gmtl_decode(lp, prior, alpha=[0.2, 0.9]).labels)
+    small_m = gmtl_decode(lp, prior, alpha=[0.2, 0.9], mode="marginal", kernel="table", memory_mb=0.05).labels
     np.testing.assert_array_equal(small_m, ref)
 
 
@@ -206,12 +200,13 @@ def test_joint_array_input_on_the_table():
     prior = TreePrior.random((2, 3, 2), seed=8)
     lp = random_log_probs(rng, 50, prior.n_classes)
     joint_scores = lp[0][:, :, None, None] + lp[1][:, None, :, None] + lp[2][:, None, None, :]
-    a = decode_structured(joint_scores, prior, alpha=0.7, method="table", mode="marginal")
-    b = decode_structured(lp, prior, alpha=0.7, mode="marginal")
+    a = gmtl_decode(joint_scores, prior, alpha=0.7, kernel="table", mode="marginal").labels
+    b = gmtl_decode(lp, prior, alpha=0.7, mode="marginal").labels
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="tree decoding needs per-task scores"):
-        decode_structured(joint_scores, prior, alpha=0.7, method="tree")
-    auto, info = decode_structured(joint_scores, prior, alpha=0.7, mode="marginal", return_info=True)
+        gmtl_decode(joint_scores, prior, alpha=0.7, kernel="tree")
+    res = gmtl_decode(joint_scores, prior, alpha=0.7, mode="marginal")
+    auto, info = res.labels, res.info
     assert info.method == "table"
     np.testing.assert_array_equal(auto, b)
 
@@ -220,18 +215,18 @@ def test_info_reports_the_method(caplog):
     rng = np.random.default_rng(9)
     tree = TreePrior.random((2,) * 30, seed=1)
     lp = random_log_probs(rng, 5, tree.n_classes)
-    with caplog.at_level(logging.INFO, logger="causalmtl.gmtl.decode"):
-        _, info = decode_structured(lp, tree, alpha=0.5, return_info=True)
+    with caplog.at_level(logging.INFO, logger="causalmtl.gmtl.decoding.decode"):
+        info = gmtl_decode(lp, tree, alpha=0.5).info
     assert info.method == "tree" and info.prior == "TreePrior" and info.n_joint == 2**30
     assert info.backend == "numpy"
     assert "tree decoding" in caplog.text
     joint = JointPrior.uniform((2, 2))
-    _, info = decode_structured(random_log_probs(rng, 5, (2, 2)), joint, return_info=True)
+    info = gmtl_decode(random_log_probs(rng, 5, (2, 2)), joint).info
     assert info.method == "table"
-    _, info = decode_structured(random_log_probs(rng, 5, (2, 2)), joint, method="tree", return_info=True)
+    info = gmtl_decode(random_log_probs(rng, 5, (2, 2)), joint, kernel="tree").info
     assert info.method == "tree" and "projected" in info.reason
     lpt = [torch.as_tensor(x) for x in random_log_probs(rng, 5, (2, 2))]
-    _, info = decode_structured(lpt, joint, backend="torch", return_info=True)
+    info = gmtl_decode(lpt, joint, backend="torch").info
     assert info.backend == "torch" and info.method == "table"
 
 
@@ -248,7 +243,9 @@ def test_fit_prior_chooses_by_size():
 
 
 # --- bad input ------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pins the deprecated form
 def test_bad_decode_arguments():
+    # the deprecated decode_structured's messages name its own parameters (target_prior, method)
     rng = np.random.default_rng(11)
     prior = TreePrior.random((2, 2, 2), edges=[(0, 1), (1, 2)], seed=0)
     lp = random_log_probs(rng, 4, prior.n_classes)
@@ -279,8 +276,9 @@ def test_bad_decode_arguments():
         decode_structured(lp[:2], zero, alpha=0.5)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pins the deprecated form
 def test_needs_structured_routing_rules():
-    from causalmtl.gmtl.structured import needs_structured
+    from causalmtl.gmtl.decoding.structured import needs_structured
 
     tree = TreePrior.random((2, 2), seed=0)
     joint = JointPrior.uniform((2, 2))
@@ -302,18 +300,17 @@ def test_numpy_and_torch_backends_agree():
     lp = random_log_probs(rng, 200, prior.n_classes)
     lpt = [torch.as_tensor(x) for x in lp]
     for kw in (dict(alpha=[0.0, 0.4, 1.0]), dict(alpha_marginal=[0.0, 1.0], alpha_dependence=[1.0, 0.3]),
-               dict(target_prior=q)):
+               dict(q=q)):
         for mode, method in itertools.product(("joint", "marginal"), ("tree", "table")):
-            a, ma = decode_structured(lp, prior, mode=mode, method=method, return_marginals=True,
-                                      backend="numpy", **kw)
-            b, mb = decode_structured(lpt, prior, mode=mode, method=method, return_marginals=True,
-                                      backend="torch", **kw)
+            ra = gmtl_decode(lp, prior, mode=mode, kernel=method, marginals=True, backend="numpy", **kw)
+            rb = gmtl_decode(lpt, prior, mode=mode, kernel=method, marginals=True, backend="torch", **kw)
+            a, ma, b, mb = ra.labels, ra.marginals, rb.labels, rb.marginals
             assert isinstance(b, torch.Tensor)
             np.testing.assert_array_equal(a, b.numpy())
             for x, y in zip(ma, mb):
                 np.testing.assert_allclose(x, y.numpy(), atol=1e-10)
-    c = decode_structured(lpt, prior, alpha=0.5)  # CPU tensors take the numpy kernels, return tensors
+    c = gmtl_decode(lpt, prior, alpha=0.5).labels  # CPU tensors take the numpy kernels, return tensors
     assert isinstance(c, torch.Tensor)
-    np.testing.assert_array_equal(c.numpy(), decode_structured(lp, prior, alpha=0.5, backend="torch"))
+    np.testing.assert_array_equal(c.numpy(), gmtl_decode(lp, prior, alpha=0.5, backend="torch").labels)
     with pytest.raises(ValueError, match="backend must be 'auto', 'numpy' or 'torch', got 'jax'"):
-        decode_structured(lp, prior, backend="jax")
+        gmtl_decode(lp, prior, backend="jax")

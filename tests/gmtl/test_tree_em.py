@@ -1,13 +1,13 @@
-"""Structured (tree) EM: the M-step refits the edge marginals (causalmtl.gmtl.tree_em)."""
+"""Structured (tree) EM: the M-step refits the edge marginals (causalmtl.gmtl.unknown_q.tree_em)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from causalmtl.gmtl.em import EMConvergenceWarning, estimate_prior_em
-from causalmtl.gmtl.tree import TreePrior
-from causalmtl.gmtl.tree_em import _project, edge_l1, estimate_tree_prior_em
+from causalmtl.gmtl.priors.tree import TreePrior
+from causalmtl.gmtl.unknown_q.em import EMConvergenceWarning, estimate_prior_em
+from causalmtl.gmtl.unknown_q.tree_em import _project, edge_l1, estimate_tree_prior_em
 
 N_CLASSES = (2, 3, 2, 2)
 EDGES = ((0, 1), (1, 2), (1, 3))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from causalmtl.cli import main
-from causalmtl.gmtl import JointPrior, decode
+from causalmtl.gmtl import JointPrior, gmtl_decode
 from causalmtl.shift import (
     ShiftDraws,
     analyze,
@@ -146,7 +146,7 @@ def test_bundle_with_log_probs_decodes_with_gmtl(tmp_path):
              prior=prior.probs, test_prior=test_prior)  # fmt: skip
     inputs = load_bundles([tmp_path / "lp.npz"], alphas=[0.0, 0.5, 1.0])
     np.testing.assert_array_equal(
-        inputs.predictions, decode(log_probs, prior, alpha=[0.0, 0.5, 1.0])
+        inputs.predictions, gmtl_decode(log_probs, prior, alpha=[0.0, 0.5, 1.0]).labels
     )
     np.testing.assert_allclose(np.exp(inputs.log_p), test_prior.reshape(-1), atol=1e-12)
     np.savez(tmp_path / "noprior.npz", labels=labels, log_probs_0=log_probs[0], log_probs_1=log_probs[1],

@@ -286,7 +286,7 @@ def test_epoch_plan_is_deterministic_and_covers_the_largest_group():
 
 
 def test_nps_of_two_trained_stl_networks_feeds_gmtl_decoding():
-    from causalmtl.gmtl import JointPrior, decode
+    from causalmtl.gmtl import JointPrior, gmtl_decode
     from causalmtl.nn import NPS
     from causalmtl.train import predict_log_probs
 
@@ -303,7 +303,7 @@ def test_nps_of_two_trained_stl_networks_feeds_gmtl_decoding():
     log_probs = predict_log_probs(nps, splits.test)
     assert [a.shape for a in log_probs] == [(48, 2), (48, 3)]
     prior = JointPrior.fit(splits.train.labels, (2, 3))
-    labels = decode(log_probs, prior, alpha=0.0)
+    labels = gmtl_decode(log_probs, prior, alpha=0.0).labels
     assert np.array_equal(labels, np.stack([a.argmax(1) for a in log_probs], 1))
 
 

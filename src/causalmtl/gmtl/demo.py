@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .decode import gmtl_decode
-from .prior import JointPrior
+from .decoding.decode import gmtl_decode
+from .priors.prior import JointPrior
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .decode import gmtl_decode
-from .tree import TreePrior
+from .decoding.decode import Mode, gmtl_decode
+from .priors.tree import TreePrior
 
 
 def _rss_bytes() -> int:
@@ -107,16 +107,15 @@ def scaling_table(
     for T in tasks:
         prior = TreePrior.random((2,) * T, seed=seed + T, concentration=0.5)
         lp, _ = simulated_scores(prior, n, seed=seed)
-        cases = [("tree", "joint"), ("tree", "marginal")]
+        cases: list[tuple[str, Mode]] = [("tree", "joint"), ("tree", "marginal")]
         if T <= max_table_tasks:
             cases.insert(0, ("table", "joint"))
         for method, mode in cases:
             table_prior: Any = prior.to_joint() if method == "table" else prior
-            _, sec, mb = measure(
-                lambda p=table_prior, m=mode, lp=lp: gmtl_decode(
-                    lp, p, alpha=alphas, mode=m, memory_mb=memory_mb, normalized=False
-                ).labels
-            )
+            def run(p: Any = table_prior, m: Mode = mode, lp: list[np.ndarray] = lp) -> np.ndarray:
+                return gmtl_decode(lp, p, alpha=alphas, mode=m, memory_mb=memory_mb, normalized=False).labels
+
+            _, sec, mb = measure(run)
             rows.append(
                 {
                     "tasks": T,

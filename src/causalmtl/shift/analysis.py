@@ -108,7 +108,7 @@ class ShiftDraws:
         """CSV header: ``tau``, then one ``acc_<α>`` column per α."""
         return ["tau", *(alpha_label(a) for a in self.alphas)]
 
-    def to_csv(self, path: str | os.PathLike) -> None:
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
         """Write one row per draw, in draw order, columns :meth:`columns`."""
         table = np.column_stack([self.tau, self.accuracy])
         np.savetxt(
@@ -116,7 +116,7 @@ class ShiftDraws:
         )
 
     @classmethod
-    def read_csv(cls, path: str | os.PathLike) -> ShiftDraws:
+    def read_csv(cls, path: str | os.PathLike[str]) -> ShiftDraws:
         """Read a file written by :meth:`to_csv` (α are parsed from the column names)."""
         with open(path) as fh:
             header = fh.readline().strip().split(",")
@@ -126,7 +126,7 @@ class ShiftDraws:
             )
         table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
         return cls(
-            tau=table[:, 0], accuracy=table[:, 1:], alphas=[float(h[4:]) for h in header[1:]]
+            tau=table[:, 0], accuracy=table[:, 1:], alphas=np.asarray([float(h[4:]) for h in header[1:]])
         )
 
 
@@ -232,7 +232,7 @@ class ShiftAnalysis:
             "mean_accuracy": [clean(row) for row in self.mean_accuracy],
         }
 
-    def to_json(self, path: str | os.PathLike | None = None) -> str:
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """The :meth:`to_dict` as JSON text; written to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
@@ -240,7 +240,7 @@ class ShiftAnalysis:
                 fh.write(text + "\n")
         return text
 
-    def to_csv(self, path: str | os.PathLike) -> None:
+    def to_csv(self, path: str | os.PathLike[str]) -> None:
         """One row per bin: bounds, count, optimal α, DMTL/optimal accuracy, gain, curve."""
         header = [
             "bin", "tau_low", "tau_high", "tau_mid", "n_draws", "optimal_alpha",

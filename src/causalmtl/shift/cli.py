@@ -18,11 +18,15 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI imports the shift modules only when a command runs
+    from .files import ShiftInputs
 
 logger = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "shift",
         help="accuracy under simulated target shifts for every alpha (GMTL paper, Section 5-6)",
@@ -81,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _inputs(args: argparse.Namespace):  # noqa: ANN202 - ShiftInputs, imported lazily
+def _inputs(args: argparse.Namespace) -> ShiftInputs:
     from .files import load_bundles, load_gmtl_dir
 
     if bool(args.bundle) == bool(args.gmtl_dir):

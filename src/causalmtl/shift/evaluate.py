@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from .._severity import check_variant
 from .._validation import as_numpy, check_alpha, check_n_classes
 from .analysis import ShiftDraws
 from .importance import ImportanceEstimator, correctness
-from .sample import QSampler, RandomLike, ShuffleNoiseSampler, _random_state, flat_log_prior
-from .severity import TauVariant, _check_variant, severity
+from .sample import QSampler, RandomLike, ShuffleNoiseSampler, flat_log_prior, random_state
+from .severity import TauVariant, severity
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def evaluate_shift(
     labels: Any,
     predictions: Any,
     log_p: Any,
-    alphas: Sequence[float],
+    alphas: Sequence[float] | np.ndarray,
     *,
     n_classes: Sequence[int] | None = None,
     task: int = 0,
@@ -78,7 +79,7 @@ def evaluate_shift(
     -------
     ShiftDraws with ``tau (D,)`` and ``accuracy (D, A)``.
     """
-    _check_variant(tau_variant)
+    check_variant(tau_variant)
     if n_classes is None:
         if hasattr(log_p, "n_classes"):
             n_classes = tuple(log_p.n_classes)
@@ -118,7 +119,7 @@ def evaluate_shift(
         lab.shape[0], int(valid.sum()), K, estimator.n_patterns, alphas_arr.size, n_draws,
     )  # fmt: skip
     sampler = sampler or ShuffleNoiseSampler()
-    rng = _random_state(seed)
+    rng = random_state(seed)
     lp_norm = lp.reshape(1, -1)
     taus, accs = [], []
     params: dict[str, list[np.ndarray]] = {}

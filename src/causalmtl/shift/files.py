@@ -49,8 +49,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._validation import as_numpy, check_alpha, check_labels, check_n_classes
-from ..gmtl.decode import gmtl_decode
-from ..gmtl.prior import JointPrior
+from ..gmtl import JointPrior, gmtl_decode
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +82,8 @@ def _normalise_log(x: Any, K: int, name: str) -> np.ndarray:
         raise ValueError(f"{name} has {arr.size} entries but n_classes gives K = {K} joint classes")
     if np.isnan(arr).any() or np.isposinf(arr).any():
         raise ValueError(f"{name} contains NaN or +inf")
-    return arr - logsumexp(arr)
+    ret: np.ndarray = arr - logsumexp(arr)
+    return ret
 
 
 def _prob_to_log(x: Any, K: int, name: str) -> np.ndarray:
@@ -93,7 +93,8 @@ def _prob_to_log(x: Any, K: int, name: str) -> np.ndarray:
     if not np.isfinite(arr).all() or (arr < 0).any() or arr.sum() <= 0:
         raise ValueError(f"{name} must hold finite, non-negative probabilities with a positive sum")
     with np.errstate(divide="ignore"):
-        return np.log(arr / arr.sum())
+        ret: np.ndarray = np.log(arr / arr.sum())
+        return ret
 
 
 def _bundle_n_classes(z: Any, path: str) -> tuple[int, ...]:
@@ -136,7 +137,7 @@ def _open_npz(name: str) -> Any:
 
 
 def _read_one_bundle(
-    path: str | os.PathLike, alphas: Sequence[float] | None, task: int
+    path: str | os.PathLike[str], alphas: Sequence[float] | None, task: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, tuple[int, ...]]:
     name = os.fspath(path)
     if not Path(name).is_file():
@@ -226,7 +227,7 @@ def _read_one_bundle(
 
 
 def load_bundles(
-    paths: Sequence[str | os.PathLike], alphas: Sequence[float] | None = None, task: int = 0
+    paths: Sequence[str | os.PathLike[str]], alphas: Sequence[float] | None = None, task: int = 0
 ) -> ShiftInputs:
     """Read one or several prediction bundles (module docstring) and pool their examples.
 
@@ -251,7 +252,7 @@ def load_bundles(
                 f"{os.fspath(path)}: alphas {a.tolist()} differ from the first bundle's {alphas0.tolist()}"
             )
         if (lp is None) != (log_p0 is None) or (
-            lp is not None and not np.allclose(lp, log_p0, atol=1e-9)
+            lp is not None and log_p0 is not None and not np.allclose(lp, log_p0, atol=1e-9)
         ):
             raise ValueError(
                 f"{os.fspath(path)}: its prior differs from the first bundle's; pool bundles of one test set"
@@ -310,7 +311,7 @@ def _alpha_file(seed_dir: Path, raw: str) -> Path:
     )
 
 
-def load_log_prior(path: str | os.PathLike, n_classes: Sequence[int]) -> np.ndarray:
+def load_log_prior(path: str | os.PathLike[str], n_classes: Sequence[int]) -> np.ndarray:
     """Read a ``torch.save``'d (or ``.npy``) flattened log prior; returns it normalised, flat."""
     n_classes = check_n_classes(n_classes)
     name = os.fspath(path)
@@ -331,8 +332,8 @@ def load_log_prior(path: str | os.PathLike, n_classes: Sequence[int]) -> np.ndar
 
 
 def load_gmtl_dir(
-    directory: str | os.PathLike,
-    log_prior: str | os.PathLike,
+    directory: str | os.PathLike[str],
+    log_prior: str | os.PathLike[str],
     n_classes: Sequence[int],
     n_seeds: int,
     alphas: Sequence[str | float],
@@ -393,7 +394,7 @@ def load_gmtl_dir(
 
 
 def write_gmtl_dir(
-    directory: str | os.PathLike,
+    directory: str | os.PathLike[str],
     seed_index: int,
     labels: np.ndarray,
     predictions: np.ndarray,

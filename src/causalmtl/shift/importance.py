@@ -64,7 +64,8 @@ def _log_table(x: Any, n_classes: tuple[int, ...], name: str, log: bool) -> np.n
             raise ValueError(f"{name} must hold finite, non-negative probabilities")
         with np.errstate(divide="ignore"):
             out = np.log(arr)
-    return out - logsumexp(out, axis=1, keepdims=True)
+    ret: np.ndarray = out - logsumexp(out, axis=1, keepdims=True)
+    return ret
 
 
 def _as_log_q(q: Any, n_classes: tuple[int, ...]) -> np.ndarray:
@@ -159,7 +160,8 @@ class LabelPatterns:
             return np.zeros((D, 1))
         with np.errstate(divide="ignore"):
             marg = logsumexp(log_tables.reshape(D, *self.n_classes), axis=missing)
-        return marg.reshape(D, -1)
+        ret: np.ndarray = marg.reshape(D, -1)
+        return ret
 
     def log_weights(
         self, log_p: np.ndarray, log_q: np.ndarray, patterns: np.ndarray | None = None
@@ -271,7 +273,8 @@ class ImportanceEstimator:
             d = int(np.flatnonzero(~(den > 0))[0])
             raise ValueError(f"q[{d}] gives probability 0 to every labelled example; no estimate")
         out = (w @ self._sums) / den[:, None]
-        return out[:, 0] if self._squeeze else out
+        ret: np.ndarray = out[:, 0] if self._squeeze else out
+        return ret
 
 
 def _prediction_matrix(predictions: Any, labels: np.ndarray, task: int) -> np.ndarray:

@@ -36,7 +36,7 @@ def _as_mapping(
         and analysis
         and all(isinstance(a, ShiftAnalysis) for a in analysis.values())
     ):
-        return dict(analysis)
+        return {k: v for k, v in analysis.items()}
     raise ValueError(
         f"analysis must be a ShiftAnalysis or a non-empty mapping of label -> ShiftAnalysis, got {type(analysis).__name__}"
     )
@@ -100,14 +100,14 @@ def plot_gain(analysis: ShiftAnalysis | Mapping[str, ShiftAnalysis], ax: Axes) -
     return ax
 
 
-def _save(fig: Figure, path: str | os.PathLike | None) -> None:
+def _save(fig: Figure, path: str | os.PathLike[str] | None) -> None:
     if path is not None:
         fig.savefig(path, dpi=150, bbox_inches="tight")
 
 
 def plot_figure3(
     analysis: ShiftAnalysis | Mapping[str, ShiftAnalysis],
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike[str] | None = None,
     title: str | None = None,
 ) -> Figure:
     """Both panels of Figure 3; written to ``path`` (PNG) when given."""
@@ -127,7 +127,7 @@ def plot_figure3(
 
 def plot_accuracy_vs_alpha(
     analysis: ShiftAnalysis,
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike[str] | None = None,
     title: str | None = None,
 ) -> Figure:
     """Mean importance-sampled accuracy against α, one curve per τ bin (optimum marked)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from scipy.special import logsumexp
@@ -34,7 +34,9 @@ def _check_n(n: int) -> int:
     return int(n)
 
 
-def _random_state(seed: RandomLike) -> np.random.RandomState | np.random.Generator:
+def random_state(seed: RandomLike) -> np.random.RandomState | np.random.Generator:
+    """The random source of the samplers: a RandomState or Generator as it is, an int ``>= 0``
+    seeds a ``RandomState`` (the legacy stream the published draws were made with)."""
     if isinstance(seed, (np.random.RandomState, np.random.Generator)):
         return seed
     if (
@@ -68,7 +70,8 @@ class QDraws:
     @property
     def q(self) -> np.ndarray:
         """The target priors as probabilities, ``(n, K)``."""
-        return np.exp(self.log_q)
+        ret: np.ndarray = np.exp(self.log_q)
+        return ret
 
     def __len__(self) -> int:
         return int(self.log_q.shape[0])
@@ -150,7 +153,7 @@ class ShuffleNoiseSampler(QSampler):
     def sample(self, log_p: Any, n: int, seed: RandomLike = 0) -> QDraws:
         base = flat_log_prior(log_p)
         n = _check_n(n)
-        rng = _random_state(seed)
+        rng = random_state(seed)
         K = base.size
         z = np.empty((n, K))
         shuffles = np.empty(n)
@@ -201,7 +204,9 @@ class DirichletSampler(QSampler):
 
     def _bounds(self) -> tuple[float, float]:
         c = self.concentration
-        lo, hi = (c, c) if np.isscalar(c) else tuple(c)  # type: ignore[misc]
+        if np.isscalar(c):
+            return float(cast(float, c)), float(cast(float, c))
+        lo, hi = tuple(cast("tuple[float, float]", c))
         return float(lo), float(hi)
 
     def __post_init__(self) -> None:
@@ -223,7 +228,7 @@ class DirichletSampler(QSampler):
     def sample(self, log_p: Any, n: int, seed: RandomLike = 0) -> QDraws:
         base = flat_log_prior(log_p)
         n = _check_n(n)
-        rng = _random_state(seed)
+        rng = random_state(seed)
         if isinstance(rng, np.random.RandomState):
             rng = np.random.Generator(np.random.PCG64(rng.randint(0, 2**31 - 1)))
         p = np.exp(base - logsumexp(base))
@@ -272,4 +277,5 @@ __all__ = [
     "make_sampler",
     "sample_q",
     "flat_log_prior",
+    "random_state",
 ]

@@ -41,7 +41,14 @@ from typing import Any
 import numpy as np
 
 # the shared core (below gmtl and shift): weighted_tau and the prior convention
-from .._severity import TAU_VARIANTS, TauVariant, _check_variant, _tau, flat_log_prior, weighted_tau
+from .._severity import (
+    TAU_VARIANTS,
+    TauVariant,
+    check_variant,
+    flat_log_prior,
+    flat_tau,
+    weighted_tau,
+)
 from .sample import QDraws
 
 
@@ -49,7 +56,8 @@ def _gather(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``a[d, idx[d, k]]`` for a C-contiguous 2-D ``a`` (a faster ``take_along_axis``)."""
     a = np.ascontiguousarray(a)
     off = (np.arange(a.shape[0], dtype=np.int64) * a.shape[1])[:, None]
-    return a.reshape(-1)[off + idx]
+    ret: np.ndarray = a.reshape(-1)[off + idx]
+    return ret
 
 
 def _left_smaller(
@@ -165,7 +173,9 @@ def _tau_general(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
     cu2 = np.concatenate([np.zeros((D, 1)), np.cumsum(u2, axis=1)], axis=1)
     ystart, yend = _runs([ys2])
     rstart, rend = _runs([ys2, xs2])
-    c = lambda idx: _gather(cu2, idx)  # noqa: E731
+    def c(idx: np.ndarray) -> np.ndarray:
+        return _gather(cu2, idx)
+
     Ly, TL, TH, GY = c(ystart), c(rstart) - c(ystart), c(yend) - c(rend), c(yend) - c(ystart)
     S = to_elements(o1, 4 * (A_plus_E - E) - L + (W - L - GX) + 2 * E) + to_elements(
         o2, -2 * Ly + TL - TH
@@ -178,9 +188,11 @@ def _tau_general(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
             (w * S).sum(1) / np.sqrt((w * (K - mx)).sum(1) * (w * (K - my)).sum(1))
             for w in (w1, w2)
         ]
-        return 0.5 * (taus[0] + taus[1])
+        symmetrised: np.ndarray = 0.5 * (taus[0] + taus[1])
+        return symmetrised
     GXe, GYe = to_elements(o1, GX), to_elements(o2, GY)
-    return (w1 * S).sum(1) / np.sqrt((w1 * (W - GXe)).sum(1) * (w1 * (W - GYe)).sum(1))
+    ret: np.ndarray = (w1 * S).sum(1) / np.sqrt((w1 * (W - GXe)).sum(1) * (w1 * (W - GYe)).sum(1))
+    return ret
 
 
 def _tau_untied(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
@@ -239,7 +251,8 @@ def _tau_untied(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
         num = (w1 * S).sum(1)
         out = num / np.sqrt((w1 * (W - gsum)).sum(1) * (w1 * (W - w1)).sum(1))
     out[tied] = np.nan
-    return out
+    ret: np.ndarray = out
+    return ret
 
 
 def _fast_tau(x: np.ndarray, Y: np.ndarray, variant: str) -> np.ndarray:
@@ -276,7 +289,7 @@ def severity(
     -------
     ndarray ``(D,)`` of τ values.
     """
-    _check_variant(variant)
+    check_variant(variant)
     if method not in ("fast", "scipy"):
         raise ValueError(f"method must be 'fast' or 'scipy', got {method!r}")
     x = flat_log_prior(log_p, "log_p")
@@ -287,7 +300,7 @@ def severity(
     if np.isnan(lq).any():
         raise ValueError("log_q contains NaN")
     if method == "scipy":
-        return np.array([_tau(x, row, variant) for row in lq], dtype=np.float64)
+        return np.array([flat_tau(x, row, variant) for row in lq], dtype=np.float64)
     if (
         isinstance(chunk_size, bool)
         or not isinstance(chunk_size, (int, np.integer))

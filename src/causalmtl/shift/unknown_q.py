@@ -26,10 +26,8 @@ from typing import Any
 import numpy as np
 
 from .._validation import as_numpy, check_labels, check_n_classes, make_rng
-from ..gmtl.adapt import adapt, decode_adapted
-from ..gmtl.decode import gmtl_decode
-from ..gmtl.prior import JointPrior, as_prior
-from ..gmtl.tree_em import edge_l1
+from ..gmtl import JointPrior, adapt, as_prior, decode_adapted, gmtl_decode
+from ..gmtl.unknown_q.tree_em import edge_l1
 from .importance import ImportanceEstimator
 
 logger = logging.getLogger(__name__)
@@ -210,7 +208,7 @@ def evaluate_unknown_q(
     gain over DMTL) and ``recovered_same_lik``,
     ``l1``, ``tv``, ``l1_prior`` (L1 of the do-nothing estimate p), ``tau_hat``, ``alpha_tau``, ``em_iter``, ``em_converged``, and
     ``fallback``, ``cv_ratio``, ``cv_gain``, ``cv_z`` with ``smoothing="cv"``, and
-    ``edge_l1`` (mean edge-table L1) when ``prior`` is a :class:`~causalmtl.gmtl.tree.TreePrior`.
+    ``edge_l1`` (mean edge-table L1) when ``prior`` is a :class:`~causalmtl.gmtl.priors.tree.TreePrior`.
     """
     pr = as_prior(prior)
     n_classes = check_n_classes(pr.n_classes)

@@ -47,11 +47,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 import numpy as np
 
-from .._validation import (
+from ..._validation import (
     MAX_JOINT_CELLS,
     as_float,
     as_int,
@@ -74,19 +74,22 @@ class Prior(Protocol):
 
     Convention: a prior object holds **probabilities** (``probs``, ``marginal``,
     ``pair_marginal``) and gives their logarithms through the ``log_*`` accessors
-    (``log 0 = -inf``). Every gmtl and shift function accepts a prior object; a bare array
-    handed to gmtl is read as a probability table (:func:`as_prior`), one handed to the shift
-    samplers and τ as a log table (:func:`causalmtl.shift.flat_log_prior`) — pass the object
-    to avoid the question.
+    (``log 0 = -inf``). Every prior parameter of gmtl and shift accepts a prior object. A bare
+    array is read by the parameter's name: ``prior``, ``p``, ``q`` take a probability table
+    (:func:`as_prior`, the shift importance weights), ``log_p``, ``log_q`` a log table (the
+    shift samplers, τ and ``evaluate_shift``: :func:`causalmtl.shift.flat_log_prior`) — pass
+    the object to avoid the question.
 
     The objective's two prior parts (Makino et al. 2022, Eq. 6 split as in
-    :mod:`causalmtl.gmtl.objective`) come from ``log_marginals()`` (the marginal part
+    :mod:`causalmtl.gmtl.decoding.objective`) come from ``log_marginals()`` (the marginal part
     ``Σ_t log p(y_t)``) and ``table_log_prob()`` (``log p(y)``; the dependence part is their
     difference); a tree also offers them per edge (``TreePrior.pmi``).
     """
 
     structure: ClassVar[str]
-    n_classes: tuple[int, ...]
+
+    @property
+    def n_classes(self) -> tuple[int, ...]: ...
 
     @property
     def n_tasks(self) -> int: ...
@@ -251,7 +254,8 @@ class JointPrior:
     def log_prob(self) -> np.ndarray:
         """``log p(y)`` as an array of shape ``n_classes`` (``-inf`` at exact zeros)."""
         with np.errstate(divide="ignore"):
-            return np.log(self.probs)
+            ret: np.ndarray = np.log(self.probs)
+            return ret
 
     @property
     def has_zeros(self) -> bool:
@@ -263,7 +267,8 @@ class JointPrior:
         if not 0 <= as_int(task, "task", low=0) < self.n_tasks:
             raise ValueError(f"task must be an int in [0, {self.n_tasks}), got {task!r}")
         axes = tuple(a for a in range(self.n_tasks) if a != int(task))
-        return self.probs.sum(axis=axes)
+        ret: np.ndarray = self.probs.sum(axis=axes)
+        return ret
 
     def marginals(self) -> list[np.ndarray]:
         """Every task's marginal, a list of T arrays."""
@@ -284,7 +289,8 @@ class JointPrior:
     def log_pmf(self, labels: Any) -> np.ndarray:
         """``log p(y)`` of each row of a complete ``(N, T)`` label array."""
         lab = check_labels(labels, self.n_classes, allow_missing=False)
-        return self.log_prob[tuple(lab.T)]
+        ret: np.ndarray = self.log_prob[tuple(lab.T)]
+        return ret
 
     def table_log_prob(self, max_size: int | None = None) -> np.ndarray:
         """``log p(y)`` over the product space, shape ``n_classes`` (the table itself)."""
@@ -321,7 +327,7 @@ class JointPrior:
         )
 
     # --- persistence -----------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the prior to ``path`` in the documented ``.npz`` format (module docstring)."""
         np.savez(
             path,
@@ -334,7 +340,7 @@ class JointPrior:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> JointPrior:
+    def load(cls, path: str | os.PathLike[str]) -> JointPrior:
         """Read a prior written by :meth:`save`, validating it (module docstring).
 
         Raises
@@ -405,7 +411,7 @@ def as_any_prior(prior: Any, name: str = "prior") -> Prior:
     """Accept any :class:`Prior` as it is (table or tree), or a probability table."""
     # a class-level check: isinstance(prior, Prior) would evaluate a tree's ``probs`` table
     if getattr(type(prior), "structure", None) in ("table", "tree"):
-        return prior
+        return cast(Prior, prior)  # the protocol's class-level tag (see above)
     return as_prior(prior, name=name)
 
 

@@ -1,6 +1,6 @@
 """Per-head calibration of multi-task scores by NLL, fitted with L-BFGS.
 
-EM over the joint label space (:mod:`causalmtl.gmtl.em`) needs a likelihood that is the same
+EM over the joint label space (:mod:`causalmtl.gmtl.unknown_q.em`) needs a likelihood that is the same
 in training and test. With a factorised multi-task model it is ``Π_t p(y_t|x) / p(y)``, and
 that is only sound if the heads' probabilities are calibrated (Alexandari, Kundaje &
 Shrikumar 2020, "Maximum likelihood with bias-corrected calibration is hard-to-beat at label
@@ -26,12 +26,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 
-from .._validation import as_numpy, check_labels, check_n_classes, check_nonnegative
+from ..._validation import as_numpy, check_labels, check_n_classes, check_nonnegative
 
 logger = logging.getLogger(__name__)
 
@@ -144,13 +144,14 @@ class Calibrator:
         def closure() -> torch.Tensor:
             opt.zero_grad()
             out = self._apply(z, params)
-            loss = sum(_task_nll(o, y[:, t]) for t, o in enumerate(out))
+            # sums of (at least one) tensors are tensors; sum()'s start value 0 hides it from mypy
+            loss = cast(torch.Tensor, sum(_task_nll(o, y[:, t]) for t, o in enumerate(out)))
             if self.l2 > 0:
-                loss = loss + self.l2 * sum(((p - p0) ** 2).sum() for p, p0 in zip(params, init))
-            loss.backward()
+                loss = loss + self.l2 * cast(torch.Tensor, sum(((p - p0) ** 2).sum() for p, p0 in zip(params, init)))
+            loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
             return loss
 
-        opt.step(closure)
+        opt.step(closure)  # type: ignore[no-untyped-call]  # torch's LBFGS.step is unannotated
         self.n_classes = n_classes
         self.params_ = [p.detach() for p in params]
         self.init_ = init

@@ -8,7 +8,7 @@ For per-task scores ``log p(y_t|x)`` and a training prior ``p(y)`` (Makino et al
 
 with the prior split into its **marginal part** ``M(y) = Σ_t log p(y_t)`` and its
 **dependence part** ``D(y) = log p(y) − M(y)`` (on a tree, ``D = Σ_{(s,t)∈E} PMI_st``, (T2) of
-:mod:`causalmtl.gmtl.tree`). ``α_m = α_d = α`` is Eq. 6; with a known q, ``α_m = α_d = 1`` and
+:mod:`causalmtl.gmtl.priors.tree`). ``α_m = α_d = α`` is Eq. 6; with a known q, ``α_m = α_d = 1`` and
 q's own two parts are added. Every objective is therefore
 
     F(y) = Σ_t log p(y_t|x) + c_m M_p(y) + c_d D_p(y) + c_q [M_q(y) + D_q(y)]
@@ -17,9 +17,9 @@ with the coefficients of :meth:`Objective.coefficients`. The kernels need the pr
 two representations, built here from those coefficients:
 
 * :meth:`Objective.table_terms`: one row of ``K = Π C_t`` values per α (full-table kernels,
-  :mod:`causalmtl.gmtl.table_np`, :mod:`causalmtl.gmtl.table_torch`);
+  :mod:`causalmtl.gmtl.decoding.table_np`, :mod:`causalmtl.gmtl.decoding.table_torch`);
 * :meth:`Objective.tree_terms`: node terms ``(A, C_t)`` and edge terms ``(A, C_s, C_t)``
-  (:mod:`causalmtl.gmtl.tree_infer`).
+  (:mod:`causalmtl.gmtl.decoding.tree_infer`).
 
 Without q the table terms are centred (each part shifted so that its largest value is 0), so
 that a uniform prior adds exactly zero and ties stay α-invariant; the shift is constant in y
@@ -30,14 +30,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
-from .._validation import check_alpha
+from ..._validation import check_alpha
+from ..priors.prior import JointPrior, Prior
+from ..priors.tree import TreePrior
 from ._scores import safe_log
-from .prior import JointPrior, Prior
-from .tree import TreePrior
+
+#: one α or several (decoded in one pass): a float, a sequence or a 1-d array of floats in [0, 1]
+Alphas: TypeAlias = "float | Sequence[float] | npt.NDArray[np.floating[Any]]"
 
 
 def resolve_alphas(
@@ -93,9 +97,9 @@ class Objective:
     @classmethod
     def build(
         cls,
-        alpha: float | Sequence[float] | None = None,
-        alpha_marginal: float | Sequence[float] | None = None,
-        alpha_dependence: float | Sequence[float] | None = None,
+        alpha: Alphas | None = None,
+        alpha_marginal: Alphas | None = None,
+        alpha_dependence: Alphas | None = None,
         q: Prior | None = None,
         q_name: str = "q",
     ) -> Objective:
@@ -114,7 +118,8 @@ class Objective:
     @property
     def dmtl(self) -> np.ndarray:
         """Which weights are DMTL (α_m = α_d = 0 without q): bool ``(A,)``."""
-        return (self.am == 0) & (self.ad == 0) & (self.q is None)
+        ret: np.ndarray = (self.am == 0) & (self.ad == 0) & (self.q is None)
+        return ret
 
     def coefficients(self) -> tuple[np.ndarray, np.ndarray, float]:
         """``(c_m, c_d, c_q)`` of ``F = Σ_t log p(y_t|x) + c_m M_p + c_d D_p + c_q (M_q + D_q)``."""

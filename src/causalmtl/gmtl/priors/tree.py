@@ -10,7 +10,7 @@ the pairwise dependencies along the edges E of a spanning tree (or forest) over 
     log p(y) = Σ_{(s,t)∈E} log p(y_s, y_t) − Σ_s (deg_s − 1) log p(y_s).
 
 Its log-probability splits into the marginals' part and the dependence part used by the
-split-α GMTL objective (:mod:`causalmtl.gmtl.structured`):
+split-α GMTL objective (:mod:`causalmtl.gmtl.decoding.structured`):
 
     log p(y) = Σ_s log p(y_s) + Σ_{(s,t)∈E} PMI_st(y_s, y_t),
     PMI_st(a, b) = log p(a, b) − log p(a) − log p(b).                                 (T2)
@@ -47,11 +47,11 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from .._validation import (
+from ..._validation import (
     as_float,
     as_int,
     check_labels,
@@ -139,8 +139,11 @@ def check_forest(edges: Any, n_tasks: int, name: str = "edges") -> tuple[Edge, .
 
 
 @dataclass(frozen=True)
-class _Rooted:
-    """Rooted orientation of a forest: BFS order from the lowest-index task of each component."""
+class RootedTree:
+    """Rooted orientation of a forest: BFS order from the lowest-index task of each component.
+
+    :attr:`TreePrior.rooted` holds it; the tree kernel (:func:`causalmtl.gmtl.decoding.tree_infer.decode_tree`)
+    collects messages leaves → roots in reverse ``order`` and sends them back in ``order``."""
 
     order: tuple[int, ...]  # every task, parents before children
     parent: tuple[int, ...]  # parent task, -1 for roots
@@ -148,7 +151,7 @@ class _Rooted:
     children: tuple[tuple[int, ...], ...]
 
 
-def _root_forest(edges: Sequence[Edge], n_tasks: int) -> _Rooted:
+def _root_forest(edges: Sequence[Edge], n_tasks: int) -> RootedTree:
     adj: list[list[tuple[int, int]]] = [[] for _ in range(n_tasks)]
     for i, (s, t) in enumerate(edges):
         adj[s].append((t, i))
@@ -169,7 +172,7 @@ def _root_forest(edges: Sequence[Edge], n_tasks: int) -> _Rooted:
                     parent[t], parent_edge[t] = s, i
                     queue.append(t)
     children = tuple(tuple(t for t in order if parent[t] == s) for s in range(n_tasks))
-    return _Rooted(tuple(order), tuple(parent), tuple(parent_edge), children)
+    return RootedTree(tuple(order), tuple(parent), tuple(parent_edge), children)
 
 
 def _one_hot_counts(lab: np.ndarray, n_classes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -253,7 +256,7 @@ class TreePrior:
     Build it with :meth:`fit` (Chow–Liu, forest by threshold, or a user-given tree),
     :meth:`from_marginals`, :meth:`from_joint` or :meth:`random`, not directly. It is a
     drop-in prior for :func:`causalmtl.gmtl.gmtl_decode` (exact max-product / sum-product on the
-    tree, see :mod:`causalmtl.gmtl.decode`) and exposes the same views as
+    tree, see :mod:`causalmtl.gmtl.decoding.decode`) and exposes the same views as
     :class:`~causalmtl.gmtl.JointPrior` (``n_classes``, ``marginal(t)``, ``n_fitted``, and the
     flattened ``probs`` / ``log_prob`` when ``Π C_t <= MAX_TABLE_SIZE``).
 
@@ -288,13 +291,19 @@ class TreePrior:
     pseudocount: float = 0.0
     n_fitted: int = 0
     mutual_info: np.ndarray | None = None
-    _rooted: _Rooted = field(default=None, repr=False)  # type: ignore[assignment]
-    #: The decoding kernel this prior is decoded with by default (:class:`~causalmtl.gmtl.prior.Prior`).
+    _rooted: RootedTree | None = field(default=None, repr=False)  # computed in __post_init__
+    #: The decoding kernel this prior is decoded with by default (:class:`~causalmtl.gmtl.priors.prior.Prior`).
     structure: ClassVar[str] = "tree"
 
     def __post_init__(self) -> None:
         if self._rooted is None:
             object.__setattr__(self, "_rooted", _root_forest(self.edges, len(self.n_classes)))
+
+    @property
+    def rooted(self) -> RootedTree:
+        """The forest oriented from the lowest-index task of each component (BFS order), along
+        which the tree kernel (:mod:`causalmtl.gmtl.decoding.tree_infer`) passes messages."""
+        return self._rooted if self._rooted is not None else _root_forest(self.edges, len(self.n_classes))
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -382,10 +391,10 @@ class TreePrior:
                 continue
             pair = block(s, t)  # rows: parent class, cols: child class
             if eps == 0 and (pair == 0).any():
-                a, b = (int(v) for v in np.argwhere(pair == 0)[0])
+                ya, yb = (int(v) for v in np.argwhere(pair == 0)[0])
                 raise ValueError(
                     f"pseudocount=0 but edge ({min(s, t)}, {max(s, t)}) never shows "
-                    f"(y_{s}={a}, y_{t}={b}) in its {int(pair.sum())} co-labelled rows; "
+                    f"(y_{s}={ya}, y_{t}={yb}) in its {int(pair.sum())} co-labelled rows; "
                     "p(y) would be 0 there. Use pseudocount > 0 (additive smoothing)"
                 )
             cond[t] = (pair + eps) / (pair.sum(axis=1, keepdims=True) + eps * n_classes[t])
@@ -449,12 +458,13 @@ class TreePrior:
                 source[t] = f"node_probs[{t}]"
         for (s, t), p in tables.items():
             for v, m in ((s, p.sum(axis=1)), (t, p.sum(axis=0))):
-                if node[v] is None:
+                known = node[v]
+                if known is None:
                     node[v], source[v] = m, f"edge ({s}, {t})"
-                elif np.max(np.abs(node[v] - m)) > atol:
+                elif np.max(np.abs(known - m)) > atol:
                     raise ValueError(
                         f"the marginal of task {v} from edge ({s}, {t}) is {np.round(m, 6).tolist()} "
-                        f"but {source[v]} gives {np.round(node[v], 6).tolist()}; the edge marginals "
+                        f"but {source[v]} gives {np.round(known, 6).tolist()}; the edge marginals "
                         "of a tree prior must agree on shared tasks"
                     )
         for t in range(T):
@@ -464,7 +474,7 @@ class TreePrior:
             n_classes=n_classes,
             edges=norm,
             pair_probs=tuple(tables[e] for e in norm),
-            node_probs=tuple(np.asarray(p) for p in node),  # type: ignore[arg-type]
+            node_probs=tuple(np.asarray(p) for p in node),
         )
 
     @classmethod
@@ -481,7 +491,8 @@ class TreePrior:
         T = len(jp.n_classes)
 
         def pair(s: int, t: int) -> np.ndarray:
-            return p.sum(axis=tuple(a for a in range(T) if a not in (s, t)))
+            ret: np.ndarray = p.sum(axis=tuple(a for a in range(T) if a not in (s, t)))
+            return ret
 
         if edges is None:
             mi = np.full((T, T), np.nan)
@@ -587,11 +598,12 @@ class TreePrior:
         """Pointwise mutual information (T2) of ``edges[edge]``, shape ``(C_s, C_t)``."""
         s, t = self.edges[edge]
         with np.errstate(divide="ignore", invalid="ignore"):
-            return (
+            ret: np.ndarray = (
                 np.log(self.pair_probs[edge])
                 - np.log(self.node_probs[s])[:, None]
                 - np.log(self.node_probs[t])[None, :]
             )
+        return ret
 
     def log_pmf(self, labels: Any) -> np.ndarray:
         """``log p(y)`` of each row of a complete ``(N, T)`` label array, by (T1)."""
@@ -638,7 +650,8 @@ class TreePrior:
     @property
     def probs(self) -> np.ndarray:
         """The flattened ``p(y)`` of shape ``n_classes`` (only when Π C_t ≤ MAX_TABLE_SIZE)."""
-        return np.exp(self.table_log_prob())
+        ret: np.ndarray = np.exp(self.table_log_prob())
+        return ret
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         p = self.probs
@@ -654,7 +667,7 @@ class TreePrior:
         n = as_int(n, "n", low=0)
         rng = make_rng(seed)
         out = np.zeros((int(n), self.n_tasks), dtype=np.int64)
-        r = self._rooted
+        r = self.rooted
         for t in r.order:
             s = r.parent[t]
             u = rng.random(int(n))
@@ -671,13 +684,14 @@ class TreePrior:
 
     def _oriented_pair(self, t: int) -> np.ndarray:
         """``p(y_parent, y_t)`` for a non-root task t, shape ``(C_parent, C_t)``."""
-        e = self._rooted.parent_edge[t]
+        e = self.rooted.parent_edge[t]
         p = self.pair_probs[e]
         return p if self.edges[e][1] == t else p.T
 
     def _conditional(self, t: int) -> np.ndarray:
         p = self._oriented_pair(t)
-        return p / p.sum(axis=1, keepdims=True)
+        ret: np.ndarray = p / p.sum(axis=1, keepdims=True)
+        return ret
 
     def same_structure(self, other: TreePrior, name: str = "target_prior") -> None:
         """Raise ``ValueError`` unless ``other`` has the same tasks, classes and edges."""
@@ -693,7 +707,7 @@ class TreePrior:
             )
 
     # --- persistence -------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write the prior to a NumPy ``.npz`` archive with the keys
 
         ``format`` (``"causalmtl.TreePrior/1"``), ``n_classes`` int64 ``(T,)``, ``edges`` int64
@@ -714,7 +728,7 @@ class TreePrior:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> TreePrior:
+    def load(cls, path: str | os.PathLike[str]) -> TreePrior:
         """Read a prior written by :meth:`save` (checked like :meth:`from_marginals`)."""
         with np.load(path, allow_pickle=False) as z:
             fmt = str(z["format"]) if "format" in z else None
@@ -731,7 +745,8 @@ class TreePrior:
                      for (a, b, (s, t)) in zip(bounds[:-1], bounds[1:], edges)]  # fmt: skip
             nb = np.cumsum([0, *n_classes])
             nodes = [flat_nodes[a:b] for a, b in zip(nb[:-1], nb[1:])]
-            prior = cls.from_marginals(n_classes, edges, pairs, nodes, atol=1e-9)
+            # pairs of ints as stored; from_marginals checks them (a malformed edge raises there)
+            prior = cls.from_marginals(n_classes, cast("list[Edge]", edges), pairs, nodes, atol=1e-9)
             mi = z["mutual_info"]
             return cls(
                 n_classes=prior.n_classes,
@@ -750,4 +765,4 @@ class TreePrior:
         )
 
 
-__all__ = ["TreePrior", "check_forest", "chow_liu_edges", "random_tree_edges", "MAX_TABLE_SIZE"]
+__all__ = ["RootedTree", "TreePrior", "check_forest", "chow_liu_edges", "random_tree_edges", "MAX_TABLE_SIZE"]

@@ -2,14 +2,14 @@
 
 The paper decodes with a known test prior q (§3.1, ``Σ_t log p(y_t|x) − log p(y) + log q(y)``)
 or with an oracle α. :func:`adapt` replaces the oracle by an estimate ``q̂`` from the
-unlabeled test inputs (EM / MLLS, :mod:`causalmtl.gmtl.em`), using one of two
+unlabeled test inputs (EM / MLLS, :mod:`causalmtl.gmtl.unknown_q.em`), using one of two
 label-shift-invariant likelihoods fitted on labelled held-out in-distribution data:
 
 ``likelihood="score"`` (default)
-    the generative score model ``p(s|y)`` (:class:`~causalmtl.gmtl.score_model.GaussianScoreModel`);
+    the generative score model ``p(s|y)`` (:class:`~causalmtl.gmtl.unknown_q.score_model.GaussianScoreModel`);
     decoding is ``argmax_y log p(s|y) + log q̂(y)``.
 ``likelihood="calibrated"``
-    calibrated heads (:mod:`causalmtl.gmtl.calibrate`) in the GMTL likelihood
+    calibrated heads (:mod:`causalmtl.gmtl.unknown_q.calibrate`) in the GMTL likelihood
     ``L(y; x) = Π_t p̃(y_t|x) / p(y)`` (:func:`gmtl_log_likelihood`); decoding is
     ``gmtl_decode(p̃, prior, q=q̂)``.
 
@@ -31,16 +31,17 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
-from .._severity import weighted_tau
-from .._validation import as_numpy, check_labels
+from ..._severity import weighted_tau
+from ..._validation import as_numpy, check_labels
+from ..decoding.decode import gmtl_decode
+from ..priors.prior import JointPrior, as_prior
+from ..priors.tree import TreePrior
 from .calibrate import Calibrator, make_calibrator
-from .decode import gmtl_decode
 from .em import EMResult, RawScoresWarning, estimate_prior_em
-from .prior import JointPrior, as_prior
 from .score_model import GaussianScoreModel
 from .smoothing_cv import (
     DEFAULT_CV_GRID,
@@ -48,7 +49,6 @@ from .smoothing_cv import (
     heldout_log_likelihood,
     select_smoothing_cv,
 )
-from .tree import TreePrior
 from .tree_em import TreeEMResult, estimate_tree_prior_em
 
 logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def gmtl_log_likelihood(
     This is the α = 1 objective of Eq. 6 (``log p(x|y)`` up to a term constant in y) and the
     likelihood of Saerens et al.'s EM for a factorised model. It is shift-invariant only if
     the heads are calibrated: pass a fitted ``calibrator`` (applied first), or
-    ``assume_calibrated=True``; otherwise a :class:`~causalmtl.gmtl.em.RawScoresWarning` is
+    ``assume_calibrated=True``; otherwise a :class:`~causalmtl.gmtl.unknown_q.em.RawScoresWarning` is
     issued, because EM on raw multi-task scores can collapse (each head leaks other tasks'
     evidence through the training correlation).
     """
@@ -100,7 +100,7 @@ def gmtl_log_likelihood(
             msg = (
                 "EM/decoding on raw, uncalibrated GMTL scores: Π_t p(y_t|x)/p(y) is not a "
                 "shift-invariant likelihood unless the heads are calibrated; fit a calibrator "
-                "(causalmtl.gmtl.calibrate) or use the generative score model"
+                "(causalmtl.gmtl.unknown_q.calibrate) or use the generative score model"
             )
             warnings.warn(msg, RawScoresWarning, stacklevel=2)
             logger.debug(msg)  # the warning above carries it to the user
@@ -111,7 +111,8 @@ def gmtl_log_likelihood(
     for x in lps[1:]:
         out = (out[:, :, None] + x[:, None, :]).reshape(n, -1)
     out = out - np.log(pr.probs.reshape(-1))[None, :]
-    return out.reshape(n, *pr.n_classes)
+    ret: np.ndarray = out.reshape(n, *pr.n_classes)
+    return ret
 
 
 def alpha_from_severity(prior: JointPrior | Any, q_hat: JointPrior | Any) -> tuple[float, float]:
@@ -204,9 +205,9 @@ def adapt(
         Scores of the same model on the unlabeled test inputs.
     prior : JointPrior, TreePrior or table, optional
         The training joint prior p (EM's start and the smoothing prior). Default: fitted on
-        ``val_labels`` with pseudocount 1. A :class:`~causalmtl.gmtl.tree.TreePrior` makes
+        ``val_labels`` with pseudocount 1. A :class:`~causalmtl.gmtl.priors.tree.TreePrior` makes
         the estimate tree-structured on the same edges
-        (:func:`~causalmtl.gmtl.tree_em.estimate_tree_prior_em`, M-step refits edge marginals).
+        (:func:`~causalmtl.gmtl.unknown_q.tree_em.estimate_tree_prior_em`, M-step refits edge marginals).
     likelihood : ``"score"`` or ``"calibrated"``
         Which shift-invariant likelihood EM uses (module docstring).
     calibration : ``"auto"``, ``"temperature"``, ``"bcts"``, ``"vector"``, ``"cross"`` or None
@@ -218,12 +219,12 @@ def adapt(
     interactions : bool
         Pairwise task interactions in the score model's mean.
     smoothing : float ≥ 0, ``"auto"`` or ``"cv"``
-        λ of EM's MAP M-step (:func:`~causalmtl.gmtl.em.estimate_prior_em`; for a tree prior
-        :func:`~causalmtl.gmtl.tree_em.estimate_tree_prior_em`). ``"cv"`` chooses λ by
+        λ of EM's MAP M-step (:func:`~causalmtl.gmtl.unknown_q.em.estimate_prior_em`; for a tree prior
+        :func:`~causalmtl.gmtl.unknown_q.tree_em.estimate_tree_prior_em`). ``"cv"`` chooses λ by
         ``cv_folds``-fold held-out likelihood of the unlabeled test scores over ``cv_grid``
         (ratios λ/N) and ``q = p``, and falls back to ``q̂ = p`` unless the held-out gain over
         p passes a one-sided paired z-test at ``cv_z`` (default: Bonferroni 5 % over the grid)
-        (:func:`~causalmtl.gmtl.smoothing_cv.select_smoothing_cv`); uses no test labels.
+        (:func:`~causalmtl.gmtl.unknown_q.smoothing_cv.select_smoothing_cv`); uses no test labels.
     max_iter, tol, device
         Passed to EM.
     cv_folds, cv_grid, cv_z, seed
@@ -236,7 +237,8 @@ def adapt(
             f"test_log_probs has classes per task {test_nc} but val_log_probs has {n_classes}"
         )
     lab = check_labels(val_labels, n_classes, name="val_labels")
-    tree = prior if getattr(type(prior), "structure", None) == "tree" else None
+    # "tree" is the Prior protocol's tag of a TreePrior (decode checks it the same way)
+    tree = cast(TreePrior, prior) if getattr(type(prior), "structure", None) == "tree" else None
     p = JointPrior.fit(lab, n_classes, pseudocount=1.0) if prior is None else as_prior(prior)
     if p.n_classes != n_classes:
         raise ValueError(f"prior has n_classes {p.n_classes} but the scores have {n_classes}")
@@ -277,7 +279,7 @@ def adapt(
     if cv is not None and cv.fallback:
         n_rows = int(np.shape(ll)[0])
         obj = float(heldout_log_likelihood(ll, p).sum())
-        common = {
+        common: dict[str, Any] = {
             "objective": obj, "history": np.asarray([obj]), "n_iter": 0, "converged": True,
             "diverged": False, "smoothing": float("inf"), "n_examples": n_rows,
         }
@@ -291,14 +293,15 @@ def adapt(
         # also the GMTL decode with q = p and the label-free α(τ(p, p)) = 0
         labels = gmtl_decode(test_lp, p, alpha=0.0, normalized=False).labels
     else:
-        lam = cv.smoothing if cv is not None else smoothing
+        # smoothing == "cv" always set cv above, so lam is a number or "auto" here
+        lam = cv.smoothing if cv is not None else cast("float | Literal['auto']", smoothing)
         if tree is not None:
             res = estimate_tree_prior_em(ll, tree, smoothing=lam, **em_kw)
             q_tree = res.q
             q_hat = res.q.to_joint()
         else:
-            res = estimate_prior_em(ll, p, smoothing=lam, **em_kw)
-            q_hat = res.prior
+            em_res = estimate_prior_em(ll, p, smoothing=lam, **em_kw)
+            res, q_hat = em_res, em_res.prior
         labels = _decode_with(ll if sm is not None else test_lp, p, q_hat, sm is not None)
     alpha, tau = alpha_from_severity(p, q_hat)
     alpha_labels = gmtl_decode(test_lp, p, alpha=alpha, normalized=False).labels

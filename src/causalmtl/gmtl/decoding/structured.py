@@ -1,9 +1,9 @@
 """Choosing a prior for many tasks (:func:`fit_prior`) and the deprecated ``decode_structured``.
 
 GMTL decoding with tree priors, split α and marginal mode (issue 10) is part of
-:func:`causalmtl.gmtl.gmtl_decode` (objectives in :mod:`causalmtl.gmtl.objective`, kernels in
-:mod:`causalmtl.gmtl.table_np`, :mod:`causalmtl.gmtl.table_torch`,
-:mod:`causalmtl.gmtl.tree_infer`). :func:`decode_structured` and :func:`needs_structured`
+:func:`causalmtl.gmtl.gmtl_decode` (objectives in :mod:`causalmtl.gmtl.decoding.objective`, kernels in
+:mod:`causalmtl.gmtl.decoding.table_np`, :mod:`causalmtl.gmtl.decoding.table_torch`,
+:mod:`causalmtl.gmtl.decoding.tree_infer`). :func:`decode_structured` and :func:`needs_structured`
 remain for one release with their old return conventions and a ``DeprecationWarning``.
 
 Which prior to build is chosen by :func:`fit_prior` (``structure="auto"``: the full table
@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_n_classes
-from .decode import _LEGACY_SCORES_ERROR, DecodeInfo, _legacy_options, legacy_decode
-from .prior import JointPrior
-from .tree import MAX_TABLE_SIZE, TreePrior
+from ..._validation import check_n_classes
+from ..priors.prior import JointPrior
+from ..priors.tree import MAX_TABLE_SIZE, TreePrior
+from .decode import DecodeInfo, legacy_decode, needs_structured
+from .objective import Alphas
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +82,11 @@ def fit_prior(
 def decode_structured(
     log_probs: Any,
     prior: JointPrior | TreePrior | Any,
-    alpha: float | Sequence[float] | None = None,
+    alpha: Alphas | None = None,
     target_prior: JointPrior | TreePrior | Any | None = None,
     *,
-    alpha_marginal: float | Sequence[float] | None = None,
-    alpha_dependence: float | Sequence[float] | None = None,
+    alpha_marginal: Alphas | None = None,
+    alpha_dependence: Alphas | None = None,
     mode: str = "joint",
     method: str = "auto",
     normalized: bool = True,
@@ -112,20 +113,6 @@ def decode_structured(
         method=method, alpha_marginal=alpha_marginal, alpha_dependence=alpha_dependence,
         return_marginals=return_marginals, return_info=return_info, backend=backend,
     )  # fmt: skip
-
-
-def needs_structured(prior: Any, **kwargs: Any) -> bool:
-    """Deprecated (no router any more): whether the old ``decode`` sent a call to
-    ``decode_structured`` — a :class:`TreePrior`, or any of ``alpha_marginal``,
-    ``alpha_dependence``, ``mode != "joint"``, ``method != "auto"``, ``return_marginals``,
-    ``return_info``; with ``return_scores`` and any of those options it raises ValueError."""
-    warnings.warn("needs_structured is deprecated: gmtl_decode has no router", DeprecationWarning, stacklevel=2)
-    options = _legacy_options(**kwargs)
-    if kwargs.get("return_scores", False):
-        if options:
-            raise ValueError(_LEGACY_SCORES_ERROR)
-        return False
-    return options or getattr(type(prior), "structure", None) == "tree"
 
 
 __all__ = ["DecodeInfo", "decode_structured", "fit_prior", "needs_structured", "AUTO_TABLE_SIZE"]

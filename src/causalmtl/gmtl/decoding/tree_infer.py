@@ -1,6 +1,6 @@
 """Exact inference on tree-structured GMTL objectives: max-product and sum-product.
 
-The GMTL objective with a tree prior (:mod:`causalmtl.gmtl.tree`, (T1)–(T2)) is a pairwise
+The GMTL objective with a tree prior (:mod:`causalmtl.gmtl.priors.tree`, (T1)–(T2)) is a pairwise
 score on a tree (or forest):
 
     F(y) = Σ_t φ_t(y_t) + Σ_{(s,t)∈E} ψ_st(y_s, y_t),
@@ -13,7 +13,7 @@ objectives (α values). Tensors are class-major, ``(A, C_t, N)`` for unary terms
 and ``(A, C_s, C_t)`` for edges, so every operation runs over long contiguous rows of
 examples. Messages are passed
 from the leaves to the root of each component (the rooting of
-:class:`~causalmtl.gmtl.tree.TreePrior`), then back down.
+:class:`~causalmtl.gmtl.priors.tree.TreePrior`), then back down.
 
 The same code runs on numpy arrays (single-threaded, no thread-pool barriers: the fast
 choice on a small, busy CPU) and on torch tensors (on their device; there is no host copy and
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .tree import _Rooted
+from ..priors.tree import RootedTree
 
 Array = Any  # numpy.ndarray or torch.Tensor (all inputs of one call share the type)
 
@@ -103,7 +103,7 @@ def _lse_matmul(h: Array, exp_w: Array) -> Array:
     return _log(exp_w @ _exp(h - mx)) + mx
 
 
-def _oriented(edge_pot: Sequence[Array], rooted: _Rooted, edges: Sequence[tuple[int, int]], t: int) -> Array:
+def _oriented(edge_pot: Sequence[Array], rooted: RootedTree, edges: Sequence[tuple[int, int]], t: int) -> Array:
     """Potential of the edge (parent(t), t) as (A, C_parent, C_t)."""
     e = rooted.parent_edge[t]
     w = edge_pot[e]
@@ -113,7 +113,7 @@ def _oriented(edge_pot: Sequence[Array], rooted: _Rooted, edges: Sequence[tuple[
 def max_product(
     unary: Sequence[Array],
     edge_pot: Sequence[Array],
-    rooted: _Rooted,
+    rooted: RootedTree,
     edges: Sequence[tuple[int, int]],
 ) -> Array:
     """Exact ``argmax_y Σ_t φ_t(y_t) + Σ_e ψ_e(y_s, y_t)`` by max-product with backtracking.
@@ -122,7 +122,7 @@ def max_product(
     ----------
     unary : T tensors (A, C_t, N)
     edge_pot : one tensor (A, C_s, C_t) per edge ``(s, t)`` of ``edges`` (s < t)
-    rooted, edges : the forest (:class:`~causalmtl.gmtl.tree.TreePrior` internals)
+    rooted, edges : the forest (:class:`~causalmtl.gmtl.priors.tree.TreePrior` internals)
 
     Returns
     -------
@@ -148,6 +148,7 @@ def max_product(
         back[t] = arg
         h[s] = h[s] + best
     a, _, n = unary[0].shape
+    labels: Array
     if _is_t(unary[0]):
         labels = torch.empty((a, T, n), dtype=torch.int64, device=unary[0].device)
     else:
@@ -161,7 +162,7 @@ def max_product(
 def sum_product(
     unary: Sequence[Array],
     edge_pot: Sequence[Array],
-    rooted: _Rooted,
+    rooted: RootedTree,
     edges: Sequence[tuple[int, int]],
     normalize: bool = True,
 ) -> list[Array]:
@@ -198,25 +199,25 @@ def sum_product(
         base = unary[s] if down[s] is None else unary[s] + down[s]
         suffix: list[Array | None] = [None] * (len(kids) + 1)
         for i in range(len(kids) - 1, -1, -1):
-            msg = up[kids[i]]
-            suffix[i] = msg if suffix[i + 1] is None else suffix[i + 1] + msg  # type: ignore[operator]
+            msg, later = up[kids[i]], suffix[i + 1]
+            suffix[i] = msg if later is None else later + msg
         prefix = base
         for i, c in enumerate(kids):
             cavity = prefix if suffix[i + 1] is None else prefix + suffix[i + 1]
             e = rooted.parent_edge[c]
             ew = exp_w[e] if edges[e][1] == c else _swap12(exp_w[e])  # (A, C_s, C_c)
             down[c] = _lse_matmul(cavity, _swap12(ew))
-            prefix = prefix + up[c]  # type: ignore[operator]
+            prefix = prefix + up[c]
     return out
 
 
 def decode_tree(
     values: list[Array],
     n_classes: tuple[int, ...],
-    rooted: _Rooted,
+    rooted: RootedTree,
     edges: Sequence[tuple[int, int]],
-    node: list[np.ndarray],
-    edge: list[np.ndarray],
+    node: list[Array],
+    edge: list[Array],
     mode: str,
     want_marginals: bool,
     memory_mb: float,
@@ -225,7 +226,7 @@ def decode_tree(
 
     ``values``: T score arrays (N, C_t), all numpy or all torch (on one device); ``node``
     (A, C_t) and ``edge`` (A, C_s, C_t): the prior term of
-    :meth:`causalmtl.gmtl.objective.Objective.tree_terms`. ``mode="joint"``: exact argmax;
+    :meth:`causalmtl.gmtl.decoding.objective.Objective.tree_terms`. ``mode="joint"``: exact argmax;
     ``"marginal"``: argmax of each task's marginal of ``r ∝ exp F``. Returns labels int64
     (A, N, T) and, when ``want_marginals``, the normalised log-marginals (A, N, C_t).
     """

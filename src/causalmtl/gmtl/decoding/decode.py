@@ -12,14 +12,14 @@ as a :class:`Decoded` result. ``mode="marginal"`` takes, per task, the argmax of
 of ``r(y|x) ∝ exp F(y)`` instead (the Bayes decision for per-task accuracy under r).
 
 How it is computed: the objective is built once from the prior
-(:class:`~causalmtl.gmtl.objective.Objective`) and handed to one of two exact kernels,
+(:class:`~causalmtl.gmtl.decoding.objective.Objective`) and handed to one of two exact kernels,
 each with a numpy and a torch backend:
 
 * ``"table"`` — the full product space of ``K = Π C_t`` joint classes, in chunks of rows
-  (:mod:`~causalmtl.gmtl.table_np`, :mod:`~causalmtl.gmtl.table_torch`); ties go to the lowest
+  (:mod:`~causalmtl.gmtl.decoding.table_np`, :mod:`~causalmtl.gmtl.decoding.table_torch`); ties go to the lowest
   joint index (C-order), which is what per-task argmax does at α = 0;
 * ``"tree"`` — max-product / sum-product on a :class:`~causalmtl.gmtl.TreePrior`'s tree,
-  ``O(N Σ_edges C_s C_t)`` (:mod:`~causalmtl.gmtl.tree_infer`).
+  ``O(N Σ_edges C_s C_t)`` (:mod:`~causalmtl.gmtl.decoding.tree_infer`).
 
 ``kernel="auto"`` decodes a :class:`~causalmtl.gmtl.JointPrior` on its table and a
 :class:`~causalmtl.gmtl.TreePrior` on its tree (on its flattened table when one joint score
@@ -29,7 +29,7 @@ Chow–Liu projection (an approximation; logged and said in ``Decoded.info.reaso
 CPU tensors, torch on an accelerator; results come back in the type and on the device of the
 inputs.
 
-:func:`decode` and :func:`~causalmtl.gmtl.structured.decode_structured` are the deprecated
+:func:`decode` and :func:`~causalmtl.gmtl.decoding.structured.decode_structured` are the deprecated
 forms that return bare arrays / tuples (kept for one release).
 """
 
@@ -39,24 +39,41 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, overload
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
-from .._validation import check_decode_args
+from ..._validation import check_decode_args
+from ..priors.prior import JointPrior, Prior, as_any_prior
+from ..priors.tree import TreePrior
 from ._scores import LOG_PROB_ATOL, Scores, prepare_scores
-from .objective import Objective
-from .prior import JointPrior, Prior, as_any_prior
+from .objective import Alphas, Objective
 from .table_np import table_joint, table_marginals, table_scores
 from .table_torch import table_joint_torch, table_marginals_torch, table_scores_torch
-from .tree import TreePrior
 from .tree_infer import decode_tree
 
 logger = logging.getLogger(__name__)
 
 MODES = ("joint", "marginal")
 KERNELS = ("auto", "table", "tree")
+
+#: ``mode`` of :func:`gmtl_decode`
+Mode: TypeAlias = Literal["joint", "marginal"]
+#: ``kernel`` of :func:`gmtl_decode`
+Kernel: TypeAlias = Literal["auto", "table", "tree"]
+#: ``backend`` of :func:`gmtl_decode`
+Backend: TypeAlias = Literal["auto", "numpy", "torch"]
+#: a prior: any :class:`Prior`, or a probability table of shape ``n_classes``
+PriorLike: TypeAlias = "Prior | npt.ArrayLike"
+#: numpy scores: T arrays ``(N, C_t)`` or one joint array ``(N, C_1, …, C_T)`` (array-likes)
+NumpyLogProbs: TypeAlias = "npt.ArrayLike | Sequence[npt.ArrayLike]"
+#: torch scores, the same layouts as tensors (results come back as tensors on their device)
+TorchLogProbs: TypeAlias = "torch.Tensor | Sequence[torch.Tensor]"
+
+#: the array type of a :class:`Decoded`: numpy for numpy inputs, a tensor for tensor inputs
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 
 @dataclass(frozen=True)
@@ -77,7 +94,7 @@ class DecodeInfo:
 
 
 @dataclass(frozen=True)
-class Decoded:
+class Decoded(Generic[ArrayT]):
     """The result of :func:`gmtl_decode`.
 
     Attributes
@@ -93,20 +110,20 @@ class Decoded:
     Arrays are numpy for numpy inputs, tensors on the inputs' device for tensor inputs.
     """
 
-    labels: Any
-    marginals: list[Any] | None
-    scores: Any | None
-    kernel: str
+    labels: ArrayT
+    marginals: list[ArrayT] | None
+    scores: ArrayT | None
+    kernel: Literal["table", "tree"]
     info: DecodeInfo
 
 
 def _choose_kernel(
     prior: Prior, kernel: str, per_task: bool, want_scores: bool, kernel_name: str
-) -> tuple[str, str]:
+) -> tuple[Literal["table", "tree"], str]:
     if kernel not in KERNELS:
         raise ValueError(f"{kernel_name} must be 'auto', 'table' or 'tree', got {kernel!r}")
     if kernel != "auto":
-        return kernel, f"forced {kernel_name}={kernel!r}"
+        return ("table" if kernel == "table" else "tree"), f"forced {kernel_name}={kernel!r}"
     if prior.structure == "tree" and not per_task:
         return "table", "one joint score array (not per-task scores) is decoded on the flattened table"
     if prior.structure == "tree" and want_scores:
@@ -130,13 +147,14 @@ def _run_table(
     else:
         directions_b = directions
         labels = np.empty((A, sc.n, len(n_classes)), dtype=np.int64)
-    marginals = None
+    marginals: list[Any] | None = None  # numpy arrays or tensors, by backend
     if mode == "marginal" or want_marginals:
         if tch:
             marginals = table_marginals_torch(sc.values, sc.is_joint, n_classes, directions_b, memory_mb)
         else:
             marginals = table_marginals(sc.values, n_classes, directions_b, memory_mb)
     if mode == "marginal":
+        assert marginals is not None  # computed above for mode="marginal"
         labels = torch.stack([m.argmax(dim=2) for m in marginals], dim=2) if tch else np.stack(
             [m.argmax(axis=2) for m in marginals], axis=2)  # fmt: skip
     else:
@@ -155,7 +173,7 @@ def _run_table(
                 labels[rest] = table_joint_torch(sc.values, sc.is_joint, n_classes, directions_b[rest], memory_mb)
             else:
                 labels[rest] = table_joint(sc.values, n_classes, directions_b[rest], memory_mb)
-    scores = None
+    scores: Any = None  # a numpy array or a tensor, by backend
     if want_scores:
         # Σ_t log p(y_t|x) + prior term, then the centring undone: the objective itself
         if tch:
@@ -172,9 +190,9 @@ def _decode(
     log_probs: Any,
     prior: Any,
     *,
-    alpha: float | Sequence[float] | None,
-    alpha_marginal: float | Sequence[float] | None,
-    alpha_dependence: float | Sequence[float] | None,
+    alpha: Alphas | None,
+    alpha_marginal: Alphas | None,
+    alpha_dependence: Alphas | None,
     q: Any,
     mode: str,
     kernel: str,
@@ -186,7 +204,7 @@ def _decode(
     q_name: str = "q",
     kernel_name: str = "kernel",
     flag_names: tuple[str, str] = ("scores", "marginals"),
-) -> Decoded:
+) -> Decoded[Any]:
     """:func:`gmtl_decode` with the argument names used in messages (the deprecated forms
     call the known prior ``target_prior``, the kernel ``method`` and the flags
     ``return_scores`` / ``return_marginals``). Every call, new or deprecated, is checked here."""
@@ -233,7 +251,7 @@ def _decode(
             work.same_structure(q_prior, name=q_name)
             q_work = q_prior
         node, edge = obj.tree_terms(work, q_work)
-        labels, margs = decode_tree(sc.values, work.n_classes, work._rooted, work.edges, node, edge,
+        labels, margs = decode_tree(sc.values, work.n_classes, work.rooted, work.edges, node, edge,
                                     mode, marginals, memory_mb)  # fmt: skip
         score_table = None
     else:
@@ -264,22 +282,60 @@ def _decode(
     )
 
 
-def gmtl_decode(
-    log_probs: Any,
-    prior: Prior | Any,
+@overload
+def gmtl_decode(  # tensors match first (a Tensor is also array-like)
+    log_probs: TorchLogProbs,
+    prior: PriorLike,
     *,
-    alpha: float | Sequence[float] | None = None,
-    q: Prior | Any | None = None,
-    mode: str = "joint",
-    alpha_marginal: float | Sequence[float] | None = None,
-    alpha_dependence: float | Sequence[float] | None = None,
-    kernel: str = "auto",
-    backend: str = "auto",
+    alpha: Alphas | None = None,
+    q: PriorLike | None = None,
+    mode: Mode = "joint",
+    alpha_marginal: Alphas | None = None,
+    alpha_dependence: Alphas | None = None,
+    kernel: Kernel = "auto",
+    backend: Backend = "auto",
     marginals: bool = False,
     scores: bool = False,
     normalized: bool = True,
     memory_mb: float = 256.0,
-) -> Decoded:
+) -> Decoded[torch.Tensor]: ...
+
+
+@overload
+def gmtl_decode(
+    log_probs: NumpyLogProbs,
+    prior: PriorLike,
+    *,
+    alpha: Alphas | None = None,
+    q: PriorLike | None = None,
+    mode: Mode = "joint",
+    alpha_marginal: Alphas | None = None,
+    alpha_dependence: Alphas | None = None,
+    kernel: Kernel = "auto",
+    backend: Backend = "auto",
+    marginals: bool = False,
+    scores: bool = False,
+    normalized: bool = True,
+    memory_mb: float = 256.0,
+) -> Decoded[np.ndarray]: ...
+
+
+def gmtl_decode(
+    log_probs: TorchLogProbs | NumpyLogProbs,
+    prior: PriorLike,
+    *,
+    alpha: Alphas | None = None,
+    q: PriorLike | None = None,
+    mode: Mode = "joint",
+    alpha_marginal: Alphas | None = None,
+    alpha_dependence: Alphas | None = None,
+    kernel: Kernel = "auto",
+    backend: Backend = "auto",
+    marginals: bool = False,
+    scores: bool = False,
+    normalized: bool = True,
+    memory_mb: float = 256.0,
+) -> Decoded[Any]:
     """Decode all tasks jointly with the GMTL objective (Eq. 6, its split (S1), or known q, §3.1).
 
     Parameters
@@ -288,7 +344,7 @@ def gmtl_decode(
         Per-task log-probabilities ``log p(y_t|x)`` of a factorised multi-task model, or the
         joint log-probabilities of a model that predicts the joint class (table kernel).
         numpy or torch (CPU or CUDA); results have the same type and device.
-    prior : :class:`JointPrior`, :class:`TreePrior` (any :class:`~causalmtl.gmtl.prior.Prior`)
+    prior : :class:`JointPrior`, :class:`TreePrior` (any :class:`~causalmtl.gmtl.priors.prior.Prior`)
         or a probability table of shape ``n_classes``: the training prior ``p(y)``.
     alpha : float in [0, 1] or a sequence of them, default 1.0
         Strength of the prior correction (0 = DMTL, 1 = decoding ``log p(x|y)``). Several
@@ -401,10 +457,24 @@ def legacy_decode(
     return out[0] if len(out) == 1 else tuple(out)
 
 
+def needs_structured(prior: Any, **kwargs: Any) -> bool:
+    """Deprecated (no router any more): whether the old ``decode`` sent a call to
+    ``decode_structured`` — a :class:`TreePrior`, or any of ``alpha_marginal``,
+    ``alpha_dependence``, ``mode != "joint"``, ``method != "auto"``, ``return_marginals``,
+    ``return_info``; with ``return_scores`` and any of those options it raises ValueError."""
+    warnings.warn("needs_structured is deprecated: gmtl_decode has no router", DeprecationWarning, stacklevel=2)
+    options = _legacy_options(**kwargs)
+    if kwargs.get("return_scores", False):
+        if options:
+            raise ValueError(_LEGACY_SCORES_ERROR)
+        return False
+    return options or getattr(type(prior), "structure", None) == "tree"
+
+
 def decode(
     log_probs: Any,
     prior: JointPrior | Any,
-    alpha: float | Sequence[float] | None = None,
+    alpha: Alphas | None = None,
     target_prior: JointPrior | Any | None = None,
     *,
     return_scores: bool = False,
@@ -412,8 +482,8 @@ def decode(
     memory_mb: float = 256.0,
     mode: str = "joint",
     method: str = "auto",
-    alpha_marginal: float | Sequence[float] | None = None,
-    alpha_dependence: float | Sequence[float] | None = None,
+    alpha_marginal: Alphas | None = None,
+    alpha_dependence: Alphas | None = None,
     return_marginals: bool = False,
     return_info: bool = False,
 ) -> Any:
@@ -453,6 +523,7 @@ def joint_log_posterior(log_probs: Any, prior: JointPrior | Any, alpha: float = 
     test prior (§3.1: GMTL replaces p(y) by a distribution ∝ p(y)^(1−α)).
     """
     scores = gmtl_decode(log_probs, prior, alpha=float(alpha), scores=True, normalized=False).scores
+    assert scores is not None  # scores=True always fills them
     s = torch.as_tensor(scores).reshape(scores.shape[0], -1)
     out = s - torch.logsumexp(s, dim=1, keepdim=True)
     return out.reshape(scores.shape).cpu().numpy()

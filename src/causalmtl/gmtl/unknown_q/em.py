@@ -50,7 +50,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._validation import (
+from ..._validation import (
     as_float,
     as_int,
     as_numpy,
@@ -59,7 +59,7 @@ from .._validation import (
     check_n_classes,
     check_nonnegative,
 )
-from .prior import JointPrior, as_prior
+from ..priors.prior import JointPrior, as_prior
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,11 @@ __all__ = [
     "estimate_prior_em",
     "marginal_log_likelihood",
     "bbse",
+    # the EM's building blocks, shared with tree_em (the same E-step / objective on a tree)
+    "as_log_likelihood",
+    "map_objective",
+    "normalised_likelihood",
+    "resolve_smoothing",
 ]
 
 
@@ -83,7 +88,7 @@ class EMConvergenceWarning(UserWarning):
 
 
 class RawScoresWarning(UserWarning):
-    """EM was run on raw, uncalibrated GMTL scores (see :mod:`causalmtl.gmtl.calibrate`)."""
+    """EM was run on raw, uncalibrated GMTL scores (see :mod:`causalmtl.gmtl.unknown_q.calibrate`)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ class EMResult:
         return float(self.history[-1] - self.history[-2]) if self.history.size >= 2 else float("nan")
 
 
-def _as_log_lik(log_lik: Any, n_classes: tuple[int, ...], name: str = "log_lik") -> np.ndarray:
+def as_log_likelihood(log_lik: Any, n_classes: tuple[int, ...], name: str = "log_lik") -> np.ndarray:
     """Validate ``log_lik`` (``(N, K)`` or ``(N, *n_classes)``); return a float64 ``(N, K)`` view."""
     arr = as_numpy(log_lik)
     K = int(np.prod(n_classes))
@@ -152,7 +157,7 @@ def _as_log_lik(log_lik: Any, n_classes: tuple[int, ...], name: str = "log_lik")
     return arr
 
 
-def _normalised_likelihood(
+def normalised_likelihood(
     arr: np.ndarray, device: torch.device, memory_mb: float, name: str
 ) -> tuple[torch.Tensor, float]:
     """``exp(log L − rowmax)`` in float64 (chunked) and ``Σ_i rowmax_i``."""
@@ -179,7 +184,7 @@ def _normalised_likelihood(
     return out, float(total_max)
 
 
-def _resolve_smoothing(smoothing: float | str, n: int, K: int) -> tuple[float, str | None]:
+def resolve_smoothing(smoothing: float | str, n: int, K: int) -> tuple[float, str | None]:
     """λ of the MAP M-step; ``"auto"`` is λ = K (on average one pseudo-observation per cell)."""
     if isinstance(smoothing, str):
         if smoothing != "auto":
@@ -202,9 +207,12 @@ def _resolve_smoothing(smoothing: float | str, n: int, K: int) -> tuple[float, s
     return lam, None
 
 
-def _objective(
+def map_objective(
     d: torch.Tensor, q: torch.Tensor, p: torch.Tensor, lam: float, const: float
 ) -> float:
+    """The MAP objective EM ascends: ``Σ_i log d_i + const + λ Σ_y p(y) log q(y)`` (cells with
+    p = 0 left out), where ``d_i = Σ_y L̃_i(y) q(y)`` for the row-max-normalised likelihood L̃
+    and ``const = Σ_i rowmax_i`` (:func:`normalised_likelihood`)."""
     ll = float(torch.log(d).sum()) + const
     if lam > 0:
         mask = p > 0
@@ -261,8 +269,8 @@ def estimate_prior_em(
     log_lik : array ``(N, K)`` or ``(N, C_1, …, C_T)``
         A label-shift-invariant log-likelihood ``log L(y; x_i)`` of every joint cell for every
         unlabeled example, up to a constant per row: e.g.
-        :meth:`~causalmtl.gmtl.score_model.GaussianScoreModel.log_likelihood` or
-        :func:`~causalmtl.gmtl.calibrate.gmtl_log_likelihood` on calibrated heads. ``-inf``
+        :meth:`~causalmtl.gmtl.unknown_q.score_model.GaussianScoreModel.log_likelihood` or
+        :func:`~causalmtl.gmtl.gmtl_log_likelihood` on calibrated heads. ``-inf``
         marks impossible cells.
     init : JointPrior or table of shape ``n_classes``
         The starting point ``q⁰`` (the training prior p), which fixes ``n_classes``.
@@ -307,9 +315,9 @@ def estimate_prior_em(
     K = p0.size
     max_iter = as_int(max_iter, "max_iter", low=1)
     tol = as_float(tol, "tol", low=0, low_open=True)
-    arr = _as_log_lik(log_lik, n_classes)
+    arr = as_log_likelihood(log_lik, n_classes)
     n = arr.shape[0]
-    lam, note = _resolve_smoothing(smoothing, n, K)
+    lam, note = resolve_smoothing(smoothing, n, K)
     notes: list[str] = []
     if note is not None:
         warnings.warn(note, UserWarning, stacklevel=2)
@@ -318,7 +326,7 @@ def estimate_prior_em(
     if sp.n_classes != n_classes:
         raise ValueError(f"smoothing_prior has n_classes {sp.n_classes} but init has {n_classes}")
     dev = check_device(device)
-    L, const = _normalised_likelihood(arr, dev, memory_mb, "log_lik")
+    L, const = normalised_likelihood(arr, dev, memory_mb, "log_lik")
     p = torch.as_tensor(sp.probs.reshape(-1), dtype=torch.float64, device=dev)
     q = torch.as_tensor(p0.probs.reshape(-1), dtype=torch.float64, device=dev)
 
@@ -337,7 +345,7 @@ def estimate_prior_em(
                 blk = L[a : a + block]
                 torch.mv(blk, qv, out=d[a : a + block])
                 g.addmv_(blk.T, 1.0 / d[a : a + block])
-        f = _objective(d, qv, p, lam, const)
+        f = map_objective(d, qv, p, lam, const)
         q_new = (qv * g + lam * p) / (n + lam)
         return q_new / q_new.sum(), f
 
@@ -442,7 +450,7 @@ def marginal_log_likelihood(
     A direct, unchunked float64 evaluation (used by the tests to check EM's fixed point).
     """
     qp = as_prior(q, name="q")
-    arr = np.asarray(_as_log_lik(log_lik, qp.n_classes), dtype=np.float64)
+    arr = np.asarray(as_log_likelihood(log_lik, qp.n_classes), dtype=np.float64)
     with np.errstate(divide="ignore"):
         logq = np.log(qp.probs.reshape(-1))
     m = arr.max(axis=1, keepdims=True)
@@ -492,7 +500,8 @@ def _joint_index(labels: Any, n_classes: tuple[int, ...], name: str) -> np.ndarr
             raise ValueError(f"{name}[{bad}] = {arr[bad]} is not a joint index in [0, {K})")
         return arr
     lab = check_labels(arr, n_classes, name=name, allow_missing=False)
-    return np.ravel_multi_index(lab.T, n_classes)
+    ret: np.ndarray = np.ravel_multi_index(lab.T, n_classes)
+    return ret
 
 
 def bbse(

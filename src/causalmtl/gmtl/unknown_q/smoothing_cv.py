@@ -1,6 +1,6 @@
 """Choosing EM's smoothing λ by held-out likelihood, with a fall-back to the training prior.
 
-The MAP M-step of :func:`~causalmtl.gmtl.em.estimate_prior_em`,
+The MAP M-step of :func:`~causalmtl.gmtl.unknown_q.em.estimate_prior_em`,
 ``q ← (Σ_i r_i + λ p) / (N + λ)``, shrinks the estimate q̂ towards the training prior p; the
 larger λ, the stronger the shrinkage, and ``λ → ∞`` gives ``q̂ = p`` (no adaptation). On small
 or weakly informative unlabeled sets (Yeast: 917 rows, weak per-label classifiers) a fixed λ
@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_numpy, make_rng, require_number
+from ..._validation import as_numpy, make_rng, require_number
+from ..priors.prior import JointPrior, as_prior
 from .em import estimate_prior_em
-from .prior import JointPrior, as_prior
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +100,13 @@ def heldout_log_likelihood(log_lik: Any, q: JointPrior | Any) -> np.ndarray:
     m = arr.max(axis=1, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
-        return np.log(np.exp(arr - m) @ qp.probs.reshape(-1)) + m[:, 0]
+        ret: np.ndarray = np.log(np.exp(arr - m) @ qp.probs.reshape(-1)) + m[:, 0]
+        return ret
 
 
 def _default_fit(log_lik: np.ndarray, prior: JointPrior, smoothing: float, **kw: Any) -> np.ndarray:
-    return estimate_prior_em(log_lik, prior, smoothing=smoothing, **kw).q
+    ret: np.ndarray = estimate_prior_em(log_lik, prior, smoothing=smoothing, **kw).q
+    return ret
 
 
 def select_smoothing_cv(
@@ -141,7 +143,7 @@ def select_smoothing_cv(
         Minimum mean held-out gain over p, in nats per row.
     fit : callable, optional
         ``fit(log_lik_rows, prior, smoothing, **em_kwargs) -> q`` (an array of shape
-        ``n_classes``); default :func:`~causalmtl.gmtl.em.estimate_prior_em`. The tree EM
+        ``n_classes``); default :func:`~causalmtl.gmtl.unknown_q.em.estimate_prior_em`. The tree EM
         plugs in here.
     **em_kwargs
         Passed to ``fit`` (``max_iter``, ``tol``, ``device``).

@@ -1,7 +1,7 @@
 """Structured EM: estimate a *tree-structured* test prior q from unlabeled data.
 
 With many tasks a full joint q̂ has too many cells to estimate from a few thousand unlabeled
-examples. Restricting q to the tree family of :class:`~causalmtl.gmtl.tree.TreePrior`
+examples. Restricting q to the tree family of :class:`~causalmtl.gmtl.priors.tree.TreePrior`
 (fixed edges E, usually the Chow–Liu tree of the training prior),
 
     q(y) = Π_{(s,t)∈E} q(y_s, y_t) / Π_s q(y_s)^(deg_s − 1),
@@ -15,7 +15,7 @@ EM (Saerens et al. 2002, Eqs. 2.9–2.10, with the M-step of an exponential fami
 The projection maximises ``Σ_y m(y) log q(y)`` over tree distributions on E (moment
 matching of the edge and node marginals), so each step increases the penalised
 log-likelihood ``F(q) = Σ_i log Σ_y q(y) L(y; x_i) + λ Σ_y p(y) log q(y)``, exactly as in
-:func:`~causalmtl.gmtl.em.estimate_prior_em` (whose conventions it shares: convergence on
+:func:`~causalmtl.gmtl.unknown_q.em.estimate_prior_em` (whose conventions it shares: convergence on
 ``|ΔF| / N < tol``, a warning naming the last change at the iteration limit, divergence
 detected and reported). The E-step enumerates the full joint, so this needs
 ``K = Π_t C_t`` small enough for an ``N × K`` float64 matrix (e.g. T = 14 binary tasks,
@@ -32,16 +32,16 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .._validation import as_float, as_int, check_device
+from ..._validation import as_float, as_int, check_device
+from ..priors.prior import as_any_prior
+from ..priors.tree import TreePrior
 from .em import (
     EMConvergenceWarning,
-    _as_log_lik,
-    _normalised_likelihood,
-    _objective,
-    _resolve_smoothing,
+    as_log_likelihood,
+    map_objective,
+    normalised_likelihood,
+    resolve_smoothing,
 )
-from .prior import as_any_prior
-from .tree import TreePrior
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ __all__ = ["TreeEMResult", "estimate_tree_prior_em", "edge_l1"]
 
 @dataclass(frozen=True)
 class TreeEMResult:
-    """The outcome of :func:`estimate_tree_prior_em` (fields as :class:`~causalmtl.gmtl.em.EMResult`)."""
+    """The outcome of :func:`estimate_tree_prior_em` (fields as :class:`~causalmtl.gmtl.unknown_q.em.EMResult`)."""
 
     q: TreePrior
     objective: float
@@ -85,21 +85,21 @@ def estimate_tree_prior_em(
     Parameters
     ----------
     log_lik : array ``(N, K)`` or ``(N, *n_classes)``
-        Label-shift-invariant log-likelihoods (as for :func:`~causalmtl.gmtl.em.estimate_prior_em`).
+        Label-shift-invariant log-likelihoods (as for :func:`~causalmtl.gmtl.unknown_q.em.estimate_prior_em`).
     init : TreePrior
         The training prior p: the start, the smoothing prior, and the edges E kept fixed.
     smoothing : float ≥ 0 or ``"auto"``
         λ of the MAP M-step. ``"auto"``: one pseudo-observation per edge-table cell,
         ``λ = Σ_{(s,t)∈E} C_s C_t`` (the tree's parameters, not the K joint cells).
     max_iter, tol, device, memory_mb
-        As in :func:`~causalmtl.gmtl.em.estimate_prior_em`.
+        As in :func:`~causalmtl.gmtl.unknown_q.em.estimate_prior_em`.
     """
     if getattr(type(init), "structure", None) != "tree":
         raise ValueError(f"init must be a TreePrior (the training tree prior), got {type(init).__name__}")
     max_iter = as_int(max_iter, "max_iter", low=1)
     tol = as_float(tol, "tol", low=0, low_open=True)
     n_classes = init.n_classes
-    arr = _as_log_lik(log_lik, n_classes)
+    arr = as_log_likelihood(log_lik, n_classes)
     n = arr.shape[0]
     K = int(np.prod(n_classes))
     if isinstance(smoothing, str) and smoothing == "auto":
@@ -109,11 +109,11 @@ def estimate_tree_prior_em(
         lam = float(sum(n_classes[a] * n_classes[b] for a, b in init.edges)
                     + sum(c for t, c in enumerate(n_classes) if t not in linked))  # fmt: skip
     else:
-        lam, note = _resolve_smoothing(smoothing, n, K)
+        lam, note = resolve_smoothing(smoothing, n, K)
         if note is not None:
             warnings.warn(note, UserWarning, stacklevel=2)
     dev = check_device(device)
-    L, const = _normalised_likelihood(arr, dev, memory_mb, "log_lik")
+    L, const = normalised_likelihood(arr, dev, memory_mb, "log_lik")
     p_np = init.probs.reshape(-1)
     p_np = p_np / p_np.sum()
     p = torch.as_tensor(p_np, dtype=torch.float64, device=dev)
@@ -125,7 +125,7 @@ def estimate_tree_prior_em(
     n_iter = 0
     while n_iter < max_iter:
         d = L @ q
-        f = _objective(d, q, p, lam, const)
+        f = map_objective(d, q, p, lam, const)
         n_iter += 1
         f_prev = history[-1] if history else None
         history.append(f)

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from .._validation import as_float, as_int, as_numpy, check_alpha, check_labels
+from ..._validation import as_float, as_int, as_numpy, check_alpha, check_labels
+from ..priors.prior import JointPrior, as_prior
 from .decode import gmtl_decode
-from .prior import JointPrior, as_prior
 
 
 def main_task_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -51,7 +52,7 @@ def select_alpha(
     log_probs: Any,
     labels: Any,
     prior: JointPrior | Any,
-    alphas: Sequence[float] | None = None,
+    alphas: Sequence[float] | npt.NDArray[np.floating[Any]] | None = None,
     main_task: int = 0,
     tolerance: float = 0.01,
     mode: Literal["absolute", "relative"] = "absolute",

@@ -1,8 +1,8 @@
 """Full-table GMTL decoding with torch (tensors on any device): joint argmax and marginals.
 
-The torch twin of :mod:`causalmtl.gmtl.table_np`: the objective ``F(y) = Σ_t log p(y_t|x) +
+The torch twin of :mod:`causalmtl.gmtl.decoding.table_np`: the objective ``F(y) = Σ_t log p(y_t|x) +
 D_a(y)`` for every joint class, with the prior term ``D_a`` (one row per α, Eq. 6 / (S1) /
-§3.1) built by :meth:`causalmtl.gmtl.objective.Objective.table_terms`. Joint decoding is the
+§3.1) built by :meth:`causalmtl.gmtl.decoding.objective.Objective.table_terms`. Joint decoding is the
 exhaustive chunked argmax (ties to the lowest C-order index); marginals are exact sums over
 the table. Rows are processed in chunks so that at most ``memory_mb`` of scores exist at once
 (marginals: at most 4 × :data:`CACHE_CHUNK_MB`, which keeps rows in cache). No host syncs in
@@ -20,8 +20,8 @@ CACHE_CHUNK_MB = 8.0
 
 def _joint_base(values: list[torch.Tensor] | torch.Tensor, is_joint: bool, start: int, stop: int) -> torch.Tensor:
     """``Σ_t log p(y_t|x)`` over the product space for rows start:stop, (n, K) in C-order."""
-    if is_joint:
-        part = values[start:stop]  # type: ignore[index]
+    if isinstance(values, torch.Tensor):  # one joint array (is_joint)
+        part = values[start:stop]
         return part.reshape(part.shape[0], -1)
     base = values[0][start:stop]
     for x in values[1:]:
@@ -49,7 +49,7 @@ def table_joint_torch(
     Returns int64 labels (A, N, T) on the inputs' device.
     """
     A, K = directions.shape
-    first = values if is_joint else values[0]
+    first = values if isinstance(values, torch.Tensor) else values[0]  # joint array or T arrays
     n, device = first.shape[0], first.device
     labels = torch.empty((A, n, len(n_classes)), dtype=torch.int64, device=device)
     # chunks of memory_mb: few, large tensor ops (each torch op has a fixed cost, large on a
@@ -70,7 +70,7 @@ def table_scores_torch(
     values: list[torch.Tensor] | torch.Tensor, is_joint: bool, directions: torch.Tensor
 ) -> torch.Tensor:
     """The objective ``Σ_t log p(y_t|x) + D_a(y)`` for every joint class, (A, N, K)."""
-    first = values if is_joint else values[0]
+    first = values if isinstance(values, torch.Tensor) else values[0]  # joint array or T arrays
     return _joint_base(values, is_joint, 0, first.shape[0])[None] + directions[:, None, :]
 
 
@@ -84,7 +84,7 @@ def table_marginals_torch(
     """Exact per-task log-marginals of ``r(y|x) ∝ exp F(y)`` by summing the table, (A, N, C_t)."""
     T = len(n_classes)
     A, K = directions.shape
-    first = values if is_joint else values[0]
+    first = values if isinstance(values, torch.Tensor) else values[0]  # joint array or T arrays
     n, device = first.shape[0], first.device
     out = [torch.empty((A, n, c), dtype=torch.float64, device=device) for c in n_classes]
     offsets = np.concatenate([[0], np.cumsum(n_classes)])

@@ -24,7 +24,8 @@ BACKENDS = ("auto", "numpy", "torch")
 def safe_log(p: Any) -> np.ndarray:
     """``log p`` with ``log 0 = -inf`` and no divide warning."""
     with np.errstate(divide="ignore"):
-        return np.log(p)
+        ret: np.ndarray = np.log(p)
+        return ret
 
 
 def is_torch_input(log_probs: Any) -> bool:
@@ -112,6 +113,7 @@ def prepare_scores(log_probs: Any, n_classes: tuple[int, ...], normalized: bool,
         raise ValueError("backend='numpy' needs numpy inputs or CPU tensors; use backend='torch' on an accelerator")
     use = "numpy" if backend == "numpy" or (backend == "auto" and on_cpu) else "torch"
     device = None
+    arrays: list[Any]  # float64 numpy arrays or tensors, by backend
     if use == "numpy":
         arrays = [
             np.asarray(x.detach().numpy() if isinstance(x, torch.Tensor) else x, dtype=np.float64) for x in items

@@ -2,7 +2,7 @@
 
 For per-task scores the objective over the product space is
 ``F(y) = Σ_t log p(y_t|x) + D(y)`` with ``D`` the prior part (α-scaled ``−log p``, the split
-(S1), or ``−log p + log q``; built by :meth:`causalmtl.gmtl.objective.Objective.table_terms`). The tasks are split in two
+(S1), or ``−log p + log q``; built by :meth:`causalmtl.gmtl.decoding.objective.Objective.table_terms`). The tasks are split in two
 halves ``y = (u, v)``; per example ``F = A(u) + B(v) + D(u, v)`` with ``A``, ``B`` the outer sums
 of each half's scores, so a chunk of rows costs three passes over ``n · K`` numbers (write,
 add, argmax/exp), in chunks of a few MB that stay in cache. numpy is single-threaded: no
@@ -131,7 +131,8 @@ def table_scores(log_probs: list[np.ndarray] | np.ndarray, directions: np.ndarra
         base = log_probs[0]
         for x in log_probs[1:]:
             base = (base[:, :, None] + x[:, None, :]).reshape(base.shape[0], -1)
-    return base[None] + directions[:, None, :]
+    ret: np.ndarray = base[None] + directions[:, None, :]
+    return ret
 
 
 __all__ = ["table_joint", "table_marginals", "table_scores"]

@@ -4,7 +4,7 @@ Under label shift ``p(x|y)`` is unchanged, hence so is the distribution of any f
 in particular the vector ``s(x)`` of all tasks' scores. A model of ``p(s|y)`` fitted on
 labelled held-out in-distribution data therefore stays valid on the shifted test set, and
 involves no prior at all, so it is invariant to label shift by construction. The posterior
-used by EM (:mod:`causalmtl.gmtl.em`) and decoding is ``∝ p(s|y) q(y)``; this is the
+used by EM (:mod:`causalmtl.gmtl.unknown_q.em`) and decoding is ``∝ p(s|y) q(y)``; this is the
 "generative score model" of issue 11, the multi-task analogue of fitting class-conditional
 densities to classifier outputs (Saerens et al. 2002, §2.3 use the classifier posterior;
 here the classifier's scores are the observation).
@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_numpy, check_labels, check_n_classes, check_nonnegative
-from .prior import as_prior
+from ..._validation import as_numpy, check_labels, check_n_classes, check_nonnegative
+from ..priors.prior import as_prior
 
 logger = logging.getLogger(__name__)
 
@@ -195,4 +195,5 @@ class GaussianScoreModel:
         ll -= ll.max(axis=1, keepdims=True)
         post = np.exp(ll)
         post /= post.sum(axis=1, keepdims=True)
-        return post.reshape(-1, *q.n_classes)
+        ret: np.ndarray = post.reshape(-1, *q.n_classes)
+        return ret

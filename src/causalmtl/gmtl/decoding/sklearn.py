@@ -8,22 +8,22 @@ prior on the training targets (§3.2) and predicts with Eq. 6 (or the known-q ob
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._validation import as_float, as_int, check_alpha, check_bool
+from ..._validation import as_float, as_int, check_alpha, check_bool
+from ..priors.prior import JointPrior, as_prior
 from .decode import gmtl_decode, joint_log_posterior
-from .prior import JointPrior, as_prior
 from .select import main_task_accuracy, select_alpha
 
 _TINY = 1e-300
 
 
-class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):  # type: ignore[misc]  # sklearn has no stubs
     """GMTL joint decoding on top of a multi-output probabilistic classifier.
 
     Parameters
@@ -52,7 +52,7 @@ class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     >>> import numpy as np
     >>> from sklearn.linear_model import LogisticRegression
     >>> from sklearn.multioutput import MultiOutputClassifier
-    >>> from causalmtl.gmtl.sklearn import GMTLClassifier
+    >>> from causalmtl.gmtl.decoding.sklearn import GMTLClassifier
     >>> rng = np.random.default_rng(0)
     >>> Y = rng.integers(0, 2, size=(200, 2)); Y[:, 1] = Y[:, 0]   # correlated labels
     >>> X = Y + rng.normal(scale=1.0, size=(200, 2))
@@ -75,7 +75,7 @@ class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.target_prior = target_prior
         self.prefit = prefit
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags (scikit-learn ships no stubs)
         # Multi-output only: scikit-learn's checks then give y as one column (n, 1), which
         # GMTL handles (with T = 1, Eq. 6 is the prior correction log p(y|x) − α log p(y)).
         tags = super().__sklearn_tags__()
@@ -168,7 +168,8 @@ class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 direction = np.log(as_prior(self.target_prior).probs) - log_p
             else:
                 direction = -float(check_alpha(self.alpha)[0]) * log_p
-        return np.argmax(log_probs[0] + direction[None, :], axis=1)[:, None]
+        ret: np.ndarray = np.argmax(log_probs[0] + direction[None, :], axis=1)[:, None]
+        return ret
 
     def predict(self, X: Any) -> np.ndarray:
         """Joint GMTL prediction, an ``(n, T)`` array of class labels."""
@@ -184,11 +185,14 @@ class GMTLClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         """
         lp = self._log_probs(X)
         if self.target_prior is None:
-            return np.exp(joint_log_posterior(lp, self.prior_, alpha=self.alpha))
+            ret: np.ndarray = np.exp(joint_log_posterior(lp, self.prior_, alpha=self.alpha))
+            return ret
         scores = gmtl_decode(lp, self.prior_, q=self.target_prior, scores=True, normalized=False).scores
+        assert scores is not None  # scores=True always fills them
         s = scores.reshape(len(scores), -1)
         s = np.exp(s - s.max(axis=1, keepdims=True))
-        return (s / s.sum(axis=1, keepdims=True)).reshape(scores.shape)
+        proba: np.ndarray = (s / s.sum(axis=1, keepdims=True)).reshape(scores.shape)
+        return proba
 
     def predict_proba(self, X: Any) -> list[np.ndarray]:
         """Per-output marginals of :meth:`predict_joint_proba` (a list of T ``(n, C_t)`` arrays)."""
@@ -297,7 +301,7 @@ class GMTLClassifierCV(GMTLClassifier):
         return {"alpha": self.alpha_}
 
     @property
-    def alpha(self) -> float:
+    def alpha(self) -> float:  # type: ignore[override]  # the CV class chooses α: the parent's attribute is alpha_ here
         """The chosen α (``alpha_``), so that GMTLClassifier's methods decode with it."""
         check_is_fitted(self, "alpha_")
         return self.alpha_
@@ -329,7 +333,8 @@ class GMTLClassifierCV(GMTLClassifier):
                 lp.append(out - np.logaddexp.reduce(out, axis=1, keepdims=True))
             prior = JointPrior.fit(codes[train], n_classes, pseudocount=float(self.pseudocount))
             sel = select_alpha(lp, codes[val], prior, alphas=grid, main_task=int(self.main_task),
-                               tolerance=float(self.tolerance), mode=self.mode, metric=main_task_accuracy)
+                               tolerance=float(self.tolerance), mode=cast(Literal["absolute", "relative"], self.mode),  # checked above
+                               metric=main_task_accuracy)
             weighted += sel.curve["metric"].to_numpy() * len(val)
             total += len(val)
         metric = weighted / total
