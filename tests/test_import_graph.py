@@ -161,6 +161,21 @@ def test_gmtl_imports_gmtl_at_module_level():
     assert late == []
 
 
+BUILTIN = "causalmtl.experiments.builtin"
+
+
+def builtin_experiment_imports(edges: list[tuple[str, str, int, bool]]) -> list[str]:
+    """Imports of a built-in experiment module by anything but the module itself: the experiment
+    infrastructure (and everything else) reaches them by name through the registry only, and one
+    built-in experiment does not import another."""
+    return [f"{s}:{line} imports {d} (only the registry names built-in experiments)"
+            for s, d, line, _ in edges if d.startswith(BUILTIN + ".") and d != s]
+
+
+def test_experiment_infrastructure_imports_no_builtin_experiment():
+    assert builtin_experiment_imports(import_edges(SRC)) == []
+
+
 def test_the_checks_catch_violations(tmp_path):
     """A tiny package with an upward import, a late import and a cycle: each is reported."""
     pkg = tmp_path / "causalmtl"
@@ -179,4 +194,18 @@ def test_the_checks_catch_violations(tmp_path):
     assert [(s, d, top) for s, d, _, top in edges if s == "causalmtl.gmtl.b"] == [
         ("causalmtl.gmtl.b", "causalmtl.gmtl.a", False),
         ("causalmtl.gmtl.b", "causalmtl.experiments", False),
+    ]
+
+
+def test_the_builtin_check_catches_violations(tmp_path):
+    """Infrastructure importing a built-in experiment, or one built-in importing another, is reported."""
+    pkg = tmp_path / "causalmtl" / "experiments"
+    (pkg / "builtin").mkdir(parents=True)
+    for f in ("../__init__.py", "__init__.py", "builtin/__init__.py", "registry.py", "builtin/b.py"):
+        (pkg / f).write_text("")
+    (pkg / "runner.py").write_text("def f():\n    from .builtin import a\n")
+    (pkg / "builtin" / "a.py").write_text("from .. import registry\nfrom . import b\n")
+    assert sorted(builtin_experiment_imports(import_edges(tmp_path))) == [
+        "causalmtl.experiments.builtin.a:2 imports causalmtl.experiments.builtin.b (only the registry names built-in experiments)",
+        "causalmtl.experiments.runner:2 imports causalmtl.experiments.builtin.a (only the registry names built-in experiments)",
     ]

@@ -21,6 +21,18 @@ from types import ModuleType
 #: old dotted module path → the path it moved to (removed in the release after the move)
 MOVED: dict[str, str] = {
     "causalmtl.gmtl.evaluate_q": "causalmtl.shift.unknown_q",
+    # the built-in experiments moved under experiments/builtin/ (issue 16)
+    "causalmtl.experiments.quickstart": "causalmtl.experiments.builtin.quickstart",
+    "causalmtl.experiments.gmtl_toy": "causalmtl.experiments.builtin.gmtl_toy",
+    "causalmtl.experiments.gmtl_shift": "causalmtl.experiments.builtin.gmtl_shift",
+    "causalmtl.experiments.multi_sem": "causalmtl.experiments.builtin.multi_sem",
+    "causalmtl.experiments.mtcrl_digits": "causalmtl.experiments.builtin.mtcrl_digits",
+    "causalmtl.experiments.movielens": "causalmtl.experiments.builtin.movielens",
+    "causalmtl.experiments.yeast_gmtl": "causalmtl.experiments.builtin.yeast_gmtl",
+    "causalmtl.experiments.unknown_q": "causalmtl.experiments.builtin.unknown_q",
+    "causalmtl.experiments.many_tasks": "causalmtl.experiments.builtin.many_tasks",
+    "causalmtl.experiments.gmtl_images": "causalmtl.experiments.builtin.gmtl_images",
+    "causalmtl.experiments.dense_benchmarks": "causalmtl.experiments.builtin.dense_benchmarks",
 }
 
 

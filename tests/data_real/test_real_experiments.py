@@ -76,7 +76,7 @@ def test_movielens_experiment_tiny(tmp_path: Path) -> None:
 def test_title_word_attribution_matches_encoder_and_finite_differences() -> None:
     import torch
 
-    from causalmtl.experiments.movielens import title_word_attribution
+    from causalmtl.experiments.builtin.movielens import title_word_attribution
     from causalmtl.nn import EmbeddingEncoder
 
     torch.manual_seed(0)

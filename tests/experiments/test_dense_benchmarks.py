@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from causalmtl.experiments import registry, run_experiment
-from causalmtl.experiments.dense_benchmarks import DEFAULT_METHODS, NOT_COMPARABLE, _relative
+from causalmtl.experiments.builtin.dense_benchmarks import (
+    DEFAULT_METHODS,
+    NOT_COMPARABLE,
+    _relative,
+)
 from causalmtl.metrics.direction import metric_direction
 from causalmtl.report.build import build_report
 

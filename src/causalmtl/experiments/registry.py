@@ -28,18 +28,17 @@ log = logging.getLogger(__name__)
 
 #: Modules defining the built-in experiments, imported on first use of the registry.
 BUILTIN_MODULES: tuple[str, ...] = (
-    "causalmtl.experiments.quickstart",
-    "causalmtl.experiments.gmtl_toy",
-    "causalmtl.experiments.gmtl_shift",
-    "causalmtl.experiments.multi_sem",
-    "causalmtl.experiments.mtcrl_digits",
-    "causalmtl.experiments.movielens",
-    "causalmtl.experiments.yeast_gmtl",
-    "causalmtl.experiments.unknown_q",
-    "causalmtl.experiments.many_tasks",
-    "causalmtl.experiments.gmtl_images",
-
-    "causalmtl.experiments.dense_benchmarks",
+    "causalmtl.experiments.builtin.quickstart",
+    "causalmtl.experiments.builtin.gmtl_toy",
+    "causalmtl.experiments.builtin.gmtl_shift",
+    "causalmtl.experiments.builtin.multi_sem",
+    "causalmtl.experiments.builtin.mtcrl_digits",
+    "causalmtl.experiments.builtin.movielens",
+    "causalmtl.experiments.builtin.yeast_gmtl",
+    "causalmtl.experiments.builtin.unknown_q",
+    "causalmtl.experiments.builtin.many_tasks",
+    "causalmtl.experiments.builtin.gmtl_images",
+    "causalmtl.experiments.builtin.dense_benchmarks",
 )
 
 #: The experiment ``causalmtl run`` runs when none is named.

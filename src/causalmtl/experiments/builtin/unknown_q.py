@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from .registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from ..registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,8 @@ def _check(cfg: UnknownQConfig) -> None:
 def check_data(cfg: UnknownQConfig) -> None:
     _check(cfg)
     if "yeast" in cfg.datasets:
-        from ..data._sources import MissingDataError as DataMissing
-        from ..data.yeast import read_yeast
+        from ...data._sources import MissingDataError as DataMissing
+        from ...data.yeast import read_yeast
 
         try:
             read_yeast(cfg.yeast_path or None)
@@ -137,7 +137,7 @@ def _scores(heads: list[Any], x: np.ndarray) -> list[np.ndarray]:
 
 def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
     """(val log-probs, val labels, pool log-probs, pool labels, training prior) of a dataset."""
-    from ..gmtl import JointPrior
+    from ...gmtl import JointPrior
 
     rng = np.random.default_rng(seed)
     if data == "simulated":
@@ -155,7 +155,7 @@ def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
         (xtr, ytr), (xv, yv), (xp, yp) = draw(cfg.n_train), draw(cfg.n_valid), draw(cfg.n_pool)
         heads = _heads(xtr, ytr, 1.0, seed)
     elif data == "digits":
-        from ..data.digits import make_multi_digits
+        from ...data.digits import make_multi_digits
 
         splits = make_multi_digits("biased", n_train=cfg.n_train, n_valid=cfg.n_valid,
                                    n_test=cfg.n_pool, m=0.9, test_joint=None, seed=seed)  # fmt: skip
@@ -164,7 +164,7 @@ def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
         (xtr, xv, xp), (ytr, yv, yp) = flat, (splits.train.targets, splits.valid.targets, splits.test.targets)
         heads = _heads(xtr, ytr, 0.5, seed)
     elif data == "table":
-        from ..data.table import load_table
+        from ...data.table import load_table
 
         splits = load_table(cfg.table_path, labels=list(cfg.table_labels), seed=seed)
         parts = []
@@ -185,7 +185,7 @@ def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
         prior = JointPrior.fit(ytr, n_classes, pseudocount=1.0)
         return _scores(heads, xv), yv, _scores(heads, xp), yp, prior
     else:
-        from ..data.yeast import read_yeast
+        from ...data.yeast import read_yeast
 
         x, y = read_yeast(cfg.yeast_path or None)
         y = y[:, np.argsort(-y.mean(0), kind="stable")[: cfg.yeast_labels]]
@@ -202,7 +202,7 @@ def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
 
 
 def run(cfg: UnknownQConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
-    from ..shift.unknown_q import correlation_shift, evaluate_unknown_q
+    from ...shift.unknown_q import correlation_shift, evaluate_unknown_q
 
     _check(cfg)
     data, shift = spec.params["data"], spec.params["shift"]
@@ -231,7 +231,7 @@ def run(cfg: UnknownQConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
 def report(ctx: Any) -> list[Any]:
     import pandas as pd
 
-    from ..report import Table, Text
+    from ...report import Table, Text
 
     frame = ctx.frame
     if frame.empty:

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from . import hparams as hp
-from .common import (
+from .. import hparams as hp
+from ..common import (
     ModelConfig,
     TrainConfig,
     accuracy_metrics,
@@ -28,8 +28,8 @@ from .common import (
     spurious_metrics,
     train_method,
 )
-from .registry import Experiment, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from ..registry import Experiment, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
 
 #: Table 1 (Multi-SEM column): STL and MTL train accuracy, OOD accuracy, ρ_spur.
 PAPER_TABLE1 = {"stl": (0.931, 0.906, 0.128), "mtl": (0.936, 0.882, 0.246)}
@@ -88,7 +88,7 @@ def plan(cfg: MultiSemConfig) -> list[RunSpec]:
 
 
 def run(cfg: MultiSemConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
-    from ..data import make_multi_sem
+    from ...data import make_multi_sem
 
     d = cfg.data
     splits = make_multi_sem(n_tasks=int(spec.params["n_tasks"]), dim=d.dim, n_train=d.n_train, n_valid=d.n_valid,
@@ -100,8 +100,8 @@ def run(cfg: MultiSemConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
     sp, sal = spurious_metrics(trained.model, splits.test, splits.meta["causal_blocks"], ctx.device)
     arrays = {"saliency": sal.astype(np.float32)}
     if hasattr(trained.model, "graph"):  # MT-CRL: the graph and its task-to-factor weights, before → after
-        from ..methods.mtcrl_diagnostics import task_factor_weights
-        from .common import build_model
+        from ...methods.mtcrl_diagnostics import task_factor_weights
+        from ..common import build_model
 
         blocks = splits.meta["causal_blocks"]
         init = build_model(method_def(spec.method).arch, splits.train, cfg.model, ctx.seed)  # the same init
@@ -127,9 +127,9 @@ def _ms(mean: float, std: float, n: int) -> str:
 def report(ctx: Any) -> list[Any]:
     import pandas as pd
 
-    from ..report.blocks import Comparison, Figure, PaperComparison, Table, Text
-    from ..report.tables import seed_mean
-    from .reporting import (
+    from ...report.blocks import Comparison, Figure, PaperComparison, Table, Text
+    from ...report.tables import seed_mean
+    from ..reporting import (
         environment_blocks,
         line_figure,
         order_verdict,
@@ -216,7 +216,7 @@ def graph_truth_figure(panels: dict[str, np.ndarray], n_tasks: int) -> bytes:
     before and after, and the truth (task t is caused by factor t alone)."""
     from matplotlib.figure import Figure as MplFigure
 
-    from ..report.blocks import figure_png
+    from ...report.blocks import figure_png
 
     panels = {**panels, "truth: task t ← factor t": np.eye(n_tasks)}
     n = len(panels)
@@ -240,7 +240,7 @@ def graph_truth_figure(panels: dict[str, np.ndarray], n_tasks: int) -> bytes:
 
 def _graph_blocks(ctx: Any) -> list[Any]:
     """MT-CRL runs: A and the task-to-factor weights before → after, beside the truth (smallest T)."""
-    from ..report.blocks import Figure, Text
+    from ...report.blocks import Figure, Text
 
     out: list[Any] = []
     runs = [r for r in ctx.runs_of() if method_def(r.method).arch == "mtcrl"] if hasattr(ctx, "runs_of") else []

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from . import hparams as hp
-from .registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from .. import hparams as hp
+from ..registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ _CACHE: dict[tuple, Any] = {}
 
 def load_data(cfg: MovieLensConfig) -> Any:
     """The splits (cached per process) with user/movie ids shifted by one (0 = padding)."""
-    from ..data.base import DatasetSplits, MultiTaskDataset
-    from ..data.movielens import load_movielens
+    from ...data.base import DatasetSplits, MultiTaskDataset
+    from ...data.movielens import load_movielens
 
     d = cfg.data
     genres: Any = "paper" if list(d.genres) == ["paper"] else (list(d.genres) or None)
@@ -139,8 +139,8 @@ def load_data(cfg: MovieLensConfig) -> Any:
 
 def check_data(cfg: MovieLensConfig) -> None:
     """Fail early (before any run) when the MovieLens files are absent (files are not read)."""
-    from ..data._sources import MissingDataError as DataMissing
-    from ..data.movielens import _find_directory, detect_layout
+    from ...data._sources import MissingDataError as DataMissing
+    from ...data.movielens import _find_directory, detect_layout
 
     _check(cfg)
     try:
@@ -160,8 +160,8 @@ def plan(cfg: MovieLensConfig) -> list[RunSpec]:
 
 def build_model(arch: str, splits: Any, mcfg: MovieLensModel, seed: int) -> Any:
     """STL, MMoE or MT-CRL network whose encoders are embedding + two-layer MLP."""
-    from ..nn import STL, EmbeddingEncoder, MMoE, seeded
-    from ..nn.mtcrl import MTCRLNet
+    from ...nn import STL, EmbeddingEncoder, MMoE, seeded
+    from ...nn.mtcrl import MTCRLNet
 
     meta = splits.meta
     vocab = {
@@ -184,10 +184,10 @@ def build_model(arch: str, splits: Any, mcfg: MovieLensModel, seed: int) -> Any:
 
 
 def build_method(name: str, model: Any, method_h: dict[str, Any]) -> Any:
-    from ..methods import METHODS as BASELINES
+    from ...methods import METHODS as BASELINES
 
     if name == "mtcrl":
-        from ..methods.mtcrl import MTCRL
+        from ...methods.mtcrl import MTCRL
 
         return MTCRL(model, **method_h)
     return BASELINES[name](model, **method_h)
@@ -195,7 +195,7 @@ def build_method(name: str, model: Any, method_h: dict[str, Any]) -> Any:
 
 def predictions(model: Any, data: Any, device: str) -> np.ndarray:
     """Predicted ratings ``(N, G)``."""
-    from ..train import predict_log_probs
+    from ...train import predict_log_probs
 
     return np.stack(
         [np.asarray(o).reshape(-1) for o in predict_log_probs(model, data, device=device)], axis=1
@@ -203,8 +203,8 @@ def predictions(model: Any, data: Any, device: str) -> np.ndarray:
 
 
 def run(cfg: MovieLensConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
-    from ..data.movielens import genre_mse
-    from ..train import Trainer
+    from ...data.movielens import genre_mse
+    from ...train import Trainer
 
     _check(cfg)
     splits = load_data(cfg)
@@ -301,7 +301,7 @@ def case_study(
     """Module usage of ``genre`` and the top title words of every module (see module doc)."""
     import torch
 
-    from ..methods.batch import Batch
+    from ...methods.batch import Batch
 
     t = list(splits.meta["genres"]).index(genre)
     data = splits.test
@@ -348,9 +348,9 @@ def case_study(
 def report(ctx: Any) -> list[Any]:
     import pandas as pd
 
-    from ..metrics.relative import relative_improvement_table
-    from ..report import Comparison, PaperComparison, Table, Text
-    from ..report.tables import seed_mean, summary_table
+    from ...metrics.relative import relative_improvement_table
+    from ...report import Comparison, PaperComparison, Table, Text
+    from ...report.tables import seed_mean, summary_table
 
     frame = ctx.frame
     blocks: list[Any] = []
