@@ -34,9 +34,8 @@ def _tiny_movielens(d: Path, seed: int = 0, n: int = 900) -> Path:
 
 
 def test_movielens_experiment_tiny(tmp_path: Path) -> None:
-    from causalmtl.experiments import run_experiment
+    from causalmtl.experiments import build_report, run_experiment
     from causalmtl.experiments.store import ResultStore
-    from causalmtl.report import build_report
 
     data = _tiny_movielens(tmp_path / "ml")
     out = tmp_path / "runs"
@@ -131,9 +130,8 @@ def _tiny_yeast(path: Path, n: int = 240, seed: int = 0) -> Path:
 
 
 def test_yeast_gmtl_experiment_tiny(tmp_path: Path) -> None:
-    from causalmtl.experiments import run_experiment
+    from causalmtl.experiments import build_report, run_experiment
     from causalmtl.experiments.store import ResultStore
-    from causalmtl.report import build_report
 
     f = _tiny_yeast(tmp_path / "yeast.csv")
     out = tmp_path / "runs"

@@ -4,9 +4,8 @@ import sqlite3
 
 import pytest
 
-from causalmtl.experiments import registry, run_experiment
+from causalmtl.experiments import build_report, registry, run_experiment
 from causalmtl.experiments.registry import MissingDataError
-from causalmtl.report.build import build_report
 
 BUILTIN = [n for n in registry.names() if n not in ("quickstart", "toy-sweep", "gmtl-aop", "gmtl-taskonomy")
            and registry.get(n).module != "causalmtl.experiments.builtin.dense_benchmarks"]

@@ -1,5 +1,5 @@
 """Report helpers shared by the built-in experiments (they read only the database frame and the
-runs' saved arrays, through :class:`causalmtl.report.build.ReportContext`)."""
+runs' saved arrays, through :class:`causalmtl.experiments.report.ReportContext`)."""
 
 from __future__ import annotations
 

@@ -76,13 +76,17 @@ class PaperComparison:
     source: str = ""
 
 
+#: what a report function returns a list of, and what a section holds
+Block = Text | Table | Figure | PaperComparison
+
+
 @dataclass
 class Section:
     """One experiment's part of the report."""
 
     title: str
     anchor: str
-    blocks: list[Any] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -334,6 +338,7 @@ def render_markdown(
 
 
 __all__ = [
+    "Block",
     "Comparison",
     "Figure",
     "PaperComparison",
