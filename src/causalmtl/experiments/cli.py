@@ -83,10 +83,10 @@ def _run(args: argparse.Namespace) -> int:
             try:
                 plan_sweep(exp_name, args.overrides, args.preset, args.seeds)
             except registry.MissingDataError as exc:
-                exc = _cli_data_hint(exc, exp)
+                hinted = _cli_data_hint(exc, exp)
                 if len(names) == 1:
-                    raise exc from None
-                print(f"causalmtl run: skipping {exp_name}: {exc}", file=sys.stderr)
+                    raise hinted from None
+                print(f"causalmtl run: skipping {exp_name}: {hinted}", file=sys.stderr)
                 continue
             prepare_out(args.out)
         print(f"causalmtl run {exp_name}: {exp.description} (expected about "

@@ -18,11 +18,15 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .store import MetricRow
+
+if TYPE_CHECKING:  # the report module reads the registry; only its types are needed here
+    from ..report.blocks import Block
+    from .report import ReportContext
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +120,19 @@ class Experiment:
     name: str
     description: str
     expected_seconds: float
-    config_cls: type
+    config_cls: type[Any]  # the experiment's config dataclass; plan / run / check_data take one
     plan: Callable[[Any], Sequence[RunSpec]]
     run: Callable[[Any, RunSpec, RunContext], RunResult]
-    report: Callable[[Any], list[Any]] | None = None
+    report: Callable[[ReportContext], Sequence[Block]] | None = None
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     check_data: Callable[[Any], None] | None = None
     reproduces: str = ""
 
     @property
     def module(self) -> str:
-        return getattr(self.run, "__module__", "")
+        """The dotted path of the module that defines :attr:`run` (workers import it by name)."""
+        module: str = getattr(self.run, "__module__", "")
+        return module
 
 
 _REGISTRY: dict[str, Experiment] = {}

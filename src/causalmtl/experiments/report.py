@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..report.blocks import Section, Table, Text
-from ..report.page import glance_table, write_report
+from ..report.page import ReportFiles, glance_table, write_report
 from ..report.tables import summary_table
 from . import config as cfgmod
 from . import registry
@@ -131,7 +131,7 @@ def experiment_section(out: Path, store: ResultStore, name: str, chash: str) -> 
     return section
 
 
-def build_report(out: str | os.PathLike, title: str = "causalmtl report") -> dict[str, Path]:
+def build_report(out: str | os.PathLike[str], title: str = "causalmtl report") -> ReportFiles:
     """Write ``report.html``, ``report.md`` and ``figures/`` in ``out``; return their paths.
 
     Raises ``ValueError`` when ``out`` holds no results database.

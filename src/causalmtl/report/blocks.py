@@ -110,7 +110,7 @@ def fmt_value(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def mean_std(values: Sequence[float], digits: int = 3) -> str:
+def mean_std(values: Sequence[float] | np.ndarray, digits: int = 3) -> str:
     """``"0.912 ± 0.018"`` (sample std over seeds; no ± for one value)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]

@@ -227,7 +227,10 @@ def _load(cfg: DenseConfig, ctx: RunContext) -> tuple[Any, Path | None]:
                                size=size, seed=cfg.split_seed, valid_size=vs), syn
     from ...data.taskonomy import load_taskonomy, paper_transforms, write_synthetic_taskonomy
 
-    counts = tuple(int(c) for c in cfg.building_counts)
+    if not isinstance(cfg, TaskonomyConfig):
+        raise TypeError(f"cfg must be an NYUv2Config, CityscapesConfig or TaskonomyConfig, got {type(cfg).__name__}")
+    n_train, n_valid, n_test = (int(c) for c in cfg.building_counts)  # 3 ints (_validate)
+    counts = (n_train, n_valid, n_test)
     if syn is not None:
         write_synthetic_taskonomy(syn, buildings=sum(counts), points=cfg.synthetic_n, views=2, size=h, seed=ctx.seed)
     tf = paper_transforms(cfg.resize, cfg.crop)
@@ -401,13 +404,13 @@ def report(ctx: Any) -> list[Any]:
     # Table 2
     if "mtl" in methods:
         rel = _relative(frame, methods, main)
-        rows = [{"method": label(m), "relative improvement over MTL": _ms(s, 100.0, "{:+.1f}") + " %",
+        rel_rows = [{"method": label(m), "relative improvement over MTL": _ms(s, 100.0, "{:+.1f}") + " %",
                  "paper (Table 2)": (f"{PAPER_TABLE2[ds][m] * 100:+.1f} %" if m in PAPER_TABLE2[ds] else "–"),
                  "seeds": int(s.notna().sum())} for m, s in rel.items() if m != "mtl"]
-        blocks.append(Table(pd.DataFrame(rows), caption="Table 2's measure: mean over tasks of the relative "
+        blocks.append(Table(pd.DataFrame(rel_rows), caption="Table 2's measure: mean over tasks of the relative "
                             f"improvement over MTL on {', '.join(f'{t} {m}' for t, m in main.items())}"))
         comps = []
-        for m, paper in PAPER_TABLE2[ds].items():
+        for m, paper_rel in PAPER_TABLE2[ds].items():
             s = rel.get(m)
             if s is None:
                 continue
@@ -417,8 +420,8 @@ def report(ctx: Any) -> list[Any]:
             elif ours is None or not np.isfinite(ours):
                 v = "–"
             else:
-                v = "same sign as the paper" if (ours > 0) == (paper > 0) else "opposite sign to the paper"
-            comps.append(Comparison(f"{label(m)} over MTL", paper, ours, float(s.std(ddof=1)) if len(s) > 1 else None,
+                v = "same sign as the paper" if (ours > 0) == (paper_rel > 0) else "opposite sign to the paper"
+            comps.append(Comparison(f"{label(m)} over MTL", paper_rel, ours, float(s.std(ddof=1)) if len(s) > 1 else None,
                                     len(s), v, fmt="{:+.3f}"))
         if comps:
             blocks.append(PaperComparison(comps, caption=f"Table 2, {ds} column (legible entries; fractions)",

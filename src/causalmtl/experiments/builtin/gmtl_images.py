@@ -130,7 +130,7 @@ def _set_transforms(splits: Any, tf: dict[str, Any]) -> Any:
     return splits
 
 
-def _data_dir(cfg: Any, ctx: RunContext | None, kind: str) -> str | None:
+def _data_dir(cfg: GmtlAopConfig | GmtlTaskonomyConfig, ctx: RunContext | None) -> str | None:
     """The data directory; with ``synthetic`` a fresh synthetic copy under the run's artefacts."""
     if not cfg.synthetic:
         return cfg.data_dir
@@ -138,7 +138,7 @@ def _data_dir(cfg: Any, ctx: RunContext | None, kind: str) -> str | None:
         raise ValueError("synthetic data is written per run")
     root = ctx.artefact_dir / "synthetic-data"
     shutil.rmtree(root, ignore_errors=True)
-    if kind == "aop":
+    if isinstance(cfg, GmtlAopConfig):
         from ...data.attributes import write_synthetic_attributes
 
         return str(write_synthetic_attributes(root, n_train=cfg.synthetic_n, n_test=cfg.synthetic_n,
@@ -154,7 +154,7 @@ def _data_dir(cfg: Any, ctx: RunContext | None, kind: str) -> str | None:
 def load_aop(cfg: GmtlAopConfig, pair: str, ctx: RunContext | None) -> Any:
     from ...data import load_attributes
 
-    path = _data_dir(cfg, ctx, "aop")
+    path = _data_dir(cfg, ctx)
     splits = load_attributes(path, tasks=pair, split="gmtl", stream=True, image_size=cfg.image_size)
     return _set_transforms(splits, _transforms(cfg, uint8=False))
 
@@ -162,7 +162,7 @@ def load_aop(cfg: GmtlAopConfig, pair: str, ctx: RunContext | None) -> Any:
 def load_gmtl_taskonomy(cfg: GmtlTaskonomyConfig, ctx: RunContext | None) -> Any:
     from ...data import load_taskonomy
 
-    path = _data_dir(cfg, ctx, "taskonomy")
+    path = _data_dir(cfg, ctx)
     splits = load_taskonomy(path, tasks="gmtl", split="csv", split_size="tiny" if cfg.synthetic else cfg.split_size)
     return _set_transforms(splits, _transforms(cfg, uint8=True))
 

@@ -144,7 +144,8 @@ def dependence_part(prior: Any, labels: np.ndarray) -> np.ndarray:
         logp = prior.log_pmf(labels)
     else:
         logp = np.log(prior.probs[tuple(labels.T)])
-    return logp - marg
+    dependence: np.ndarray = logp - marg
+    return dependence
 
 
 def _run_scaling(cfg: ManyTasksConfig) -> RunResult:

@@ -27,14 +27,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import hparams as hp
 from ..registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
 from ..store import MetricRow
+
+if TYPE_CHECKING:
+    import torch
+
+    from ...data.base import DatasetSplits
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +117,11 @@ def _check(cfg: MovieLensConfig) -> None:
             raise ValueError(f"train.{k} must be >= 1, got {getattr(cfg.train, k)}")
 
 
-_CACHE: dict[tuple, Any] = {}
+#: (path, genres, min_word_count, max_title_words) → the shifted splits (one entry)
+_CACHE: dict[tuple[str, str, int, int], DatasetSplits] = {}
 
 
-def load_data(cfg: MovieLensConfig) -> Any:
+def load_data(cfg: MovieLensConfig) -> DatasetSplits:
     """The splits (cached per process) with user/movie ids shifted by one (0 = padding)."""
     from ...data.base import DatasetSplits, MultiTaskDataset
     from ...data.movielens import load_movielens
@@ -127,6 +134,8 @@ def load_data(cfg: MovieLensConfig) -> Any:
                            max_title_words=d.max_title_words)  # fmt: skip
 
         def shift(ds: MultiTaskDataset) -> MultiTaskDataset:
+            if not isinstance(ds.inputs, Mapping):
+                raise TypeError(f"MovieLens inputs must be a dict of id arrays, got {type(ds.inputs).__name__}")
             x = dict(ds.inputs)
             x["user"] = x["user"] + 1
             x["movie"] = x["movie"] + 1
@@ -269,7 +278,9 @@ def _genre_output(model: Any, x: Any, zs: list[Any], t: int) -> Any:
     return model.heads[t](mixed).reshape(-1)
 
 
-def title_word_attribution(encoder: Any, x: dict[str, Any], v: Any) -> tuple[Any, Any]:
+def title_word_attribution(
+    encoder: Any, x: Mapping[str, torch.Tensor], v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient × input of ``Σ_b <v_b, encoder(x)_b>`` w.r.t. each title-word embedding.
 
     Re-runs an :class:`~causalmtl.nn.EmbeddingEncoder` with the title bag written out as a
@@ -281,7 +292,8 @@ def title_word_attribution(encoder: Any, x: dict[str, Any], v: Any) -> tuple[Any
 
     fe = encoder[0]
     parts = []
-    emb = mask = None
+    emb: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
     for k in fe.fields:
         ids = x[k].long()
         if k == "title":
@@ -290,6 +302,8 @@ def title_word_attribution(encoder: Any, x: dict[str, Any], v: Any) -> tuple[Any
             parts.append((emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1))
         else:
             parts.append(fe.bags[k](ids.reshape(len(ids), -1)))
+    if emb is None or mask is None:
+        raise ValueError(f"encoder must embed a 'title' field, got fields {list(fe.fields)}")
     z = torch.nn.Sequential(*list(encoder)[1:])(torch.cat(parts, dim=1))
     (grad,) = torch.autograd.grad((z * v).sum(), emb)
     return (grad * emb).sum(-1) * mask, z
@@ -310,6 +324,8 @@ def case_study(
         return {"genre": genre, "usage": [], "top_words": [], "module": -1}
     batch = Batch.from_dataset(data, rows, device=torch.device(device))
     x = batch.x
+    if not isinstance(x, Mapping):
+        raise TypeError(f"MovieLens batches must hold a dict of id tensors, got {type(x).__name__}")
     was = model.training
     model.eval()
     try:

@@ -339,7 +339,7 @@ def _relative_blocks(t6: Any, methods: list[str], base: str) -> list[Any]:
         else:
             continue
         ours = None if row is None else float(row["mean"])
-        if ours is None:
+        if row is None or ours is None:
             verdict = "–"
         elif abs(ours) < _noise_band(float(row["std"]), int(row["n_seeds"])):
             verdict = "no clear difference from MTL (paper: better)"

@@ -127,7 +127,8 @@ def plan(cfg: YeastGMTLConfig) -> list[RunSpec]:
 
 def _normalise(p: np.ndarray) -> np.ndarray:
     lp = np.log(np.clip(p, 1e-12, 1.0))
-    return lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
+    normalised: np.ndarray = lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
+    return normalised
 
 
 def sklearn_log_probs(cfg: YeastGMTLConfig, splits: Any, seed: int) -> dict[str, list[np.ndarray]]:
