@@ -205,3 +205,24 @@ def test_the_builtin_check_catches_violations(tmp_path):
         "causalmtl.experiments.builtin.a:2 imports causalmtl.experiments.builtin.b (only the registry names built-in experiments)",
         "causalmtl.experiments.runner:2 imports causalmtl.experiments.builtin.a (only the registry names built-in experiments)",
     ]
+
+
+def test_imports_at_run_time_follow_the_layers():
+    """What the ast check cannot see (imports by dotted-path string): importing ``report`` loads no
+    experiments module, and importing the experiment infrastructure loads no built-in experiment
+    until the registry is asked for one."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import causalmtl.report\n"
+        "assert not [m for m in sys.modules if m.startswith('causalmtl.experiments')], 'report loaded experiments'\n"
+        "import causalmtl.experiments as e\n"
+        "assert not [m for m in sys.modules if m.startswith('causalmtl.experiments.builtin.')], 'builtin loaded'\n"
+        "e.names()\n"
+        "assert 'causalmtl.experiments.builtin.quickstart' in sys.modules\n"
+    )
+    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": path})

@@ -17,17 +17,20 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..report.blocks import Section, Table, Text
+from ..report.blocks import Block, Section, Table, Text
 from ..report.page import ReportFiles, glance_table, write_report
 from ..report.tables import summary_table
 from . import config as cfgmod
 from . import registry
 from .runner import DB_NAME, load_artefacts
 from .store import ResultStore, RunRow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ class ReportContext:
     experiment: str
     config_hash: str
     config: Any
-    frame: Any
+    frame: pd.DataFrame  # the long metrics frame (ResultStore.metrics_frame)
     runs: list[RunRow]
     _cache: dict[int, tuple[dict[str, np.ndarray], dict[str, Any]]] = field(default_factory=dict)
 
@@ -162,7 +165,7 @@ def build_report(out: str | os.PathLike[str], title: str = "causalmtl report") -
         }
         for s in sections
     ])
-    preamble: list[Any] = [
+    preamble: list[Block] = [
         Text(f"Built {time.strftime('%Y-%m-%d %H:%M')} from `{db}` and the artefact files beside it. "
              "Paper numbers are quoted beside ours with the difference (ours − paper)."),
     ]
