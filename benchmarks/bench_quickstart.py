@@ -24,8 +24,7 @@ def main() -> int:
     parser.add_argument("--keep", default=None, help="write into this directory instead of a temporary one")
     args = parser.parse_args()
 
-    from causalmtl.experiments import run_experiment
-    from causalmtl.report import build_report
+    from causalmtl.experiments import build_report, run_experiment
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.keep or tmp)

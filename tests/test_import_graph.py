@@ -48,11 +48,7 @@ RANK = {
 }
 
 #: Known violations, each with the reason it is tolerated. Anything else fails the test.
-KNOWN = {
-    # report/build.py reads experiment modules (paper tables, registry) to build the report;
-    # moving that knowledge into the report or the experiments is the rest of issue 16.
-    ("causalmtl.report.build", "causalmtl.experiments"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 #: layers inside gmtl: an import between two gmtl modules goes to the same or a lower rank
@@ -260,6 +256,21 @@ def test_no_private_name_crosses_a_module():
     assert bad == []
 
 
+BUILTIN = "causalmtl.experiments.builtin"
+
+
+def builtin_experiment_imports(edges: list[tuple[str, str, int, bool]]) -> list[str]:
+    """Imports of a built-in experiment module by anything but the module itself: the experiment
+    infrastructure (and everything else) reaches them by name through the registry only, and one
+    built-in experiment does not import another."""
+    return [f"{s}:{line} imports {d} (only the registry names built-in experiments)"
+            for s, d, line, _ in edges if d.startswith(BUILTIN + ".") and d != s]
+
+
+def test_experiment_infrastructure_imports_no_builtin_experiment():
+    assert builtin_experiment_imports(import_edges(SRC)) == []
+
+
 def test_the_checks_catch_violations(tmp_path):
     """A tiny package with an upward import, a late import and a cycle: each is reported."""
     pkg = tmp_path / "causalmtl"
@@ -303,3 +314,38 @@ def test_the_gmtl_checks_catch_violations(tmp_path):
         ("causalmtl.gmtl.decoding.decode", 4, "causalmtl.gmtl.priors.prior", "_p"),
         ("causalmtl.gmtl.priors.prior", 1, "causalmtl.gmtl.decoding.decode", "_g"),
     ]
+
+
+def test_the_builtin_check_catches_violations(tmp_path):
+    """Infrastructure importing a built-in experiment, or one built-in importing another, is reported."""
+    pkg = tmp_path / "causalmtl" / "experiments"
+    (pkg / "builtin").mkdir(parents=True)
+    for f in ("../__init__.py", "__init__.py", "builtin/__init__.py", "registry.py", "builtin/b.py"):
+        (pkg / f).write_text("")
+    (pkg / "runner.py").write_text("def f():\n    from .builtin import a\n")
+    (pkg / "builtin" / "a.py").write_text("from .. import registry\nfrom . import b\n")
+    assert sorted(builtin_experiment_imports(import_edges(tmp_path))) == [
+        "causalmtl.experiments.builtin.a:2 imports causalmtl.experiments.builtin.b (only the registry names built-in experiments)",
+        "causalmtl.experiments.runner:2 imports causalmtl.experiments.builtin.a (only the registry names built-in experiments)",
+    ]
+
+
+def test_imports_at_run_time_follow_the_layers():
+    """What the ast check cannot see (imports by dotted-path string): importing ``report`` loads no
+    experiments module, and importing the experiment infrastructure loads no built-in experiment
+    until the registry is asked for one."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import causalmtl.report\n"
+        "assert not [m for m in sys.modules if m.startswith('causalmtl.experiments')], 'report loaded experiments'\n"
+        "import causalmtl.experiments as e\n"
+        "assert not [m for m in sys.modules if m.startswith('causalmtl.experiments.builtin.')], 'builtin loaded'\n"
+        "e.names()\n"
+        "assert 'causalmtl.experiments.builtin.quickstart' in sys.modules\n"
+    )
+    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": path})

@@ -55,3 +55,22 @@ def test_old_path_keeps_the_parents_name_and_the_modules_spec():
         "importlib.reload(m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("old,new", sorted(_moved.MOVED_NAMES.items()))
+def test_old_name_is_the_new_object_with_a_warning(old, new):
+    old_mod, _, old_name = old.rpartition(".")
+    new_mod, _, new_name = new.rpartition(".")
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+        obj = getattr(importlib.import_module(old_mod), old_name)
+    assert obj is getattr(importlib.import_module(new_mod), new_name)
+    code = f"from {old_mod} import {old_name} as x; from {new_mod} import {new_name} as y; assert x is y"
+    subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", code], check=True)
+
+
+def test_unlisted_names_raise_attribute_error():
+    import causalmtl.report
+
+    with pytest.raises(AttributeError, match="'causalmtl.report' has no attribute 'no_such_name'"):
+        causalmtl.report.no_such_name  # noqa: B018 - the attribute access is the test
+    assert not hasattr(causalmtl.report, "no_such_name")

@@ -5,6 +5,12 @@ its new path, with a :class:`DeprecationWarning` naming both paths. :data:`MOVED
 table of old → new paths; :func:`install` (called by ``causalmtl/__init__.py``) puts the
 finder on :data:`sys.meta_path`. The finder answers only for the names in the table, so it
 costs nothing for any other import.
+
+A *name* that moved out of a module that stays (``causalmtl.report.build_report`` →
+``causalmtl.experiments.report.build_report``) is listed in :data:`MOVED_NAMES` and served by
+the old module's ``__getattr__`` through :func:`moved_name`. Both tables resolve by dotted
+path at the moment of use: the old module holds no import of the new one, so a name moving to
+a higher layer leaves no upward import behind (``tests/test_import_graph.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +46,45 @@ MOVED: dict[str, str] = {
     "causalmtl.gmtl.tree": "causalmtl.gmtl.priors.tree",
     "causalmtl.gmtl.tree_em": "causalmtl.gmtl.unknown_q.tree_em",
     "causalmtl.gmtl.tree_infer": "causalmtl.gmtl.decoding.tree_infer",
+    # the built-in experiments moved under experiments/builtin/ (issue 16)
+    "causalmtl.experiments.quickstart": "causalmtl.experiments.builtin.quickstart",
+    "causalmtl.experiments.gmtl_toy": "causalmtl.experiments.builtin.gmtl_toy",
+    "causalmtl.experiments.gmtl_shift": "causalmtl.experiments.builtin.gmtl_shift",
+    "causalmtl.experiments.multi_sem": "causalmtl.experiments.builtin.multi_sem",
+    "causalmtl.experiments.mtcrl_digits": "causalmtl.experiments.builtin.mtcrl_digits",
+    "causalmtl.experiments.movielens": "causalmtl.experiments.builtin.movielens",
+    "causalmtl.experiments.yeast_gmtl": "causalmtl.experiments.builtin.yeast_gmtl",
+    "causalmtl.experiments.unknown_q": "causalmtl.experiments.builtin.unknown_q",
+    "causalmtl.experiments.many_tasks": "causalmtl.experiments.builtin.many_tasks",
+    "causalmtl.experiments.gmtl_images": "causalmtl.experiments.builtin.gmtl_images",
+    "causalmtl.experiments.dense_benchmarks": "causalmtl.experiments.builtin.dense_benchmarks",
+    # reads the database and the registry, so it is experiments' (report/ only renders)
+    "causalmtl.report.build": "causalmtl.experiments.report",
 }
+
+#: old dotted path of a moved name (the module that held it stays) → its new dotted path
+#: (removed in the release after the move); the old module's ``__getattr__`` calls :func:`moved_name`
+MOVED_NAMES: dict[str, str] = {
+    # the report builder reads the results database and the registry: it lives in experiments
+    "causalmtl.report.build_report": "causalmtl.experiments.report.build_report",
+}
+
+
+def moved_name(module: str, name: str) -> object:
+    """For a module's ``__getattr__``: the object ``module.name`` moved to, with a
+    :class:`DeprecationWarning`; ``AttributeError`` for a name that is not in :data:`MOVED_NAMES`."""
+    old = f"{module}.{name}"
+    new = MOVED_NAMES.get(old)
+    if new is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    new_module, _, new_name = new.rpartition(".")
+    warnings.warn(
+        f"{old} moved to {new}; the old name is removed in the next release",
+        DeprecationWarning,
+        stacklevel=3,  # the caller's attribute access, past moved_name and the module's __getattr__
+    )
+    obj: object = getattr(importlib.import_module(new_module), new_name)
+    return obj
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -106,4 +150,4 @@ def install() -> None:
         sys.meta_path.append(_FINDER)
 
 
-__all__ = ["MOVED", "MovedModuleFinder", "install"]
+__all__ = ["MOVED", "MOVED_NAMES", "MovedModuleFinder", "install", "moved_name"]

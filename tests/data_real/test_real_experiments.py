@@ -34,9 +34,8 @@ def _tiny_movielens(d: Path, seed: int = 0, n: int = 900) -> Path:
 
 
 def test_movielens_experiment_tiny(tmp_path: Path) -> None:
-    from causalmtl.experiments import run_experiment
+    from causalmtl.experiments import build_report, run_experiment
     from causalmtl.experiments.store import ResultStore
-    from causalmtl.report import build_report
 
     data = _tiny_movielens(tmp_path / "ml")
     out = tmp_path / "runs"
@@ -76,7 +75,7 @@ def test_movielens_experiment_tiny(tmp_path: Path) -> None:
 def test_title_word_attribution_matches_encoder_and_finite_differences() -> None:
     import torch
 
-    from causalmtl.experiments.movielens import title_word_attribution
+    from causalmtl.experiments.builtin.movielens import title_word_attribution
     from causalmtl.nn import EmbeddingEncoder
 
     torch.manual_seed(0)
@@ -131,9 +130,8 @@ def _tiny_yeast(path: Path, n: int = 240, seed: int = 0) -> Path:
 
 
 def test_yeast_gmtl_experiment_tiny(tmp_path: Path) -> None:
-    from causalmtl.experiments import run_experiment
+    from causalmtl.experiments import build_report, run_experiment
     from causalmtl.experiments.store import ResultStore
-    from causalmtl.report import build_report
 
     f = _tiny_yeast(tmp_path / "yeast.csv")
     out = tmp_path / "runs"

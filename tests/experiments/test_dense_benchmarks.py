@@ -6,10 +6,13 @@ import sqlite3
 import numpy as np
 import pytest
 
-from causalmtl.experiments import registry, run_experiment
-from causalmtl.experiments.dense_benchmarks import DEFAULT_METHODS, NOT_COMPARABLE, _relative
+from causalmtl.experiments import build_report, registry, run_experiment
+from causalmtl.experiments.builtin.dense_benchmarks import (
+    DEFAULT_METHODS,
+    NOT_COMPARABLE,
+    _relative,
+)
 from causalmtl.metrics.direction import metric_direction
-from causalmtl.report.build import build_report
 
 #: per experiment: the paper table, one paper number it must quote, and test metrics per task
 EXPECT = {

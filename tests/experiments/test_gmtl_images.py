@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from causalmtl.experiments import registry, run_experiment
+from causalmtl.experiments import build_report, registry, run_experiment
 from causalmtl.experiments.registry import MissingDataError
-from causalmtl.report.build import build_report
 from causalmtl.shift.evaluate import evaluate_shift
 from causalmtl.shift.files import load_gmtl_dir
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from causalmtl.experiments.many_tasks import (
+from causalmtl.experiments.builtin.many_tasks import (
     ManyTasksConfig,
     decode_families,
     dependence_part,

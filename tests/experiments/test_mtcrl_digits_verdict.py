@@ -2,7 +2,7 @@
 
 import pytest
 
-from causalmtl.experiments.mtcrl_digits import _noise_band
+from causalmtl.experiments.builtin.mtcrl_digits import _noise_band
 
 
 def test_noise_band_is_one_percent_or_two_standard_errors():

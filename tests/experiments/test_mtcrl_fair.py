@@ -13,9 +13,8 @@ import sqlite3
 
 import pytest
 
+from causalmtl.experiments import build_report, run_experiment
 from causalmtl.experiments import common as common_mod
-from causalmtl.experiments import run_experiment
-from causalmtl.report.build import build_report
 
 TINY = ["n_tasks=[2]", "methods=[mtcrl-var]", "data.n_train=200", "data.n_valid=100", "data.n_test=100",
         "train.epochs=1"]

@@ -4,12 +4,11 @@ import sqlite3
 
 import pytest
 
-from causalmtl.experiments import registry, run_experiment
+from causalmtl.experiments import build_report, registry, run_experiment
 from causalmtl.experiments.registry import MissingDataError
-from causalmtl.report.build import build_report
 
 BUILTIN = [n for n in registry.names() if n not in ("quickstart", "toy-sweep", "gmtl-aop", "gmtl-taskonomy")
-           and registry.get(n).module != "causalmtl.experiments.dense_benchmarks"]
+           and registry.get(n).module != "causalmtl.experiments.builtin.dense_benchmarks"]
 # quickstart: tests/report; gmtl-aop / gmtl-taskonomy: test_gmtl_images.py; nyuv2 / cityscapes / taskonomy:
 # test_dense_benchmarks.py (their tiny presets run on synthetic copies)
 
@@ -80,3 +79,30 @@ def test_gmtl_shift_on_a_user_table(tmp_path):
     with pytest.raises(MissingDataError, match="not a file"):
         run_experiment("gmtl-shift", ["dataset=table", "table_path=/no/such.csv", "table_labels=[a,b]"],
                        preset="tiny", out=tmp_path / "bad")
+
+
+def test_old_module_paths_do_not_register_twice():
+    """``causalmtl.experiments.quickstart`` (before the move to ``builtin/``) is the same module
+    object, so importing it runs no registration again: every Experiment stays the same object."""
+    import importlib
+    import subprocess
+    import sys
+
+    from causalmtl._moved import MOVED
+
+    before = {e.name: e for e in registry.all_experiments()}
+    old_paths = [o for o, n in MOVED.items() if n.startswith("causalmtl.experiments.builtin.")]
+    assert len(old_paths) == len(registry.BUILTIN_MODULES)
+    for old in old_paths:
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match="moved to causalmtl.experiments.builtin."):
+            assert importlib.import_module(old) is sys.modules[MOVED[old]]
+    after = {e.name: e for e in registry.all_experiments()}
+    assert after.keys() == before.keys() and all(after[n] is before[n] for n in before)
+    # imported by its old path first, then through the registry: one module, registered once
+    code = ("import sys, causalmtl.experiments.quickstart as q\n"
+            "from causalmtl.experiments import registry\n"
+            "assert registry.get('quickstart').module == 'causalmtl.experiments.builtin.quickstart'\n"
+            "assert q is sys.modules['causalmtl.experiments.builtin.quickstart']\n"
+            "assert registry.names().count('quickstart') == 1\n")
+    subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", code], check=True)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from causalmtl.experiments.builtin.unknown_q import UnknownQConfig, plan, run
 from causalmtl.experiments.registry import RunContext
-from causalmtl.experiments.unknown_q import UnknownQConfig, plan, run
 
 
 def test_plan_covers_every_combination() -> None:

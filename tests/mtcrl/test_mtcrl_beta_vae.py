@@ -258,7 +258,7 @@ def test_dict_inputs_are_rejected_with_a_clear_message():
 
 # --- the mtcrl-digits experiment -------------------------------------------------------------
 def test_mtcrl_digits_plans_the_beta_vae_ablation():
-    from causalmtl.experiments.mtcrl_digits import ABLATIONS, MtcrlDigitsConfig, plan
+    from causalmtl.experiments.builtin.mtcrl_digits import ABLATIONS, MtcrlDigitsConfig, plan
 
     cfg = MtcrlDigitsConfig(methods=["mtcrl-var"], k_values=[])
     assert "beta_vae" in cfg.ablations

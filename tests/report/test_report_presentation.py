@@ -23,7 +23,7 @@ from causalmtl.report.blocks import (
     render_markdown,
     verdict_class,
 )
-from causalmtl.report.build import _at_a_glance
+from causalmtl.report.page import at_a_glance
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def _comparisons():
 
 
 def test_at_a_glance_summarises_instead_of_repeating():
-    glance = _at_a_glance(_comparisons())
+    glance = at_a_glance(_comparisons())
     assert len(glance) == 2  # one row per comparison, not one per finding (5)
     first = glance.iloc[0]
     assert (first["findings"], first["reproduce"], first["differ"], first["not run"]) == (3, 2, 1, 0)

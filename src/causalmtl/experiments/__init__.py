@@ -1,4 +1,8 @@
-"""causalmtl.experiments: named experiments, typed configs, the results database and sweeps.
+"""causalmtl.experiments: named experiments, typed configs, the results database, sweeps, the report.
+
+The modules here are the infrastructure (and the helpers experiments share: ``common``,
+``hparams``, ``reporting``); the built-in experiments are in :mod:`causalmtl.experiments.builtin`,
+which nothing here imports (the registry loads them by name).
 
 Example (not run as a doctest: it trains models)::
 
@@ -21,6 +25,7 @@ from .registry import (
     names,
     register,
 )
+from .report import ReportContext, build_report
 from .runner import ConfigMismatchError, RunSummary, load_artefacts, resolve_config, run_experiment
 from .store import MetricRow, ResultStore, RunRow
 
@@ -32,6 +37,7 @@ __all__ = [
     "MetricRow",
     "MissingDataError",
     "ResultStore",
+    "ReportContext",
     "RunContext",
     "RunResult",
     "RunRow",
@@ -40,6 +46,7 @@ __all__ = [
     "UnknownExperimentError",
     "all_experiments",
     "build_config",
+    "build_report",
     "config_hash",
     "get",
     "hparams",

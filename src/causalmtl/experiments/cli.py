@@ -83,10 +83,10 @@ def _run(args: argparse.Namespace) -> int:
             try:
                 plan_sweep(exp_name, args.overrides, args.preset, args.seeds)
             except registry.MissingDataError as exc:
-                exc = _cli_data_hint(exc, exp)
+                hinted = _cli_data_hint(exc, exp)
                 if len(names) == 1:
-                    raise exc from None
-                print(f"causalmtl run: skipping {exp_name}: {exc}", file=sys.stderr)
+                    raise hinted from None
+                print(f"causalmtl run: skipping {exp_name}: {hinted}", file=sys.stderr)
                 continue
             prepare_out(args.out)
         print(f"causalmtl run {exp_name}: {exp.description} (expected about "
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..train.distributed import is_main_process
 
     if not args.show_config and not args.no_report and is_main_process():  # rank 0 under torchrun
-        from ..report.build import build_report
+        from .report import build_report
 
         paths = build_report(args.out)
         print(f"report: {paths['html']} and {paths['markdown']}", file=sys.stderr)
@@ -186,7 +186,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..report.build import build_report
+    from .report import build_report
 
     paths = build_report(args.dir)
     print(f"report: {paths['html']} and {paths['markdown']}")

@@ -93,7 +93,7 @@ def _dotlist(pairs: Sequence[tuple[str, str]]) -> Any:
                           f"({_yaml_problem(exc)})") from None
 
 
-def read_yaml_mapping(path: str | os.PathLike, what: str) -> dict[str, Any]:
+def read_yaml_mapping(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
     """A YAML file holding a mapping (``{}`` when empty); a one-line ``ConfigError`` otherwise."""
     import yaml
 

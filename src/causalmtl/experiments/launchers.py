@@ -122,7 +122,7 @@ class ClusterResources:
         return params
 
 
-def load_resources(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> ClusterResources:
+def load_resources(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()) -> ClusterResources:
     """:class:`ClusterResources` from a YAML file (optional) and ``key=value`` overrides."""
     base: Mapping[str, Any] | None = None
     if path is not None:
@@ -141,12 +141,12 @@ def run_data_parallel(
     overrides: Sequence[str] = (),
     *,
     seeds: int | Sequence[int] | str = 1,
-    out: str | os.PathLike = "runs",
+    out: str | os.PathLike[str] = "runs",
     device: str = "cpu",
     force: bool = False,
     preset: str | None = None,
     progress: bool = False,
-    tensorboard: str | os.PathLike | None = None,
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> RunSummary:
     """Run experiment ``name`` with every process of the ``torch.distributed`` group on each run.
 
@@ -201,7 +201,8 @@ def run_data_parallel(
         if store is not None:
             store.close()
     summary.seconds = time.perf_counter() - t0
-    return broadcast_object(summary)
+    shared: RunSummary = broadcast_object(summary)  # rank 0's summary on every rank
+    return shared
 
 
 def _threads() -> int:
@@ -273,7 +274,7 @@ def run_slurm(
     overrides: Sequence[str] = (),
     *,
     seeds: int | Sequence[int] | str = 1,
-    out: str | os.PathLike = "runs",
+    out: str | os.PathLike[str] = "runs",
     device: str = "cpu",
     force: bool = False,
     preset: str | None = None,
@@ -357,14 +358,14 @@ def launch(
     *,
     seeds: int | Sequence[int] | str = 1,
     workers: int = 1,
-    out: str | os.PathLike = "runs",
+    out: str | os.PathLike[str] = "runs",
     device: str = "cpu",
     force: bool = False,
     preset: str | None = None,
     progress: bool = False,
     threads: int | None = 1,
     resources: ClusterResources | None = None,
-    tensorboard: str | os.PathLike | None = None,
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> RunSummary:
     """Run experiment ``name`` with ``launcher`` (``"local"`` or ``"slurm"``; module docstring)."""
     from ..train.distributed import env_world_size

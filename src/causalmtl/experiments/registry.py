@@ -18,28 +18,31 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .store import MetricRow
 
+if TYPE_CHECKING:  # the report module reads the registry; only its types are needed here
+    from ..report.blocks import Block
+    from .report import ReportContext
+
 log = logging.getLogger(__name__)
 
 #: Modules defining the built-in experiments, imported on first use of the registry.
 BUILTIN_MODULES: tuple[str, ...] = (
-    "causalmtl.experiments.quickstart",
-    "causalmtl.experiments.gmtl_toy",
-    "causalmtl.experiments.gmtl_shift",
-    "causalmtl.experiments.multi_sem",
-    "causalmtl.experiments.mtcrl_digits",
-    "causalmtl.experiments.movielens",
-    "causalmtl.experiments.yeast_gmtl",
-    "causalmtl.experiments.unknown_q",
-    "causalmtl.experiments.many_tasks",
-    "causalmtl.experiments.gmtl_images",
-
-    "causalmtl.experiments.dense_benchmarks",
+    "causalmtl.experiments.builtin.quickstart",
+    "causalmtl.experiments.builtin.gmtl_toy",
+    "causalmtl.experiments.builtin.gmtl_shift",
+    "causalmtl.experiments.builtin.multi_sem",
+    "causalmtl.experiments.builtin.mtcrl_digits",
+    "causalmtl.experiments.builtin.movielens",
+    "causalmtl.experiments.builtin.yeast_gmtl",
+    "causalmtl.experiments.builtin.unknown_q",
+    "causalmtl.experiments.builtin.many_tasks",
+    "causalmtl.experiments.builtin.gmtl_images",
+    "causalmtl.experiments.builtin.dense_benchmarks",
 )
 
 #: The experiment ``causalmtl run`` runs when none is named.
@@ -117,17 +120,19 @@ class Experiment:
     name: str
     description: str
     expected_seconds: float
-    config_cls: type
+    config_cls: type[Any]  # the experiment's config dataclass; plan / run / check_data take one
     plan: Callable[[Any], Sequence[RunSpec]]
     run: Callable[[Any, RunSpec, RunContext], RunResult]
-    report: Callable[[Any], list[Any]] | None = None
+    report: Callable[[ReportContext], Sequence[Block]] | None = None
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     check_data: Callable[[Any], None] | None = None
     reproduces: str = ""
 
     @property
     def module(self) -> str:
-        return getattr(self.run, "__module__", "")
+        """The dotted path of the module that defines :attr:`run` (workers import it by name)."""
+        module: str = getattr(self.run, "__module__", "")
+        return module
 
 
 _REGISTRY: dict[str, Experiment] = {}

@@ -1,5 +1,5 @@
 """Report helpers shared by the built-in experiments (they read only the database frame and the
-runs' saved arrays, through :class:`causalmtl.report.build.ReportContext`)."""
+runs' saved arrays, through :class:`causalmtl.experiments.report.ReportContext`)."""
 
 from __future__ import annotations
 
@@ -257,8 +257,9 @@ def graph_figure(graphs: Mapping[str, np.ndarray], tasks: Sequence[str], title: 
 
 
 def line_figure(x: Sequence[Any], series: Mapping[str, tuple[np.ndarray, np.ndarray]], xlabel: str,
-                ylabel: str, title: str, paper: Mapping[str, Sequence[float]] | None = None) -> bytes:
-    """Lines with ±1 std bands over seeds (``series``: name → (mean, std)), paper values dashed."""
+                ylabel: str, title: str, paper: Mapping[str, Sequence[float | None]] | None = None) -> bytes:
+    """Lines with ±1 std bands over seeds (``series``: name → (mean, std)), paper values dashed
+    (``None``: a value the paper does not print, left as a gap)."""
     from matplotlib.figure import Figure as MplFigure
 
     fig = MplFigure(figsize=(6.5, 4.2), layout="constrained")
@@ -268,7 +269,8 @@ def line_figure(x: Sequence[Any], series: Mapping[str, tuple[np.ndarray, np.ndar
         line, = ax.plot(xs, mean, marker="o", label=f"{name} (ours)")
         ax.fill_between(xs, mean - std, mean + std, alpha=0.2, color=line.get_color())
     for name, vals in (paper or {}).items():
-        ax.plot(xs[: len(vals)], vals, linestyle="--", marker="x", label=f"{name} (paper)")
+        ax.plot(xs[: len(vals)], np.asarray(vals, dtype=np.float64),  # None → NaN, as matplotlib would
+                linestyle="--", marker="x", label=f"{name} (paper)")
     ax.set_xticks(xs, [str(v) for v in x])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -34,13 +34,19 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
 from . import config as cfgmod
 from .registry import Experiment, RunContext, RunResult, RunSpec, get
 from .store import Claim, MetricRow, ResultStore, RunRow
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkContext, ForkServerContext, SpawnContext
+
+#: how worker processes start (:func:`multiprocessing.get_context`)
+StartMethod = Literal["spawn", "fork", "forkserver"]
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +139,9 @@ def save_artefacts(directory: Path, result: RunResult) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if result.arrays:
         tmp = directory / f".arrays.{os.getpid()}.tmp.npz"
-        np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in result.arrays.items()})
+        # values typed Any: numpy's stub checks **kwds against its allow_pickle: bool keyword too
+        arrays: dict[str, Any] = {k: np.asarray(v) for k, v in result.arrays.items()}
+        np.savez_compressed(tmp, **arrays)
         os.replace(tmp, directory / "arrays.npz")
     _write_atomic(directory / "info.json", json.dumps(result.info, indent=1, default=str).encode())
 
@@ -176,7 +184,7 @@ def check_threads(threads: int | None) -> int | None:
     return int(threads)
 
 
-def prepare_out(out: str | os.PathLike) -> Path:
+def prepare_out(out: str | os.PathLike[str]) -> Path:
     """The output directory, created; a clear error when it is a file or cannot be written."""
     path = Path(out)
     if path.exists() and not path.is_dir():
@@ -338,7 +346,7 @@ def current_run() -> RunContext | None:
 def execute_one(
     store: ResultStore | None, out: Path, experiment: Experiment, config: Any, row: RunRow,
     device: str = "cpu", progress: bool = False, *, write: bool = True,
-    gather: Callable[[Outcome], Outcome] | None = None, tensorboard: str | os.PathLike | None = None,
+    gather: Callable[[Outcome], Outcome] | None = None, tensorboard: str | os.PathLike[str] | None = None,
 ) -> Outcome:
     """Run one claimed run, write its artefacts and record it; every launcher runs runs here.
 
@@ -395,7 +403,8 @@ def _work_loop(
     store: ResultStore, out: Path, experiment: Experiment, config: Any, chash: str,
     device: str, progress: bool, total: int | None = None, tensorboard: str | None = None,
 ) -> tuple[int, list[str]]:
-    executed, failed = 0, []
+    executed = 0
+    failed: list[str] = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -442,14 +451,14 @@ def run_experiment(
     *,
     seeds: int | Sequence[int] | str = 1,
     workers: int = 1,
-    out: str | os.PathLike = "runs",
+    out: str | os.PathLike[str] = "runs",
     device: str = "cpu",
     force: bool = False,
     preset: str | None = None,
     progress: bool = False,
-    start_method: str = "spawn",
+    start_method: StartMethod = "spawn",
     threads: int | None = 1,
-    tensorboard: str | os.PathLike | None = None,
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> RunSummary:
     """Run (or resume) experiment ``name`` into ``out``; see the module docstring.
 
@@ -512,7 +521,9 @@ def run_experiment(
             finally:
                 torch.set_num_threads(before)
         else:
-            ctx = mp.get_context(start_method)
+            # typeshed types get_context(str) as BaseContext, which lacks .Process; every start
+            # method's context (the three of StartMethod) has it
+            ctx = cast("SpawnContext | ForkContext | ForkServerContext", mp.get_context(start_method))
             procs = [
                 ctx.Process(
                     target=_worker_main,

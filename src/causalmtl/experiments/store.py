@@ -229,7 +229,7 @@ class ResultStore:
         When the file is not an SQLite database (truncated, garbage) or cannot be written.
     """
 
-    def __init__(self, path: str | os.PathLike, timeout: float = 60.0, lease_s: float | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 60.0, lease_s: float | None = None) -> None:
         self.path = Path(path)
         self.lease_s = lease_seconds() if lease_s is None else float(lease_s)
         if not self.lease_s > 0:

@@ -16,9 +16,13 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure as MplFigure
 
 
 @dataclass
@@ -33,7 +37,7 @@ class Text:
 class Table:
     """A table (pandas DataFrame); floats are formatted with ``digits`` decimals."""
 
-    frame: Any
+    frame: pd.DataFrame
     caption: str = ""
     digits: int = 3
 
@@ -76,17 +80,21 @@ class PaperComparison:
     source: str = ""
 
 
+#: what a report function returns a list of, and what a section holds
+Block = Text | Table | Figure | PaperComparison
+
+
 @dataclass
 class Section:
     """One experiment's part of the report."""
 
     title: str
     anchor: str
-    blocks: list[Any] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def figure_png(fig: Any, dpi: int = 110) -> bytes:
+def figure_png(fig: MplFigure, dpi: int = 110) -> bytes:
     """Render a matplotlib figure to PNG bytes and close it."""
     import matplotlib.pyplot as plt
 
@@ -106,7 +114,7 @@ def fmt_value(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def mean_std(values: Sequence[float], digits: int = 3) -> str:
+def mean_std(values: Sequence[float] | np.ndarray, digits: int = 3) -> str:
     """``"0.912 ± 0.018"`` (sample std over seeds; no ± for one value)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
@@ -153,7 +161,7 @@ def comparison_verdict(r: Comparison) -> str:
     return "not run" if _did_not_run(r) else (r.verdict or "–")
 
 
-def _comparison_frame(block: PaperComparison) -> Any:
+def _comparison_frame(block: PaperComparison) -> pd.DataFrame:
     import pandas as pd
 
     rows = []
@@ -182,7 +190,7 @@ def _comparison_frame(block: PaperComparison) -> Any:
 _SEED_COLUMNS = ("n_seeds", "seeds", "n")
 
 
-def _format_frame(frame: Any, digits: int) -> list[list[str]]:
+def _format_frame(frame: pd.DataFrame, digits: int) -> list[list[str]]:
     """Cells as text; a ``std`` over one seed is shown as ``–`` (there is no spread to report)."""
     cols = [str(c) for c in frame.columns]
     seeds_col = next((cols.index(c) for c in _SEED_COLUMNS if c in cols), None)
@@ -223,7 +231,7 @@ def _inline(text: str) -> str:
     return out
 
 
-def _html_table(frame: Any, caption: str, digits: int) -> str:
+def _html_table(frame: pd.DataFrame, caption: str, digits: int) -> str:
     cells = _format_frame(frame, digits)
     cols = [str(c) for c in frame.columns]
     numeric = _numeric_columns(cells, len(cols))
@@ -241,7 +249,7 @@ def _html_table(frame: Any, caption: str, digits: int) -> str:
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _md_table(frame: Any, caption: str, digits: int) -> str:
+def _md_table(frame: pd.DataFrame, caption: str, digits: int) -> str:
     cols = [str(c) for c in frame.columns]
     lines = []
     if caption:
@@ -270,7 +278,7 @@ img{max-width:100%}.note{color:#555;font-size:.92em}.warning{background:#fff4e0;
 """
 
 
-def render_html(title: str, sections: Sequence[Section], preamble: Sequence[Any] = ()) -> str:
+def render_html(title: str, sections: Sequence[Section], preamble: Sequence[Block] = ()) -> str:
     """One self-contained HTML page (figures embedded)."""
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -290,7 +298,7 @@ def render_html(title: str, sections: Sequence[Section], preamble: Sequence[Any]
     return "\n".join(parts)
 
 
-def _html_block(b: Any) -> str:
+def _html_block(b: Block) -> str:
     if isinstance(b, Text):
         cls = "" if b.kind == "p" else f" class='{b.kind}'"
         return f"<p{cls}>{_inline(b.text)}</p>"
@@ -307,12 +315,12 @@ def _html_block(b: Any) -> str:
 
 
 def render_markdown(
-    title: str, sections: Sequence[Section], figure_dir: str = "figures", preamble: Sequence[Any] = ()
+    title: str, sections: Sequence[Section], figure_dir: str = "figures", preamble: Sequence[Block] = ()
 ) -> tuple[str, dict[str, bytes]]:
     """The Markdown summary and the figure files it links (``{relative path: png bytes}``)."""
     lines = [f"# {title}", ""]
     files: dict[str, bytes] = {}
-    blocks_by_section: list[tuple[str | None, Sequence[Any]]] = [(None, preamble)]
+    blocks_by_section: list[tuple[str | None, Sequence[Block]]] = [(None, preamble)]
     blocks_by_section += [(s.title, s.blocks) for s in sections]
     for sec_title, blocks in blocks_by_section:
         if sec_title is not None:
@@ -334,6 +342,7 @@ def render_markdown(
 
 
 __all__ = [
+    "Block",
     "Comparison",
     "Figure",
     "PaperComparison",

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .blocks import mean_std
 
 
 def metric_values(
-    frame: Any, name: str, split: str | None = "test", task: str | None = None, **eq: Any
-) -> Any:
+    frame: pd.DataFrame, name: str, split: str | None = "test", task: str | None = None, **eq: Any
+) -> pd.DataFrame:
     """Rows of ``frame`` for metric ``name`` (and ``split`` / ``task`` / column == value)."""
     sel = frame["name"] == name
     if split is not None:
@@ -24,7 +27,7 @@ def metric_values(
     return frame[sel]
 
 
-def seed_mean(frame: Any, name: str, split: str | None = "test", task: str | None = None, **eq: Any) -> tuple[float, float, int]:
+def seed_mean(frame: pd.DataFrame, name: str, split: str | None = "test", task: str | None = None, **eq: Any) -> tuple[float, float, int]:
     """(mean, sample std, number of seeds) of a metric; the value is first averaged per seed."""
     rows = metric_values(frame, name, split, task, **eq)
     if rows.empty:
@@ -35,13 +38,13 @@ def seed_mean(frame: Any, name: str, split: str | None = "test", task: str | Non
 
 
 def summary_table(
-    frame: Any,
+    frame: pd.DataFrame,
     rows: str = "method",
     split: str | None = "test",
     metrics: Sequence[str] | None = None,
     row_order: Sequence[str] | None = None,
     digits: int = 3,
-) -> Any:
+) -> pd.DataFrame:
     """A wide table: one row per ``rows`` value, one column per (metric, task), ``mean ± std``."""
     import pandas as pd
 

@@ -1,6 +1,6 @@
 """``gmtl-aop`` and ``gmtl-taskonomy``: GMTL's image experiments (Makino et al. 2022, §5–6).
 
-Both follow the protocol of :mod:`causalmtl.experiments.gmtl_shift` on the paper's datasets:
+Both follow the protocol of :mod:`causalmtl.experiments.builtin.gmtl_shift` on the paper's datasets:
 
 * ``gmtl-aop``: Attributes of People with the GMTL authors' validation split
   (``load_attributes(split="gmtl")``: 20 % of all trainval rows, ``RandomState(0)``, the same for
@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from . import hparams as hp
-from .common import (
+from .. import hparams as hp
+from ..common import (
     ModelConfig,
     TrainConfig,
     accuracy_metrics,
@@ -52,8 +52,8 @@ from .common import (
     method_def,
     train_method,
 )
-from .registry import Experiment, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from ..registry import Experiment, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def _validate(cfg: Any) -> None:
         raise ValueError(f"need image_size >= 8 and 0 <= crop <= image_size, got image_size={cfg.image_size}, "
                          f"crop={cfg.crop}")
     if isinstance(cfg, GmtlAopConfig):
-        from ..data.attributes import PAPER_PAIRS
+        from ...data.attributes import PAPER_PAIRS
 
         bad = [p for p in cfg.pairs if p not in PAPER_PAIRS]
         if bad or not cfg.pairs:
@@ -118,7 +118,7 @@ def _validate(cfg: Any) -> None:
 def _transforms(cfg: Any, uint8: bool) -> dict[str, Any]:
     """Train / eval row transforms: resize (Taskonomy rows are stored at full size), crop, flip,
     scaling and ImageNet normalisation (§5.3: 256 → random 224 crop + flip; eval centre crop)."""
-    from ..data.transforms import train_eval_transforms
+    from ...data.transforms import train_eval_transforms
 
     return train_eval_transforms(cfg.image_size if uint8 else None, cfg.crop or None, flip=True, normalize=uint8)
 
@@ -130,7 +130,7 @@ def _set_transforms(splits: Any, tf: dict[str, Any]) -> Any:
     return splits
 
 
-def _data_dir(cfg: Any, ctx: RunContext | None, kind: str) -> str | None:
+def _data_dir(cfg: GmtlAopConfig | GmtlTaskonomyConfig, ctx: RunContext | None) -> str | None:
     """The data directory; with ``synthetic`` a fresh synthetic copy under the run's artefacts."""
     if not cfg.synthetic:
         return cfg.data_dir
@@ -138,12 +138,12 @@ def _data_dir(cfg: Any, ctx: RunContext | None, kind: str) -> str | None:
         raise ValueError("synthetic data is written per run")
     root = ctx.artefact_dir / "synthetic-data"
     shutil.rmtree(root, ignore_errors=True)
-    if kind == "aop":
-        from ..data.attributes import write_synthetic_attributes
+    if isinstance(cfg, GmtlAopConfig):
+        from ...data.attributes import write_synthetic_attributes
 
         return str(write_synthetic_attributes(root, n_train=cfg.synthetic_n, n_test=cfg.synthetic_n,
                                               size=cfg.synthetic_size, seed=ctx.seed))
-    from ..data.taskonomy import write_synthetic_taskonomy
+    from ...data.taskonomy import write_synthetic_taskonomy
 
     write_synthetic_taskonomy(root, buildings=cfg.synthetic_buildings, points=cfg.synthetic_points, views=2,
                               size=cfg.synthetic_size, seed=ctx.seed,
@@ -152,17 +152,17 @@ def _data_dir(cfg: Any, ctx: RunContext | None, kind: str) -> str | None:
 
 
 def load_aop(cfg: GmtlAopConfig, pair: str, ctx: RunContext | None) -> Any:
-    from ..data import load_attributes
+    from ...data import load_attributes
 
-    path = _data_dir(cfg, ctx, "aop")
+    path = _data_dir(cfg, ctx)
     splits = load_attributes(path, tasks=pair, split="gmtl", stream=True, image_size=cfg.image_size)
     return _set_transforms(splits, _transforms(cfg, uint8=False))
 
 
 def load_gmtl_taskonomy(cfg: GmtlTaskonomyConfig, ctx: RunContext | None) -> Any:
-    from ..data import load_taskonomy
+    from ...data import load_taskonomy
 
-    path = _data_dir(cfg, ctx, "taskonomy")
+    path = _data_dir(cfg, ctx)
     splits = load_taskonomy(path, tasks="gmtl", split="csv", split_size="tiny" if cfg.synthetic else cfg.split_size)
     return _set_transforms(splits, _transforms(cfg, uint8=True))
 
@@ -170,7 +170,7 @@ def load_gmtl_taskonomy(cfg: GmtlTaskonomyConfig, ctx: RunContext | None) -> Any
 def check_data_aop(cfg: GmtlAopConfig) -> None:
     _validate(cfg)
     if not cfg.synthetic:
-        from ..data import load_attributes
+        from ...data import load_attributes
 
         for pair in cfg.pairs:
             load_attributes(cfg.data_dir, tasks=pair, split="gmtl", load_images=False)
@@ -179,7 +179,7 @@ def check_data_aop(cfg: GmtlAopConfig) -> None:
 def check_data_taskonomy(cfg: GmtlTaskonomyConfig) -> None:
     _validate(cfg)
     if not cfg.synthetic:
-        from ..data import load_taskonomy
+        from ...data import load_taskonomy
 
         load_taskonomy(cfg.data_dir, tasks="gmtl", split="csv", split_size=cfg.split_size, labels_only=True)
 
@@ -204,7 +204,7 @@ def alpha_heuristic(lp_valid: Any, valid: Any, prior: Any, alphas: list[float], 
     """GMTL §3.1 per main task: α chosen on validation; test accuracy under shift at that α vs α = 0.
 
     ``arrays`` holds the run's shift draws (``acc_<t>`` of shape ``(D, A)``)."""
-    from ..gmtl import select_alpha
+    from ...gmtl import select_alpha
 
     rows = []
     a0 = alphas.index(0.0)
@@ -219,8 +219,8 @@ def alpha_heuristic(lp_valid: Any, valid: Any, prior: Any, alphas: list[float], 
 
 
 def _run(cfg: Any, spec: RunSpec, ctx: RunContext, splits: Any) -> RunResult:
-    from ..gmtl import JointPrior
-    from ..shift.files import write_gmtl_dir
+    from ...gmtl import JointPrior
+    from ...shift.files import write_gmtl_dir
 
     if cfg.model.weights is None and not cfg.synthetic and cfg.model.encoder.startswith("resnet"):
         log.warning("model.weights is not set: training %s from scratch (the paper starts from ImageNet "
@@ -261,8 +261,8 @@ def run_taskonomy(cfg: GmtlTaskonomyConfig, spec: RunSpec, ctx: RunContext) -> R
 def _report(ctx: Any, what: str) -> list[Any]:
     import pandas as pd
 
-    from ..report.blocks import Comparison, PaperComparison, Table, Text
-    from .reporting import (
+    from ...report.blocks import Comparison, PaperComparison, Table, Text
+    from ..reporting import (
         PAPER_TAU_ALPHA_CORR,
         _corr_verdict,
         accuracy_table,

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from . import hparams as hp
-from .common import (
+from .. import hparams as hp
+from ..common import (
     DigitsConfig,
     ModelConfig,
     TrainConfig,
@@ -37,7 +37,7 @@ from .common import (
     spurious_metrics,
     train_method,
 )
-from .registry import Experiment, RunContext, RunResult, RunSpec, register
+from ..registry import Experiment, RunContext, RunResult, RunSpec, register
 
 ALPHAS = [round(0.1 * i, 1) for i in range(11)]
 
@@ -111,8 +111,8 @@ def run(cfg: QuickstartConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
 
 
 def report(ctx: Any) -> list[Any]:
-    from ..report.blocks import Comparison, Figure, PaperComparison, Table, Text
-    from .reporting import (
+    from ...report.blocks import Comparison, Figure, PaperComparison, Table, Text
+    from ..reporting import (
         accuracy_table,
         graph_figure,
         order_verdict,
@@ -172,7 +172,7 @@ def report(ctx: Any) -> list[Any]:
         rel = relative_table(p, cfg.mtcrl_methods, base)
         if not rel.empty:
             blocks.append(Table(rel, caption=f"Relative improvement over {label(base)} (MT-CRL Table 2's measure)"))
-        from .reporting import comparison
+        from ..reporting import comparison
 
         comps = [
             comparison("STL accuracy, left", 0.871, p, "acc", task="left", method="stl"),

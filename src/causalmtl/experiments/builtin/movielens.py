@@ -27,14 +27,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import hparams as hp
-from .registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from .. import hparams as hp
+from ..registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
+
+if TYPE_CHECKING:
+    import torch
+
+    from ...data.base import DatasetSplits
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +117,14 @@ def _check(cfg: MovieLensConfig) -> None:
             raise ValueError(f"train.{k} must be >= 1, got {getattr(cfg.train, k)}")
 
 
-_CACHE: dict[tuple, Any] = {}
+#: (path, genres, min_word_count, max_title_words) → the shifted splits (one entry)
+_CACHE: dict[tuple[str, str, int, int], DatasetSplits] = {}
 
 
-def load_data(cfg: MovieLensConfig) -> Any:
+def load_data(cfg: MovieLensConfig) -> DatasetSplits:
     """The splits (cached per process) with user/movie ids shifted by one (0 = padding)."""
-    from ..data.base import DatasetSplits, MultiTaskDataset
-    from ..data.movielens import load_movielens
+    from ...data.base import DatasetSplits, MultiTaskDataset
+    from ...data.movielens import load_movielens
 
     d = cfg.data
     genres: Any = "paper" if list(d.genres) == ["paper"] else (list(d.genres) or None)
@@ -127,6 +134,8 @@ def load_data(cfg: MovieLensConfig) -> Any:
                            max_title_words=d.max_title_words)  # fmt: skip
 
         def shift(ds: MultiTaskDataset) -> MultiTaskDataset:
+            if not isinstance(ds.inputs, Mapping):
+                raise TypeError(f"MovieLens inputs must be a dict of id arrays, got {type(ds.inputs).__name__}")
             x = dict(ds.inputs)
             x["user"] = x["user"] + 1
             x["movie"] = x["movie"] + 1
@@ -139,8 +148,8 @@ def load_data(cfg: MovieLensConfig) -> Any:
 
 def check_data(cfg: MovieLensConfig) -> None:
     """Fail early (before any run) when the MovieLens files are absent (files are not read)."""
-    from ..data._sources import MissingDataError as DataMissing
-    from ..data.movielens import _find_directory, detect_layout
+    from ...data._sources import MissingDataError as DataMissing
+    from ...data.movielens import _find_directory, detect_layout
 
     _check(cfg)
     try:
@@ -160,8 +169,8 @@ def plan(cfg: MovieLensConfig) -> list[RunSpec]:
 
 def build_model(arch: str, splits: Any, mcfg: MovieLensModel, seed: int) -> Any:
     """STL, MMoE or MT-CRL network whose encoders are embedding + two-layer MLP."""
-    from ..nn import STL, EmbeddingEncoder, MMoE, seeded
-    from ..nn.mtcrl import MTCRLNet
+    from ...nn import STL, EmbeddingEncoder, MMoE, seeded
+    from ...nn.mtcrl import MTCRLNet
 
     meta = splits.meta
     vocab = {
@@ -184,10 +193,10 @@ def build_model(arch: str, splits: Any, mcfg: MovieLensModel, seed: int) -> Any:
 
 
 def build_method(name: str, model: Any, method_h: dict[str, Any]) -> Any:
-    from ..methods import METHODS as BASELINES
+    from ...methods import METHODS as BASELINES
 
     if name == "mtcrl":
-        from ..methods.mtcrl import MTCRL
+        from ...methods.mtcrl import MTCRL
 
         return MTCRL(model, **method_h)
     return BASELINES[name](model, **method_h)
@@ -195,7 +204,7 @@ def build_method(name: str, model: Any, method_h: dict[str, Any]) -> Any:
 
 def predictions(model: Any, data: Any, device: str) -> np.ndarray:
     """Predicted ratings ``(N, G)``."""
-    from ..train import predict_log_probs
+    from ...train import predict_log_probs
 
     return np.stack(
         [np.asarray(o).reshape(-1) for o in predict_log_probs(model, data, device=device)], axis=1
@@ -203,8 +212,8 @@ def predictions(model: Any, data: Any, device: str) -> np.ndarray:
 
 
 def run(cfg: MovieLensConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
-    from ..data.movielens import genre_mse
-    from ..train import Trainer
+    from ...data.movielens import genre_mse
+    from ...train import Trainer
 
     _check(cfg)
     splits = load_data(cfg)
@@ -269,7 +278,9 @@ def _genre_output(model: Any, x: Any, zs: list[Any], t: int) -> Any:
     return model.heads[t](mixed).reshape(-1)
 
 
-def title_word_attribution(encoder: Any, x: dict[str, Any], v: Any) -> tuple[Any, Any]:
+def title_word_attribution(
+    encoder: Any, x: Mapping[str, torch.Tensor], v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient × input of ``Σ_b <v_b, encoder(x)_b>`` w.r.t. each title-word embedding.
 
     Re-runs an :class:`~causalmtl.nn.EmbeddingEncoder` with the title bag written out as a
@@ -281,7 +292,8 @@ def title_word_attribution(encoder: Any, x: dict[str, Any], v: Any) -> tuple[Any
 
     fe = encoder[0]
     parts = []
-    emb = mask = None
+    emb: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
     for k in fe.fields:
         ids = x[k].long()
         if k == "title":
@@ -290,6 +302,8 @@ def title_word_attribution(encoder: Any, x: dict[str, Any], v: Any) -> tuple[Any
             parts.append((emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1))
         else:
             parts.append(fe.bags[k](ids.reshape(len(ids), -1)))
+    if emb is None or mask is None:
+        raise ValueError(f"encoder must embed a 'title' field, got fields {list(fe.fields)}")
     z = torch.nn.Sequential(*list(encoder)[1:])(torch.cat(parts, dim=1))
     (grad,) = torch.autograd.grad((z * v).sum(), emb)
     return (grad * emb).sum(-1) * mask, z
@@ -301,7 +315,7 @@ def case_study(
     """Module usage of ``genre`` and the top title words of every module (see module doc)."""
     import torch
 
-    from ..methods.batch import Batch
+    from ...methods.batch import Batch
 
     t = list(splits.meta["genres"]).index(genre)
     data = splits.test
@@ -310,6 +324,8 @@ def case_study(
         return {"genre": genre, "usage": [], "top_words": [], "module": -1}
     batch = Batch.from_dataset(data, rows, device=torch.device(device))
     x = batch.x
+    if not isinstance(x, Mapping):
+        raise TypeError(f"MovieLens batches must hold a dict of id tensors, got {type(x).__name__}")
     was = model.training
     model.eval()
     try:
@@ -348,9 +364,9 @@ def case_study(
 def report(ctx: Any) -> list[Any]:
     import pandas as pd
 
-    from ..metrics.relative import relative_improvement_table
-    from ..report import Comparison, PaperComparison, Table, Text
-    from ..report.tables import seed_mean, summary_table
+    from ...metrics.relative import relative_improvement_table
+    from ...report import Comparison, PaperComparison, Table, Text
+    from ...report.tables import seed_mean, summary_table
 
     frame = ctx.frame
     blocks: list[Any] = []

@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from .registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from ..registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ def _check(cfg: ManyTasksConfig) -> None:
 
 
 def check_data(cfg: ManyTasksConfig) -> None:
-    from ..data._sources import MissingDataError as DataMissing
-    from ..data.yeast import read_yeast
+    from ...data._sources import MissingDataError as DataMissing
+    from ...data.yeast import read_yeast
 
     _check(cfg)
     try:
@@ -124,7 +124,7 @@ def decode_families(
     log_probs: list[np.ndarray], prior: Any, alphas: list[float]
 ) -> dict[str, np.ndarray]:
     """Predictions ``(A, N, T)`` of each family of the module docstring."""
-    from ..gmtl import gmtl_decode
+    from ...gmtl import gmtl_decode
 
     zeros = [0.0] * len(alphas)
     return {
@@ -137,18 +137,19 @@ def decode_families(
 
 def dependence_part(prior: Any, labels: np.ndarray) -> np.ndarray:
     """``D(y) = log p(y) − Σ_t log p(y_t)`` of complete label rows (full or tree prior)."""
-    from ..gmtl import TreePrior
+    from ...gmtl import TreePrior
 
     marg = sum(np.log(prior.marginal(t))[labels[:, t]] for t in range(labels.shape[1]))
     if isinstance(prior, TreePrior):
         logp = prior.log_pmf(labels)
     else:
         logp = np.log(prior.probs[tuple(labels.T)])
-    return logp - marg
+    dependence: np.ndarray = logp - marg
+    return dependence
 
 
 def _run_scaling(cfg: ManyTasksConfig) -> RunResult:
-    from ..gmtl.scaling import scaling_table
+    from ...gmtl.scaling import scaling_table
 
     rows = scaling_table(cfg.scaling_tasks, n=cfg.scaling_n,
                          max_table_tasks=cfg.scaling_max_table_tasks)  # fmt: skip
@@ -162,11 +163,11 @@ def _run_scaling(cfg: ManyTasksConfig) -> RunResult:
 
 
 def run(cfg: ManyTasksConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
-    from ..data.yeast import YEAST_LABELS, load_yeast
-    from ..gmtl import JointPrior, TreePrior
-    from ..shift import weighted_tau
-    from ..shift.analysis import analyze
-    from ..shift.evaluate import evaluate_shift
+    from ...data.yeast import YEAST_LABELS, load_yeast
+    from ...gmtl import JointPrior, TreePrior
+    from ...shift import weighted_tau
+    from ...shift.analysis import analyze
+    from ...shift.evaluate import evaluate_shift
 
     _check(cfg)
     if spec.method == "scaling":

@@ -1,7 +1,9 @@
 """Build the report of an output directory from its database and artefact files only.
 
 ``build_report(out)`` writes ``OUT/report.html`` (self-contained: figures embedded as base64
-PNG), ``OUT/report.md`` (Markdown summary) and ``OUT/figures/*.png``. For every experiment
+PNG), ``OUT/report.md`` (Markdown summary) and ``OUT/figures/*.png``. This module reads (the
+results database, the registry, the stored configs, the artefacts) and turns what it read into
+report blocks; :mod:`causalmtl.report` renders them and writes the files. For every experiment
 with finished runs it calls the experiment's report function with a :class:`ReportContext`
 (the long metrics frame, the runs, the stored config, and each run's saved arrays); an
 experiment without one, or whose report function fails, gets a generic metrics table (and,
@@ -15,26 +17,20 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..experiments import config as cfgmod
-from ..experiments import registry
-from ..experiments.runner import DB_NAME, load_artefacts
-from ..experiments.store import ResultStore, RunRow
-from .blocks import (
-    VERDICT_CLASSES,
-    PaperComparison,
-    Section,
-    Table,
-    Text,
-    comparison_verdict,
-    render_html,
-    render_markdown,
-    verdict_class,
-)
-from .tables import summary_table
+from ..report.blocks import Block, Section, Table, Text
+from ..report.page import ReportFiles, glance_table, write_report
+from ..report.tables import summary_table
+from . import config as cfgmod
+from . import registry
+from .runner import DB_NAME, load_artefacts
+from .store import ResultStore, RunRow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +43,7 @@ class ReportContext:
     experiment: str
     config_hash: str
     config: Any
-    frame: Any
+    frame: pd.DataFrame  # the long metrics frame (ResultStore.metrics_frame)
     runs: list[RunRow]
     _cache: dict[int, tuple[dict[str, np.ndarray], dict[str, Any]]] = field(default_factory=dict)
 
@@ -138,48 +134,7 @@ def experiment_section(out: Path, store: ResultStore, name: str, chash: str) -> 
     return section
 
 
-def _at_a_glance(sections: list[Section]) -> Any:
-    """A summary, not a copy: one row per paper comparison (a group of findings), with how many
-    of its findings reproduce, differ or did not run, and which ones differ.
-
-    The per-finding rows stay in each section; verdicts are classed by
-    :func:`~causalmtl.report.blocks.verdict_class`, and a finding whose runs did not run counts
-    as "not run" whatever verdict it carries.
-    """
-    import pandas as pd
-
-    rows = []
-    for s in sections:
-        for b in s.blocks:
-            if not isinstance(b, PaperComparison) or not b.rows:
-                continue
-            classes = [verdict_class(comparison_verdict(r)) for r in b.rows]
-            counts = {c: classes.count(c) for c in VERDICT_CLASSES}
-            if counts["reproduces"] + counts["differs"] + counts["not run"] == 0:
-                continue  # descriptive only, no verdict to summarise
-            differ = [r.quantity for r, c in zip(b.rows, classes) if c == "differs"]
-            if counts["reproduces"] and not counts["differs"]:
-                overall = "reproduces" if not counts["not run"] else "reproduces (where run)"
-            elif counts["differs"] and not counts["reproduces"]:
-                overall = "differs"
-            elif counts["differs"]:
-                overall = "partly (some differ)"
-            else:
-                overall = "not run"
-            rows.append({
-                "experiment": s.anchor,
-                "comparison": b.caption or "paper comparison",
-                "findings": len(b.rows),
-                "reproduce": counts["reproduces"],
-                "differ": counts["differs"],
-                "not run": counts["not run"],
-                "which differ": "; ".join(differ) if differ else "–",
-                "verdict": overall,
-            })
-    return pd.DataFrame(rows)
-
-
-def build_report(out: str | os.PathLike, title: str = "causalmtl report") -> dict[str, Path]:
+def build_report(out: str | os.PathLike[str], title: str = "causalmtl report") -> ReportFiles:
     """Write ``report.html``, ``report.md`` and ``figures/`` in ``out``; return their paths.
 
     Raises ``ValueError`` when ``out`` holds no results database.
@@ -210,27 +165,18 @@ def build_report(out: str | os.PathLike, title: str = "causalmtl report") -> dic
         }
         for s in sections
     ])
-    preamble: list[Any] = [
+    preamble: list[Block] = [
         Text(f"Built {time.strftime('%Y-%m-%d %H:%M')} from `{db}` and the artefact files beside it. "
              "Paper numbers are quoted beside ours with the difference (ours − paper)."),
     ]
     if sections:
         preamble.append(Table(overview, caption="Experiments in this directory"))
-        glance = _at_a_glance(sections)
-        if not glance.empty:
-            preamble.append(Table(glance, caption="At a glance: per comparison with a paper, how many of its "
-                                  "findings reproduce here, differ, or did not run (each finding, with "
-                                  "the numbers, is in its section)"))
+        glance = glance_table(sections)
+        if glance is not None:
+            preamble.append(glance)
     else:
         preamble.append(Text("The database holds no finished run yet.", kind="warning"))
-    page = render_html(title, sections, preamble)
-    md, files = render_markdown(title, sections, preamble=preamble)
-    (out / "figures").mkdir(exist_ok=True)
-    for rel, data in files.items():
-        (out / rel).write_bytes(data)
-    (out / "report.html").write_text(page, encoding="utf-8")
-    (out / "report.md").write_text(md, encoding="utf-8")
-    return {"html": out / "report.html", "markdown": out / "report.md", "figures": out / "figures"}
+    return write_report(out, title, sections, preamble)
 
 
 __all__ = ["ReportContext", "build_report", "experiment_section"]

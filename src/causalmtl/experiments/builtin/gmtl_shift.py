@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from . import hparams as hp
-from .common import (
+from .. import hparams as hp
+from ..common import (
     DigitsConfig,
     ModelConfig,
     TrainConfig,
@@ -39,7 +39,7 @@ from .common import (
     method_def,
     train_method,
 )
-from .registry import Experiment, RunContext, RunResult, RunSpec, register
+from ..registry import Experiment, RunContext, RunResult, RunSpec, register
 
 ALPHAS = [round(0.1 * i, 1) for i in range(11)]
 
@@ -76,13 +76,13 @@ def _validate(cfg: GmtlShiftConfig) -> None:
 def check_data(cfg: GmtlShiftConfig) -> None:
     _validate(cfg)
     if cfg.dataset == "attributes":
-        from ..data import load_attributes
+        from ...data import load_attributes
 
         load_attributes(cfg.data_dir, tasks=cfg.pair, load_images=False)
     if cfg.dataset == "table":
         from pathlib import Path
 
-        from .registry import MissingDataError
+        from ..registry import MissingDataError
 
         if not Path(str(cfg.table_path)).is_file():
             raise MissingDataError(f"table_path {cfg.table_path!r} is not a file; give a CSV or Parquet file")
@@ -105,8 +105,8 @@ def load_splits(cfg: GmtlShiftConfig, seed: int) -> tuple[Any, np.ndarray]:
     if cfg.dataset == "digits":
         splits = make_digits(cfg.data, "biased", seed=seed)
         return splits, splits.meta["true_joint"]["test"]
-    from ..data import load_attributes, load_table
-    from ..gmtl import JointPrior
+    from ...data import load_attributes, load_table
+    from ...gmtl import JointPrior
 
     if cfg.dataset == "table":
         splits = load_table(cfg.table_path, labels=list(cfg.table_labels), seed=seed)
@@ -129,8 +129,8 @@ def run(cfg: GmtlShiftConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
 
 
 def report(ctx: Any) -> list[Any]:
-    from ..report.blocks import Table, Text
-    from .reporting import (
+    from ...report.blocks import Table, Text
+    from ..reporting import (
         accuracy_table,
         pooled_shift,
         select_trials,
@@ -161,8 +161,8 @@ def report(ctx: Any) -> list[Any]:
         mids = np.concatenate([a.midpoints[a.counts > 0] for a in pooled])
         opt = np.concatenate([a.optimal_alpha[a.counts > 0] for a in pooled])
         r = float(np.corrcoef(mids, opt)[0, 1]) if np.ptp(opt) > 0 and np.ptp(mids) > 0 else float("nan")
-        from ..report.blocks import Comparison, PaperComparison
-        from .reporting import PAPER_TAU_ALPHA_CORR, _corr_verdict
+        from ...report.blocks import Comparison, PaperComparison
+        from ..reporting import PAPER_TAU_ALPHA_CORR, _corr_verdict
 
         blocks.append(PaperComparison(
             [Comparison("r(τ midpoint, optimal α), all methods pooled", PAPER_TAU_ALPHA_CORR, r,

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from . import hparams as hp
-from .common import (
+from .. import hparams as hp
+from ..common import (
     DigitsConfig,
     ModelConfig,
     TrainConfig,
@@ -41,7 +41,7 @@ from .common import (
     spurious_metrics,
     train_method,
 )
-from .registry import Experiment, RunContext, RunResult, RunSpec, register
+from ..registry import Experiment, RunContext, RunResult, RunSpec, register
 
 #: Table 6 (Multi-MNIST): (left, right) accuracy, mean and std over seeds.
 PAPER_TABLE6 = {
@@ -133,7 +133,7 @@ def _validate(cfg: MtcrlDigitsConfig) -> None:
 def check_data(cfg: MtcrlDigitsConfig) -> None:
     _validate(cfg)
     if cfg.dataset in ("mnist", "mnist-stream"):
-        from ..data.mnist import find_mnist_files
+        from ...data.mnist import find_mnist_files
 
         find_mnist_files(cfg.data_dir)
 
@@ -168,11 +168,11 @@ def _splits(cfg: MtcrlDigitsConfig, seed: int) -> Any:
     if cfg.dataset == "digits":
         return make_digits(cfg.data, "pairs", seed=seed)
     if cfg.dataset == "mnist-stream":
-        from ..data.mnist_stream import make_streamed_multi_mnist
+        from ...data.mnist_stream import make_streamed_multi_mnist
 
         return make_streamed_multi_mnist(cfg.data_dir, per_pair=cfg.per_pair, valid_pairs=cfg.data.valid_pairs,
                                          seed=seed)
-    from ..data.mnist import make_multi_mnist
+    from ...data.mnist import make_multi_mnist
 
     d = cfg.data
     return make_multi_mnist(cfg.data_dir, "pairs", d.n_train, d.n_valid, d.n_test, seed=seed,
@@ -190,7 +190,7 @@ def run(cfg: MtcrlDigitsConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
         sp, _ = spurious_metrics(trained.model, splits.test, splits.meta["causal_blocks"], ctx.device)
         rows += sp
         if cfg.diagnostics and method_def(spec.method).arch in ("mmoe", "mmoe-k", "mtcrl"):
-            from ..methods.mtcrl_diagnostics import module_gradient_report
+            from ...methods.mtcrl_diagnostics import module_gradient_report
 
             g = module_gradient_report(trained.model, splits.train, splits.valid, device=ctx.device)
             arrays["grad_train"] = np.asarray(g.train)
@@ -210,9 +210,9 @@ def _ms(mean: float, std: float, n: int) -> str:
 def report(ctx: Any) -> list[Any]:
     import pandas as pd
 
-    from ..report.blocks import Comparison, Figure, PaperComparison, Table, Text
-    from ..report.tables import seed_mean
-    from .reporting import (
+    from ...report.blocks import Comparison, Figure, PaperComparison, Table, Text
+    from ...report.tables import seed_mean
+    from ..reporting import (
         accuracy_table,
         environment_blocks,
         graph_figure,
@@ -321,8 +321,8 @@ def report(ctx: Any) -> list[Any]:
 
 def _relative_blocks(t6: Any, methods: list[str], base: str) -> list[Any]:
     """Table 2 (relative improvement over ``base``) and its comparison with the paper."""
-    from ..report.blocks import Comparison, PaperComparison, Table
-    from .reporting import relative_table
+    from ...report.blocks import Comparison, PaperComparison, Table
+    from ..reporting import relative_table
 
     rel = relative_table(t6, methods, base)
     blocks: list[Any] = [Table(rel, caption=f"Relative improvement over {label(base)} (Table 2's measure)")]
@@ -339,7 +339,7 @@ def _relative_blocks(t6: Any, methods: list[str], base: str) -> list[Any]:
         else:
             continue
         ours = None if row is None else float(row["mean"])
-        if ours is None:
+        if row is None or ours is None:
             verdict = "–"
         elif abs(ours) < _noise_band(float(row["std"]), int(row["n_seeds"])):
             verdict = "no clear difference from MTL (paper: better)"
@@ -359,8 +359,8 @@ def _baseline_match(t6: Any, methods: list[str]) -> list[Any]:
     we measure STL's relative improvement over it; the baseline whose gap is nearest the
     paper's is the one its numbers match.
     """
-    from ..report.blocks import Comparison, PaperComparison, Text
-    from .reporting import relative_table
+    from ...report.blocks import Comparison, PaperComparison, Text
+    from ..reporting import relative_table
 
     if "stl" not in methods:
         return []
@@ -397,7 +397,7 @@ def _baseline_match(t6: Any, methods: list[str]) -> list[Any]:
 def _gradient_figure(diag: dict[str, tuple[np.ndarray, np.ndarray]], tasks: list[str]) -> bytes:
     from matplotlib.figure import Figure as MplFigure
 
-    from ..report.blocks import figure_png
+    from ...report.blocks import figure_png
 
     n = len(diag)
     fig = MplFigure(figsize=(9, 1.6 + 1.7 * n), layout="constrained")

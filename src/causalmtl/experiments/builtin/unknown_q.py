@@ -26,12 +26,16 @@ import itertools
 import logging
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from ..registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
+
+if TYPE_CHECKING:
+    from ...data.base import MultiTaskDataset
+    from ...gmtl import JointPrior
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +98,8 @@ def _check(cfg: UnknownQConfig) -> None:
 def check_data(cfg: UnknownQConfig) -> None:
     _check(cfg)
     if "yeast" in cfg.datasets:
-        from ..data._sources import MissingDataError as DataMissing
-        from ..data.yeast import read_yeast
+        from ...data._sources import MissingDataError as DataMissing
+        from ...data.yeast import read_yeast
 
         try:
             read_yeast(cfg.yeast_path or None)
@@ -122,7 +126,8 @@ def _ising(T: int, rng: np.random.Generator) -> np.ndarray:
         J[t, t + 1] = J[t + 1, t] = 0.8
     e = np.einsum("kt,tu,ku->k", s, J, s) / 2 + s @ rng.normal(0, 0.2, T)
     p = np.exp(e - e.max())
-    return (p / p.sum()).reshape((2,) * T)
+    table: np.ndarray = (p / p.sum()).reshape((2,) * T)
+    return table
 
 
 def _heads(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> list[Any]:
@@ -135,9 +140,18 @@ def _scores(heads: list[Any], x: np.ndarray) -> list[np.ndarray]:
     return [np.asarray(h.predict_log_proba(x), dtype=np.float64) for h in heads]
 
 
-def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
+def _flat_inputs(ds: MultiTaskDataset) -> np.ndarray:
+    """An in-memory split's inputs as rows of features ``(N, -1)``."""
+    if not isinstance(ds.inputs, np.ndarray):
+        raise TypeError(f"inputs must be an in-memory array, got {type(ds.inputs).__name__}")
+    return ds.inputs.reshape(len(ds.inputs), -1)
+
+
+def build(
+    cfg: UnknownQConfig, data: str, seed: int
+) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], np.ndarray, JointPrior]:
     """(val log-probs, val labels, pool log-probs, pool labels, training prior) of a dataset."""
-    from ..gmtl import JointPrior
+    from ...gmtl import JointPrior
 
     rng = np.random.default_rng(seed)
     if data == "simulated":
@@ -155,16 +169,16 @@ def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
         (xtr, ytr), (xv, yv), (xp, yp) = draw(cfg.n_train), draw(cfg.n_valid), draw(cfg.n_pool)
         heads = _heads(xtr, ytr, 1.0, seed)
     elif data == "digits":
-        from ..data.digits import make_multi_digits
+        from ...data.digits import make_multi_digits
 
         splits = make_multi_digits("biased", n_train=cfg.n_train, n_valid=cfg.n_valid,
                                    n_test=cfg.n_pool, m=0.9, test_joint=None, seed=seed)  # fmt: skip
         # the test split is drawn uniformly over the 100 pairs: a pool that covers every cell
-        flat = [s.inputs.reshape(len(s.inputs), -1) for s in (splits.train, splits.valid, splits.test)]
+        flat = [_flat_inputs(s) for s in (splits.train, splits.valid, splits.test)]
         (xtr, xv, xp), (ytr, yv, yp) = flat, (splits.train.targets, splits.valid.targets, splits.test.targets)
         heads = _heads(xtr, ytr, 0.5, seed)
     elif data == "table":
-        from ..data.table import load_table
+        from ...data.table import load_table
 
         splits = load_table(cfg.table_path, labels=list(cfg.table_labels), seed=seed)
         parts = []
@@ -185,7 +199,7 @@ def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
         prior = JointPrior.fit(ytr, n_classes, pseudocount=1.0)
         return _scores(heads, xv), yv, _scores(heads, xp), yp, prior
     else:
-        from ..data.yeast import read_yeast
+        from ...data.yeast import read_yeast
 
         x, y = read_yeast(cfg.yeast_path or None)
         y = y[:, np.argsort(-y.mean(0), kind="stable")[: cfg.yeast_labels]]
@@ -202,7 +216,7 @@ def build(cfg: UnknownQConfig, data: str, seed: int) -> tuple:
 
 
 def run(cfg: UnknownQConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
-    from ..shift.unknown_q import correlation_shift, evaluate_unknown_q
+    from ...shift.unknown_q import correlation_shift, evaluate_unknown_q
 
     _check(cfg)
     data, shift = spec.params["data"], spec.params["shift"]
@@ -231,7 +245,7 @@ def run(cfg: UnknownQConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
 def report(ctx: Any) -> list[Any]:
     import pandas as pd
 
-    from ..report import Table, Text
+    from ...report import Table, Text
 
     frame = ctx.frame
     if frame.empty:

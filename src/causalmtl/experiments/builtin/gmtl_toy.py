@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .registry import Experiment, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from ..registry import Experiment, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
 
 
 @dataclass
@@ -39,8 +39,8 @@ def plan(cfg: GmtlToyConfig) -> list[RunSpec]:
 
 
 def run(cfg: GmtlToyConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
-    from ..data import GaussianToy, decision_boundaries
-    from ..gmtl import JointPrior, gmtl_decode
+    from ...data import GaussianToy, decision_boundaries
+    from ...gmtl import JointPrior, gmtl_decode
 
     b = decision_boundaries(cfg.covs)
     rows = [
@@ -72,7 +72,7 @@ def report(ctx: Any) -> list[Any]:
     import pandas as pd
     from matplotlib.figure import Figure as MplFigure
 
-    from ..report.blocks import (
+    from ...report.blocks import (
         Comparison,
         Figure,
         PaperComparison,

@@ -10,12 +10,12 @@ report training accuracy, out-of-distribution test accuracy and the spurious sco
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from . import hparams as hp
-from .common import (
+from .. import hparams as hp
+from ..common import (
     ModelConfig,
     TrainConfig,
     accuracy_metrics,
@@ -28,13 +28,17 @@ from .common import (
     spurious_metrics,
     train_method,
 )
-from .registry import Experiment, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from ..registry import Experiment, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
+
+if TYPE_CHECKING:
+    from ...data.multi_sem import Structure
 
 #: Table 1 (Multi-SEM column): STL and MTL train accuracy, OOD accuracy, ρ_spur.
 PAPER_TABLE1 = {"stl": (0.931, 0.906, 0.128), "mtl": (0.936, 0.882, 0.246)}
-#: Table 5 (2 … 8 tasks): OOD accuracy and ρ_spur; the paper's text omits MTL's ρ_spur at T = 2.
-PAPER_TABLE5 = {
+#: Table 5 (2 … 8 tasks): method → {"acc" / "rho": OOD accuracy / ρ_spur for T = 2 … 8}; the
+#: paper's text omits MTL's ρ_spur at T = 2 (None).
+PAPER_TABLE5: dict[str, dict[str, list[float | None]]] = {
     "mtl": {"acc": [0.846, 0.838, 0.824, 0.809, 0.785, 0.752, 0.719],
             "rho": [None, 0.357, 0.391, 0.429, 0.475, 0.530, 0.594]},
     "stl": {"acc": [0.874, 0.861, 0.848, 0.836, 0.827, 0.810, 0.797],
@@ -88,20 +92,21 @@ def plan(cfg: MultiSemConfig) -> list[RunSpec]:
 
 
 def run(cfg: MultiSemConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
-    from ..data import make_multi_sem
+    from ...data import make_multi_sem
 
     d = cfg.data
     splits = make_multi_sem(n_tasks=int(spec.params["n_tasks"]), dim=d.dim, n_train=d.n_train, n_valid=d.n_valid,
                             n_test=d.n_test, m_train=d.m_train, m_valid=d.m_valid, m_test=d.m_test, signal=d.signal,
-                            structure=d.structure, seed=ctx.seed)
+                            # a str in the config (OmegaConf has no Literal); make_multi_sem rejects any other value
+                            structure=cast("Structure", d.structure), seed=ctx.seed)
     trained = train_method(spec.method, splits, cfg.model, cfg.train, dict(spec.params["hparams"]), ctx.seed,
                            ctx.device, ctx.artefact_dir, protocol="split", progress=ctx.progress)
     rows = accuracy_metrics(trained.model, splits, ctx.device) + history_rows(trained) + environment_shift(splits)
     sp, sal = spurious_metrics(trained.model, splits.test, splits.meta["causal_blocks"], ctx.device)
     arrays = {"saliency": sal.astype(np.float32)}
     if hasattr(trained.model, "graph"):  # MT-CRL: the graph and its task-to-factor weights, before → after
-        from ..methods.mtcrl_diagnostics import task_factor_weights
-        from .common import build_model
+        from ...methods.mtcrl_diagnostics import task_factor_weights
+        from ..common import build_model
 
         blocks = splits.meta["causal_blocks"]
         init = build_model(method_def(spec.method).arch, splits.train, cfg.model, ctx.seed)  # the same init
@@ -127,9 +132,9 @@ def _ms(mean: float, std: float, n: int) -> str:
 def report(ctx: Any) -> list[Any]:
     import pandas as pd
 
-    from ..report.blocks import Comparison, Figure, PaperComparison, Table, Text
-    from ..report.tables import seed_mean
-    from .reporting import (
+    from ...report.blocks import Comparison, Figure, PaperComparison, Table, Text
+    from ...report.tables import seed_mean
+    from ..reporting import (
         environment_blocks,
         line_figure,
         order_verdict,
@@ -163,14 +168,14 @@ def report(ctx: Any) -> list[Any]:
                 ours[(pk, q)] = mean if n else None
                 comps.append(Comparison(f"{label(m)} {q}", pv, mean if n else None, std, n))
         if ("stl", "Acc_OOD") in ours and ("mtl", "Acc_OOD") in ours:
+            stl_ood, mtl_ood = ours[("stl", "Acc_OOD")], ours[("mtl", "Acc_OOD")]
             comps.append(Comparison("STL − MTL OOD accuracy", 0.906 - 0.882,
-                                    None if None in (ours[("stl", "Acc_OOD")], ours[("mtl", "Acc_OOD")])
-                                    else ours[("stl", "Acc_OOD")] - ours[("mtl", "Acc_OOD")],
-                                    verdict=order_verdict(ours[("stl", "Acc_OOD")], ours[("mtl", "Acc_OOD")], 0.906, 0.882)))
+                                    None if stl_ood is None or mtl_ood is None else stl_ood - mtl_ood,
+                                    verdict=order_verdict(stl_ood, mtl_ood, 0.906, 0.882)))
+            mtl_rho, stl_rho = ours[("mtl", "ρ_spur")], ours[("stl", "ρ_spur")]
             comps.append(Comparison("MTL − STL ρ_spur", 0.246 - 0.128,
-                                    None if None in (ours[("mtl", "ρ_spur")], ours[("stl", "ρ_spur")])
-                                    else ours[("mtl", "ρ_spur")] - ours[("stl", "ρ_spur")],
-                                    verdict=order_verdict(ours[("mtl", "ρ_spur")], ours[("stl", "ρ_spur")], 0.246, 0.128)))
+                                    None if mtl_rho is None or stl_rho is None else mtl_rho - stl_rho,
+                                    verdict=order_verdict(mtl_rho, stl_rho, 0.246, 0.128)))
         blocks.append(PaperComparison(comps, caption="Table 1 (Multi-SEM, two tasks)", source="Hu et al. 2022, Table 1"))
     # Table 5 (T = 2 … 8)
     rows = []
@@ -216,7 +221,7 @@ def graph_truth_figure(panels: dict[str, np.ndarray], n_tasks: int) -> bytes:
     before and after, and the truth (task t is caused by factor t alone)."""
     from matplotlib.figure import Figure as MplFigure
 
-    from ..report.blocks import figure_png
+    from ...report.blocks import figure_png
 
     panels = {**panels, "truth: task t ← factor t": np.eye(n_tasks)}
     n = len(panels)
@@ -240,7 +245,7 @@ def graph_truth_figure(panels: dict[str, np.ndarray], n_tasks: int) -> bytes:
 
 def _graph_blocks(ctx: Any) -> list[Any]:
     """MT-CRL runs: A and the task-to-factor weights before → after, beside the truth (smallest T)."""
-    from ..report.blocks import Figure, Text
+    from ...report.blocks import Figure, Text
 
     out: list[Any] = []
     runs = [r for r in ctx.runs_of() if method_def(r.method).arch == "mtcrl"] if hasattr(ctx, "runs_of") else []

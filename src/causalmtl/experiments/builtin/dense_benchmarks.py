@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from . import hparams as hp
-from .common import (
+from .. import hparams as hp
+from ..common import (
     ImageModelConfig,
     ImageTrainConfig,
     check_methods,
@@ -51,8 +51,8 @@ from .common import (
     method_overrides,
     train_method,
 )
-from .registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from ..registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
 
 log = logging.getLogger(__name__)
 
@@ -170,21 +170,21 @@ def check_data(cfg: DenseConfig) -> None:
     _validate(cfg)
     if cfg.synthetic:
         return
-    from ..data._sources import MissingDataError as DataMissing
+    from ...data._sources import MissingDataError as DataMissing
 
     try:
         if isinstance(cfg, NYUv2Config):
-            from ..data.nyuv2 import NYU_TASKS
-            from ..data.nyuv2 import _find as find_nyu
+            from ...data.nyuv2 import NYU_TASKS
+            from ...data.nyuv2 import _find as find_nyu
 
             find_nyu(cfg.data_dir, cfg.layout, NYU_TASKS)
         elif isinstance(cfg, CityscapesConfig):
-            from ..data.cityscapes import CS_TASKS
-            from ..data.cityscapes import _find as find_cs
+            from ...data.cityscapes import CS_TASKS
+            from ...data.cityscapes import _find as find_cs
 
             find_cs(cfg.data_dir, cfg.layout, CS_TASKS, cfg.classes)
         else:
-            from ..data.taskonomy import _find_root
+            from ...data.taskonomy import _find_root
 
             _find_root(cfg.data_dir)
     except DataMissing as exc:
@@ -211,23 +211,26 @@ def _load(cfg: DenseConfig, ctx: RunContext) -> tuple[Any, Path | None]:
     if syn is not None:
         shutil.rmtree(syn, ignore_errors=True)
     if isinstance(cfg, NYUv2Config):
-        from ..data.nyuv2 import load_nyuv2, write_synthetic_nyuv2
+        from ...data.nyuv2 import load_nyuv2, write_synthetic_nyuv2
 
         if syn is not None:
             write_synthetic_nyuv2(syn, n=5 * cfg.synthetic_n, size=(h, w), seed=ctx.seed, n_scene_types=5)
         return load_nyuv2(path, layout="auto" if syn is not None else cfg.layout, split="scene", size=size,
                           seed=cfg.split_seed, fractions=tuple(cfg.fractions)), syn
     if isinstance(cfg, CityscapesConfig):
-        from ..data.cityscapes import load_cityscapes, write_synthetic_cityscapes
+        from ...data.cityscapes import load_cityscapes, write_synthetic_cityscapes
 
         if syn is not None:
             write_synthetic_cityscapes(syn, n_per_city=cfg.synthetic_n, size=(h, w), seed=ctx.seed)
         vs = cfg.valid_size if cfg.valid_size < 1 else int(cfg.valid_size)
         return load_cityscapes(path, layout="auto" if syn is not None else cfg.layout, classes=cfg.classes,
                                size=size, seed=cfg.split_seed, valid_size=vs), syn
-    from ..data.taskonomy import load_taskonomy, paper_transforms, write_synthetic_taskonomy
+    from ...data.taskonomy import load_taskonomy, paper_transforms, write_synthetic_taskonomy
 
-    counts = tuple(int(c) for c in cfg.building_counts)
+    if not isinstance(cfg, TaskonomyConfig):
+        raise TypeError(f"cfg must be an NYUv2Config, CityscapesConfig or TaskonomyConfig, got {type(cfg).__name__}")
+    n_train, n_valid, n_test = (int(c) for c in cfg.building_counts)  # 3 ints (_validate)
+    counts = (n_train, n_valid, n_test)
     if syn is not None:
         write_synthetic_taskonomy(syn, buildings=sum(counts), points=cfg.synthetic_n, views=2, size=h, seed=ctx.seed)
     tf = paper_transforms(cfg.resize, cfg.crop)
@@ -248,8 +251,8 @@ TABLE_METRICS = {
 
 
 def run(cfg: DenseConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
-    from ..metrics.direction import metric_direction
-    from ..train import evaluate
+    from ...metrics.direction import metric_direction
+    from ...train import evaluate
 
     tcfg = cfg.train
     notes = []
@@ -303,7 +306,7 @@ def _relative(frame: Any, methods: list[str], main: dict[str, str]) -> dict[str,
     """Per method, per-seed Δ over MTL (Table 2): mean over tasks of the one main metric each."""
     import pandas as pd
 
-    from ..metrics.relative import relative_improvement_from_metrics
+    from ...metrics.relative import relative_improvement_from_metrics
 
     base = {t: _per_seed(frame, "mtl", m, t) for t, m in main.items()}
     out = {}
@@ -338,8 +341,8 @@ def _verdict(synthetic: bool, ours: float | None, ours_mtl: float | None, paper:
 def report(ctx: Any) -> list[Any]:
     import pandas as pd
 
-    from ..metrics.direction import metric_direction
-    from ..report.blocks import Comparison, PaperComparison, Table, Text
+    from ...metrics.direction import metric_direction
+    from ...report.blocks import Comparison, PaperComparison, Table, Text
 
     cfg = ctx.config
     frame = ctx.frame
@@ -401,13 +404,13 @@ def report(ctx: Any) -> list[Any]:
     # Table 2
     if "mtl" in methods:
         rel = _relative(frame, methods, main)
-        rows = [{"method": label(m), "relative improvement over MTL": _ms(s, 100.0, "{:+.1f}") + " %",
+        rel_rows = [{"method": label(m), "relative improvement over MTL": _ms(s, 100.0, "{:+.1f}") + " %",
                  "paper (Table 2)": (f"{PAPER_TABLE2[ds][m] * 100:+.1f} %" if m in PAPER_TABLE2[ds] else "–"),
                  "seeds": int(s.notna().sum())} for m, s in rel.items() if m != "mtl"]
-        blocks.append(Table(pd.DataFrame(rows), caption="Table 2's measure: mean over tasks of the relative "
+        blocks.append(Table(pd.DataFrame(rel_rows), caption="Table 2's measure: mean over tasks of the relative "
                             f"improvement over MTL on {', '.join(f'{t} {m}' for t, m in main.items())}"))
         comps = []
-        for m, paper in PAPER_TABLE2[ds].items():
+        for m, paper_rel in PAPER_TABLE2[ds].items():
             s = rel.get(m)
             if s is None:
                 continue
@@ -417,8 +420,8 @@ def report(ctx: Any) -> list[Any]:
             elif ours is None or not np.isfinite(ours):
                 v = "–"
             else:
-                v = "same sign as the paper" if (ours > 0) == (paper > 0) else "opposite sign to the paper"
-            comps.append(Comparison(f"{label(m)} over MTL", paper, ours, float(s.std(ddof=1)) if len(s) > 1 else None,
+                v = "same sign as the paper" if (ours > 0) == (paper_rel > 0) else "opposite sign to the paper"
+            comps.append(Comparison(f"{label(m)} over MTL", paper_rel, ours, float(s.std(ddof=1)) if len(s) > 1 else None,
                                     len(s), v, fmt="{:+.3f}"))
         if comps:
             blocks.append(PaperComparison(comps, caption=f"Table 2, {ds} column (legible entries; fractions)",
@@ -428,7 +431,7 @@ def report(ctx: Any) -> list[Any]:
     return blocks
 
 
-from ..data.taskonomy import MTCRL_TASKS as _MT  # noqa: E402
+from ...data.taskonomy import MTCRL_TASKS as _MT  # noqa: E402
 
 TASKONOMY_ALL = list(_MT)
 

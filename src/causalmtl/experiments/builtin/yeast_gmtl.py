@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from .common import tensorboard_dir
-from .registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
-from .store import MetricRow
+from ..common import tensorboard_dir
+from ..registry import Experiment, MissingDataError, RunContext, RunResult, RunSpec, register
+from ..store import MetricRow
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class YeastGMTLConfig:
 
 
 def _labels(label_set: str) -> list[str]:
-    from ..data.yeast import YEAST_LABELS
+    from ...data.yeast import YEAST_LABELS
 
     names = [s.strip() for s in label_set.split("+")]
     bad = [n for n in names if n not in YEAST_LABELS]
@@ -104,8 +104,8 @@ def _check(cfg: YeastGMTLConfig) -> None:
 
 
 def check_data(cfg: YeastGMTLConfig) -> None:
-    from ..data._sources import MissingDataError as DataMissing
-    from ..data.yeast import read_yeast
+    from ...data._sources import MissingDataError as DataMissing
+    from ...data.yeast import read_yeast
 
     _check(cfg)
     try:
@@ -127,7 +127,8 @@ def plan(cfg: YeastGMTLConfig) -> list[RunSpec]:
 
 def _normalise(p: np.ndarray) -> np.ndarray:
     lp = np.log(np.clip(p, 1e-12, 1.0))
-    return lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
+    normalised: np.ndarray = lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
+    return normalised
 
 
 def sklearn_log_probs(cfg: YeastGMTLConfig, splits: Any, seed: int) -> dict[str, list[np.ndarray]]:
@@ -150,9 +151,9 @@ def mlp_log_probs(
     cfg: YeastGMTLConfig, splits: Any, seed: int, device: str, workdir: Any
 ) -> dict[str, list[np.ndarray]]:
     """Per-task log-probabilities of a shared-trunk MLP trained with the project's trainer."""
-    from ..methods import ERM
-    from ..nn import MLPEncoder, SharedTrunk, seeded
-    from ..train import Trainer, predict_log_probs
+    from ...methods import ERM
+    from ...nn import MLPEncoder, SharedTrunk, seeded
+    from ...train import Trainer, predict_log_probs
 
     with seeded(seed):
         model = SharedTrunk(
@@ -176,10 +177,10 @@ def mlp_log_probs(
 def run(cfg: YeastGMTLConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
     import shutil
 
-    from ..data.yeast import load_yeast
-    from ..gmtl import JointPrior, gmtl_decode, select_alpha
-    from ..shift.analysis import analyze
-    from ..shift.evaluate import evaluate_shift
+    from ...data.yeast import load_yeast
+    from ...gmtl import JointPrior, gmtl_decode, select_alpha
+    from ...shift.analysis import analyze
+    from ...shift.evaluate import evaluate_shift
 
     _check(cfg)
     names = _labels(spec.params["labels"])
@@ -261,8 +262,8 @@ def report(ctx: Any) -> list[Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..report import Comparison, Figure, PaperComparison, Table, Text, figure_png
-    from ..report.tables import summary_table
+    from ...report import Comparison, Figure, PaperComparison, Table, Text, figure_png
+    from ...report.tables import summary_table
 
     frame = ctx.frame
     if frame.empty:
