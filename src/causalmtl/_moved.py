@@ -21,6 +21,8 @@ from types import ModuleType
 #: old dotted module path → the path it moved to (removed in the release after the move)
 MOVED: dict[str, str] = {
     "causalmtl.gmtl.evaluate_q": "causalmtl.shift.unknown_q",
+    "causalmtl.methods.mtcrl_regularizers": "causalmtl.methods.mtcrl.regularizers",
+    "causalmtl.methods.mtcrl_diagnostics": "causalmtl.methods.mtcrl.diagnostics",
 }
 
 

@@ -1,8 +1,9 @@
 """Shared pieces of the built-in experiments: configs, model/method construction, training,
 evaluation, GMTL target-shift evaluation and report helpers.
 
-Method names used by the experiments (``METHODS``) map to an architecture, a training method
-and a hyperparameter family of :mod:`causalmtl.experiments.hparams`:
+Method names used by the experiments (``METHODS``, defined in :mod:`.method_table` and
+re-exported here) map to an architecture, a training method and a hyperparameter family of
+:mod:`causalmtl.experiments.hparams`:
 
 =============  ==================  =======================  ====================================
 name           architecture        training method          notes
@@ -36,46 +37,10 @@ import numpy as np
 
 from ..data.base import DatasetSplits, MultiTaskDataset, concatenate
 from . import hparams as hp
+from .method_table import METHODS, MethodDef, method_class, method_def
 from .store import MetricRow
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MethodDef:
-    arch: str
-    method: str
-    fixed: dict[str, Any] = field(default_factory=dict)
-    family: str = ""
-    label: str = ""
-
-
-METHODS: dict[str, MethodDef] = {
-    "stl": MethodDef("stl", "erm", family="stl", label="STL"),
-    "nps": MethodDef("stl", "erm", family="nps", label="NPS"),
-    "shared": MethodDef("shared", "erm", family="shared", label="Shared trunk"),
-    "mtl": MethodDef("mmoe", "erm", family="mtl", label="MTL"),
-    "mmoe": MethodDef("mmoe", "erm", family="mmoe", label="MMoE"),
-    "mtl-shared": MethodDef("shared", "erm", family="shared", label="MTL (shared-bottom)"),
-    "mmoe-k": MethodDef("mmoe-k", "erm", family="mtl", label="MTL (MMoE, K = MT-CRL's modules)"),
-    "cross_stitch": MethodDef("cross_stitch", "erm", family="cross_stitch", label="Cross-stitch"),
-    "fps": MethodDef("fps", "erm", family="fps", label="FPS"),
-    "pcgrad": MethodDef("mmoe", "pcgrad", family="pcgrad", label="PCGrad"),
-    "gradvac": MethodDef("mmoe", "gradvac", family="gradvac", label="GradVac"),
-    "irm": MethodDef("mmoe", "irm", family="irm", label="IRM"),
-    "vrex": MethodDef("mmoe", "vrex", family="vrex", label="VREx"),
-    "dann": MethodDef("mmoe", "dann", family="dann", label="DANN"),
-    "mtcrl": MethodDef("mtcrl", "mtcrl", {"girm": "var"}, family="mtcrl", label="MT-CRL"),
-    "mtcrl-var": MethodDef("mtcrl", "mtcrl", {"girm": "var"}, family="mtcrl", label="MT-CRL (G-IRM var)"),
-    "mtcrl-norm": MethodDef("mtcrl", "mtcrl", {"girm": "norm"}, family="mtcrl", label="MT-CRL (G-IRM norm)"),
-    "mtcrl-none": MethodDef("mtcrl", "mtcrl", {"girm": "none"}, family="mtcrl", label="MT-CRL w/o G-IRM"),
-}
-
-
-def method_def(name: str) -> MethodDef:
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; valid methods are: {', '.join(METHODS)}")
-    return METHODS[name]
 
 
 def label(name: str) -> str:
@@ -181,18 +146,6 @@ def make_digits(cfg: DigitsConfig, protocol: str, seed: int, test_joint: Any = "
     return make_multi_digits(protocol, cfg.n_train, cfg.n_valid, cfg.n_test, seed=seed, valid_pairs=cfg.valid_pairs)
 
 
-def method_class(name: str) -> Any:
-    """The training-method class behind experiment method ``name`` (e.g. ``mtcrl-var`` → MTCRL)."""
-    from ..methods import METHODS as BASELINES
-
-    m = method_def(name).method
-    if m == "mtcrl":
-        from ..methods.mtcrl import MTCRL
-
-        return MTCRL
-    return BASELINES[m]
-
-
 def method_overrides(methods: Sequence[str], overrides: Mapping[str, Any], where: str = "method") -> dict[str, dict[str, Any]]:
     """Per experiment method, the ``--set method.KEY=VALUE`` hyperparameters that apply to it.
 
@@ -222,7 +175,7 @@ def method_overrides(methods: Sequence[str], overrides: Mapping[str, Any], where
     out: dict[str, dict[str, Any]] = {}
     allowed: set[str] = set()
     for m in methods:
-        keys = set(method_class(m).HPARAMS) | set(hp.REGISTRY[hp._base(method_def(m).family)])
+        keys = set(method_class(m).HPARAMS) | set(hp.space(method_def(m).family))
         allowed |= keys
         out[m] = {k: v for k, v in cleaned.items() if k in keys}
     unknown = sorted(set(cleaned) - allowed)
@@ -402,22 +355,19 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
 
 
 def build_method(name: str, model: Any, method_hparams: dict[str, Any]) -> Any:
-    from ..methods import METHODS as BASELINES
+    from ..methods import METHODS as CLASSES
 
-    if name == "mtcrl":
-        from ..methods.mtcrl import MTCRL
-
-        return MTCRL(model, **method_hparams)
-    if name not in BASELINES:
-        raise ValueError(f"unknown training method {name!r}; valid: {sorted(BASELINES)} and 'mtcrl'")
-    return BASELINES[name](model, **method_hparams)
+    if name not in CLASSES:
+        raise ValueError(f"unknown training method {name!r}; valid: {sorted(CLASSES)}")
+    return CLASSES[name](model, **method_hparams)
 
 
 def split_hparams(h: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(trainer, model, method) parts of a hyperparameter dict."""
-    trainer = {k: v for k, v in h.items() if k in hp.TRAINER_KEYS}
-    model = {k: v for k, v in h.items() if k in hp.MODEL_KEYS}
-    method = {k: v for k, v in h.items() if k not in hp.TRAINER_KEYS and k not in hp.MODEL_KEYS}
+    tkeys, mkeys = hp.trainer_keys(), hp.model_keys()
+    trainer = {k: v for k, v in h.items() if k in tkeys}
+    model = {k: v for k, v in h.items() if k in mkeys}
+    method = {k: v for k, v in h.items() if k not in tkeys and k not in mkeys}
     return trainer, model, method
 
 

@@ -28,7 +28,8 @@ Environment protocols (MT-CRL §4, "Experimental Setup")
 Hyperparameters
 ---------------
 Each subclass lists its hyperparameters in :attr:`Method.HPARAMS` as
-``name -> (default, description)``; the constructor takes them as keyword arguments and
+``name -> HParam(default, search sampler or None, description)`` (:mod:`causalmtl._hparams`;
+the experiments derive their random-search space from it); the constructor takes them as keyword arguments and
 rejects unknown names. ``method.hparams`` holds the resolved values.
 
 Distributed training (issue 9)
@@ -49,6 +50,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from .._hparams import HParam, defaults_of
 from .._parallel import average_across_ranks
 from ..nn.base import ModelInput, ModelOutput, MultiTaskModel
 from .batch import Batch
@@ -95,7 +97,7 @@ class Method(nn.Module):
     #: the least number of environments the method needs
     min_environments: ClassVar[int] = 1
     #: hyperparameters: name -> (default, description)
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {}
+    HPARAMS: ClassVar[dict[str, HParam]] = {}
     #: the paper the method implements
     citation: ClassVar[str] = ""
 
@@ -117,7 +119,7 @@ class Method(nn.Module):
                 f"{type(self).__name__} got unknown hyperparameter(s) {unknown}; "
                 f"valid ones are {sorted(self.HPARAMS)}"
             )
-        self.hparams: dict[str, Any] = {k: v[0] for k, v in self.HPARAMS.items()}
+        self.hparams: dict[str, Any] = defaults_of(self.HPARAMS)
         self.hparams.update(hparams)
         n_tasks = model.n_tasks
         if task_weights is None:
@@ -141,7 +143,7 @@ class Method(nn.Module):
     @classmethod
     def default_hparams(cls) -> dict[str, Any]:
         """The default hyperparameters of this method."""
-        return {k: v[0] for k, v in cls.HPARAMS.items()}
+        return defaults_of(cls.HPARAMS)
 
     def _nonneg(self, name: str) -> float:
         v = float(self.hparams[name])
@@ -292,8 +294,8 @@ class GradientMethod(Method):
     own task's gradient, unchanged.
     """
 
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
-        "jacobian": ("auto", "how per-task gradients are computed: 'batched' (one vmapped "
+    HPARAMS: ClassVar[dict[str, HParam]] = {
+        "jacobian": HParam("auto", None, "how per-task gradients are computed: 'batched' (one vmapped "
                      "autograd.grad), 'loop' (T autograd.grad calls) or 'auto' (loop on CPU, "
                      "where it measured faster; batched on CUDA, falling back to loop)"),
     }

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from .._hparams import HParam, log_uniform
 from .._parallel import global_sum
 from ..nn.base import MultiTaskModel
 from .base import Method
@@ -54,12 +55,12 @@ class DANN(Method):
 
     env_protocol: ClassVar[str] = "per_env"  # type: ignore[misc]
     min_environments: ClassVar[int] = 2
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
-        "n_environments": (2, "number of environments the discriminator separates"),
-        "disc_hidden": ((64,), "hidden widths of the discriminator MLP"),
-        "gamma": (10.0, "steepness γ of the λ schedule"),
-        "lambda_max": (1.0, "final reversal strength λ"),
-        "weight": (1.0, "weight μ of the discriminator loss"),
+    HPARAMS: ClassVar[dict[str, HParam]] = {
+        "n_environments": HParam(2, None, "number of environments the discriminator separates"),
+        "disc_hidden": HParam((64,), None, "hidden widths of the discriminator MLP"),
+        "gamma": HParam(10.0, None, "steepness γ of the λ schedule"),
+        "lambda_max": HParam(1.0, log_uniform(1e-2, 1.0), "final reversal strength λ"),
+        "weight": HParam(1.0, log_uniform(1e-1, 1e1), "weight μ of the discriminator loss"),
     }
     citation: ClassVar[str] = "Ganin et al., Domain-Adversarial Training of Neural Networks, JMLR 2016"
 

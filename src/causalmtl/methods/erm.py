@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from torch import Tensor
 
+from .._hparams import HParam
 from .base import Method
 from .batch import Batch
 
@@ -22,7 +23,7 @@ class ERM(Method):
     """
 
     env_protocol: ClassVar[str] = "pooled"  # type: ignore[misc]
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {}
+    HPARAMS: ClassVar[dict[str, HParam]] = {}
     citation: ClassVar[str] = "Vapnik, The Nature of Statistical Learning Theory (1998); vanilla MTL"
 
     def objective(self, batches: Sequence[Batch]) -> tuple[Tensor, dict[str, Tensor]]:

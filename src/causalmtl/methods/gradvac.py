@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from .._hparams import HParam, log_uniform
 from ..nn.base import MultiTaskModel
 from .base import GradientMethod
 from .pcgrad import random_task_orders
@@ -126,11 +127,11 @@ class GradVac(GradientMethod):
     "tensor"``), stored as the buffer ``targets`` ``(T, T, K)``.
     """
 
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
+    HPARAMS: ClassVar[dict[str, HParam]] = {
         **GradientMethod.HPARAMS,
-        "beta": (0.01, "EMA rate β of the cosine targets, in [0, 1]"),
-        "group": ("whole", "parameter groups with their own targets: 'whole', 'module' or 'tensor'"),
-        "seed": (0, "seed of the random task order"),
+        "beta": HParam(0.01, log_uniform(1e-3, 1e-1), "EMA rate β of the cosine targets, in [0, 1]"),
+        "group": HParam("whole", None, "parameter groups with their own targets: 'whole', 'module' or 'tensor'"),
+        "seed": HParam(0, None, "seed of the random task order"),
     }
     citation: ClassVar[str] = ("Wang et al., Gradient Vaccine: Investigating and Improving Multi-task "
                                "Optimization in Massively Multilingual Models, ICLR 2021")

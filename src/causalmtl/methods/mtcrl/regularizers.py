@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .. import _parallel
-from .._validation import check_nonnegative
+from ... import _parallel
+from ..._validation import check_nonnegative
 
 __all__ = [
     "balance_entropy",

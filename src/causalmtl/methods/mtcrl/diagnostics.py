@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.base import MultiTaskDataset
-from ..nn.base import MultiTaskModel, row_losses
-from ..nn.dense import spatial_size
-from ..nn.mmoe import MMoE
-from ..nn.mtcrl import MTCRLNet
-from .batch import Batch
+from ...data.base import MultiTaskDataset
+from ...nn.base import MultiTaskModel, row_losses
+from ...nn.dense import spatial_size
+from ...nn.mmoe import MMoE
+from ...nn.mtcrl import MTCRLNet
+from ..batch import Batch
 
 __all__ = ["ModuleGradients", "module_factor_saliency", "module_gradient_report", "plot_graph", "plot_heatmap",
            "task_factor_weights", "task_module_gradients"]
