@@ -31,7 +31,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -143,7 +143,8 @@ def make_digits(cfg: DigitsConfig, protocol: str, seed: int, test_joint: Any = "
         tj = biased_joint(10, cfg.m) if isinstance(test_joint, str) and test_joint == "train" else test_joint
         return make_multi_digits("biased", cfg.n_train, cfg.n_valid, cfg.n_test, m=cfg.m,
                                  test_joint=tj, seed=seed)
-    return make_multi_digits(protocol, cfg.n_train, cfg.n_valid, cfg.n_test, seed=seed, valid_pairs=cfg.valid_pairs)
+    # make_multi_digits checks the protocol name
+    return make_multi_digits(cast(Literal["biased", "pairs"], protocol), cfg.n_train, cfg.n_valid, cfg.n_test, seed=seed, valid_pairs=cfg.valid_pairs)
 
 
 def method_overrides(methods: Sequence[str], overrides: Mapping[str, Any], where: str = "method") -> dict[str, dict[str, Any]]:
@@ -383,7 +384,7 @@ class Trained:
     seconds: float
 
 
-def protocol_for(method: str, protocol: str) -> str:
+def protocol_for(method: str, protocol: str) -> Literal["split", "mtcrl"]:
     """``"mtcrl"`` for MT-CRL (it needs train and valid as two environments), else ``protocol``."""
     return "mtcrl" if method_def(method).method == "mtcrl" or protocol == "mtcrl" else "split"
 
@@ -522,7 +523,7 @@ def spurious_metrics(model: Any, data: MultiTaskDataset, causal_blocks: Sequence
 
         x = collate(read_rows(data.inputs, np.arange(n), data.transform), {})[0].astype(np.float32)  # type: ignore[arg-type]
     else:
-        x = np.asarray(data.inputs[:n], dtype=np.float32)
+        x = np.asarray(cast(np.ndarray, data.inputs)[:n], dtype=np.float32)  # array inputs (not streamed)
     sal = input_saliency(model.eval(), x, data.labels[:n], device=device)
     rho = spurious_score(sal, causal_blocks)
     rows = [MetricRow("rho_spur", float(r), task=t.name, split=split, higher_is_better=False)

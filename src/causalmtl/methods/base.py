@@ -68,7 +68,7 @@ def cat_batches(batches: Sequence[Batch]) -> tuple[Batch, Tensor]:
         return b, torch.zeros(len(b), dtype=torch.long, device=b.y.device)
     first = batches[0].x
     if isinstance(first, dict):
-        x: ModelInput = {k: torch.cat([b.x[k] for b in batches]) for k in first}  # type: ignore[index]
+        x: ModelInput = {k: torch.cat([b.x[k] for b in batches]) for k in first}
     else:
         x = torch.cat([b.x for b in batches])  # type: ignore[misc]
     y = torch.cat([b.y for b in batches])
@@ -96,8 +96,10 @@ class Method(nn.Module):
     env_protocol: ClassVar[EnvProtocol] = "pooled"
     #: the least number of environments the method needs
     min_environments: ClassVar[int] = 1
-    #: hyperparameters: name -> (default, description)
+    #: hyperparameters: name -> HParam(default, search sampler or None, description)
     HPARAMS: ClassVar[dict[str, HParam]] = {}
+    #: per-task loss weights (a buffer, registered in ``__init__``)
+    task_weights: Tensor
     #: the paper the method implements
     citation: ClassVar[str] = ""
 
@@ -216,7 +218,7 @@ class Method(nn.Module):
         The default differentiates :meth:`objective`.
         """
         loss, logs = self.objective(batches)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         return logs
 
     def objective(self, batches: Sequence[Batch]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -263,7 +265,8 @@ class Method(nn.Module):
             self.train(was)
 
     def forward(self, x: ModelInput) -> list[Tensor]:
-        return self.model(x)
+        out: list[Tensor] = self.model(x)
+        return out
 
     def get_extra_state(self) -> dict[str, Any]:
         """Non-tensor state saved in ``state_dict`` (subclasses extend the dict)."""
@@ -294,6 +297,8 @@ class GradientMethod(Method):
     own task's gradient, unchanged.
     """
 
+    #: (trainable-parameter ids, shared, own), computed at the first step (:meth:`_partition`)
+    _partition_cache: tuple[tuple[int, ...], list[nn.Parameter], list[nn.Parameter]] | None
     HPARAMS: ClassVar[dict[str, HParam]] = {
         "jacobian": HParam("auto", None, "how per-task gradients are computed: 'batched' (one vmapped "
                      "autograd.grad), 'loop' (T autograd.grad calls) or 'auto' (loop on CPU, "

@@ -8,7 +8,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from .._hparams import HParam
-from .base import Method
+from .base import EnvProtocol, Method
 from .batch import Batch
 
 __all__ = ["ERM"]
@@ -22,7 +22,7 @@ class ERM(Method):
     DMTL training objective of GMTL §3). Environments are ignored ("pooled" protocol).
     """
 
-    env_protocol: ClassVar[str] = "pooled"  # type: ignore[misc]
+    env_protocol: ClassVar[EnvProtocol] = "pooled"
     HPARAMS: ClassVar[dict[str, HParam]] = {}
     citation: ClassVar[str] = "Vapnik, The Nature of Statistical Learning Theory (1998); vanilla MTL"
 

@@ -31,7 +31,7 @@ from ..data.base import Task
 from ..nn.base import MultiTaskModel, loss_precision
 from ..nn.heads import ClassificationHead, RegressionHead
 from ._penalty import annealed_weight, maybe_reset_optimizer
-from .base import Method, cat_batches
+from .base import EnvProtocol, Method, cat_batches
 from .batch import Batch
 
 __all__ = ["IRM", "half_index", "irm_penalty", "irm_penalty_linear_heads", "linear_heads"]
@@ -235,7 +235,7 @@ class IRM(Method):
     predictors, or ``penalty="autograd"``, use :func:`irm_penalty`.
     """
 
-    env_protocol: ClassVar[str] = "per_env"  # type: ignore[misc]
+    env_protocol: ClassVar[EnvProtocol] = "per_env"
     min_environments: ClassVar[int] = 2
     HPARAMS: ClassVar[dict[str, HParam]] = {
         "lambda": HParam(1.0, log_uniform(1e-2, 1e2), "penalty weight after annealing"),

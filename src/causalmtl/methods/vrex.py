@@ -10,7 +10,7 @@ from torch import Tensor
 from .._hparams import HParam, choice, log_uniform
 from ..nn.base import MultiTaskModel
 from ._penalty import annealed_weight, maybe_reset_optimizer, population_variance
-from .base import Method
+from .base import EnvProtocol, Method
 from .batch import Batch
 
 __all__ = ["VREx", "vrex_penalty"]
@@ -36,7 +36,7 @@ class VREx(Method):
     total risk). ``λ_s`` is annealed as for IRM. One batch per environment (at least two).
     """
 
-    env_protocol: ClassVar[str] = "per_env"  # type: ignore[misc]
+    env_protocol: ClassVar[EnvProtocol] = "per_env"
     min_environments: ClassVar[int] = 2
     HPARAMS: ClassVar[dict[str, HParam]] = {
         "lambda": HParam(1.0, log_uniform(1e-2, 1e2), "variance penalty weight β after annealing"),

@@ -23,7 +23,7 @@ risks ``R_t^e`` whose graph gradients G-IRM penalises), ONE ``autograd.grad`` ca
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor
@@ -32,7 +32,7 @@ from ..._hparams import HParam, log_uniform
 from ..._parallel import global_gradient, global_sum
 from ...nn.base import ModelOutput, MultiTaskModel, grouped_risks, row_losses
 from ...nn.mtcrl import MTCRLNet
-from ..base import Method, cat_batches
+from ..base import EnvProtocol, Method, cat_batches
 from ..batch import Batch
 from .regularizers import (
     balance_entropy,
@@ -76,7 +76,8 @@ class MTCRL(Method):
     boolean from the device per step; ``check_labels=False`` skips it.
     """
 
-    env_protocol: ClassVar[str] = "per_env_train_loss"  # type: ignore[misc]
+    env_protocol: ClassVar[EnvProtocol] = "per_env_train_loss"
+    model: MTCRLNet  # checked in __init__
     min_environments: ClassVar[int] = 2
     citation: ClassVar[str] = (
         "Hu, Zhao, Yi, Yao, Hong, Sun & Chi. Improving Multi-Task Generalization via Regularizing "
@@ -164,7 +165,7 @@ class MTCRL(Method):
         form = self.hparams["disentangle"]
         if form == "decor" and not self.hparams["decorrelation"]:
             return "none"
-        return form
+        return str(form)
 
     @property
     def uses_girm(self) -> bool:
@@ -198,7 +199,7 @@ class MTCRL(Method):
     def objective(self, batches: Sequence[Batch]) -> tuple[Tensor, dict[str, Tensor]]:
         """The MT-CRL loss of one step (see the module docstring) and its parts to log."""
         self.check_batches(batches)
-        model: MTCRLNet = self.model  # type: ignore[assignment]
+        model: MTCRLNet = self.model
         hp = self.hparams
         use_girm = self.uses_girm
         n_env = len(batches)
@@ -237,7 +238,7 @@ class MTCRL(Method):
 
             if use_vae and hp["lambda_vae"] > 0:
                 # β-VAE (Higgins et al. 2017, Eq. 4) on the training rows, in float32 under autocast
-                x_train = batch.x[:n_train]
+                x_train = cast(Tensor, batch.x)[:n_train]  # a Tensor: checked above when use_vae
                 x_hat = _wide(model.decode(z[:n_train]))
                 recon, kl = beta_vae_terms(_wide(x_train), x_hat, _wide(mu[:n_train]), _wide(logvar[:n_train]))
                 vae = recon + float(hp["beta"]) * kl
@@ -262,7 +263,7 @@ class MTCRL(Method):
             if use_girm:
                 observed = ~torch.isnan(batch.y)
                 if hp["check_labels"]:
-                    self._check_env_labels(observed, which, n_env)
+                    self._check_env_labels(observed, cast(Tensor, which), n_env)  # set by cat_batches when use_girm
                 # f_t held fixed: the predictors run on detached parameters (Eq. 7-9)
                 out_fixed = model.predict_from_mixed(mixed, detach_heads=True)
                 env_risks = grouped_risks(

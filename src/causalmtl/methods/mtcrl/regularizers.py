@@ -160,7 +160,8 @@ def balance_entropy(graph: Tensor) -> Tensor:
     """Entropy (nats) of the module-usage distribution ``Σ_t A_{t,·} / Σ_{t,i} A_{t,i}``, Eq. (3)."""
     usage = graph.sum(dim=0)
     p = usage / usage.sum()
-    return -(torch.special.xlogy(p, p)).sum()
+    ent: Tensor = -(torch.special.xlogy(p, p)).sum()
+    return ent
 
 
 def graph_regularizer(graph: Tensor, lambda_sps: float, lambda_bal: float) -> Tensor:
