@@ -93,7 +93,7 @@ class ImageModelConfig(ModelConfig):
 
 @dataclass
 class TrainConfig:
-    """Trainer settings (the learning rate comes from the hyperparameter registry)."""
+    """Trainer settings (the learning rate comes from ``Trainer.HPARAMS`` through the hyperparameter search)."""
 
     epochs: int = 15
     batch_size: int = 128
@@ -439,8 +439,8 @@ def train_method(
     def fit(model: Any, method_name: str, mh: dict[str, Any], tag: str) -> Any:
         method = build_method(method_name, model, mh)
         trainer = Trainer(
-            method, epochs=tcfg.epochs, batch_size=tcfg.batch_size, lr=float(trainer_h.get("lr", 1e-3)),
-            weight_decay=float(trainer_h.get("weight_decay", 0.0)), patience=tcfg.patience,
+            method, epochs=tcfg.epochs, batch_size=tcfg.batch_size, lr=float(trainer_h.get("lr", Trainer.HPARAMS["lr"].default)),
+            weight_decay=float(trainer_h.get("weight_decay", Trainer.HPARAMS["weight_decay"].default)), patience=tcfg.patience,
             select=tcfg.select, protocol=proto, device=device, seed=seed,
             checkpoint_dir=workdir / f"ckpt-{tag}", progress=progress,
             tensorboard_dir=tensorboard_dir(tag), num_workers=int(getattr(tcfg, "num_workers", 0)),
@@ -452,8 +452,8 @@ def train_method(
     if mdef.arch == "cross_stitch":
         stl = build_model("stl", splits.train, mcfg, seed)
         fit(stl, "erm", {}, "stl")
-        model = CrossStitchNetwork.from_stl(stl, stitch_lr_mult=float(model_h.get("stitch_lr_mult", 100.0)),
-                                            **resnet_stitch_points(stl.encoders[0]))
+        mult = model_h.get("stitch_lr_mult", CrossStitchNetwork.HPARAMS["stitch_lr_mult"].default)
+        model = CrossStitchNetwork.from_stl(stl, stitch_lr_mult=float(mult), **resnet_stitch_points(stl.encoders[0]))
         result = fit(model, "erm", {}, "cs")
     else:
         if mdef.method == "mtcrl" and method_h.get("disentangle") == "beta_vae":
