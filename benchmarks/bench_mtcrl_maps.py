@@ -27,7 +27,7 @@ import time
 import torch
 
 from causalmtl.data import Task
-from causalmtl.methods.mtcrl_regularizers import decorrelation_penalty
+from causalmtl.methods.mtcrl.regularizers import decorrelation_penalty
 from causalmtl.nn import MTCRLNet, SegNet, seeded
 
 

@@ -6,7 +6,7 @@ packages it connects. An edge may only point to a lower layer:
 
     cli → experiments → {report, train} → methods → nn → {shift → gmtl → data, metrics} → core
 
-(core: the package root, ``_validation``, ``_parallel``, ``_severity``, ``_moved``). Inside gmtl, the
+(core: the package root, ``_validation``, ``_parallel``, ``_hparams``, ``_severity``, ``_moved``). Inside gmtl, the
 sub-packages are layers too (:data:`GMTL_RANK`: ``priors`` ← ``decoding`` ← ``unknown_q`` ← the top
 modules ``cli``, ``demo``, ``scaling`` and the package ``__init__``), modules must not form an
 import cycle, and gmtl modules import each other at module level only (no import inside a
@@ -43,6 +43,7 @@ RANK = {
     "<root>": 0,
     "_validation": 0,
     "_parallel": 0,
+    "_hparams": 0,  # HParam: declared by nn, methods and train next to the code that reads them
     "_moved": -1,  # old module paths of moved modules; imported by the package root, imports by name only
     "_severity": 1,  # shared by gmtl and shift: weighted τ and the log-prior convention
 }

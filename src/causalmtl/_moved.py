@@ -60,6 +60,9 @@ MOVED: dict[str, str] = {
     "causalmtl.experiments.dense_benchmarks": "causalmtl.experiments.builtin.dense_benchmarks",
     # reads the database and the registry, so it is experiments' (report/ only renders)
     "causalmtl.report.build": "causalmtl.experiments.report",
+    # MT-CRL's method side became the methods/mtcrl/ sub-package (issue 16)
+    "causalmtl.methods.mtcrl_regularizers": "causalmtl.methods.mtcrl.regularizers",
+    "causalmtl.methods.mtcrl_diagnostics": "causalmtl.methods.mtcrl.diagnostics",
 }
 
 #: old dotted path of a moved name (the module that held it stays) → its new dotted path

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from causalmtl.data import DatasetSplits, MultiTaskDataset, Task
 from causalmtl.methods.batch import Batch
 from causalmtl.methods.mtcrl import MTCRL
-from causalmtl.methods.mtcrl_regularizers import balance_entropy, beta_vae_terms, gaussian_kl
+from causalmtl.methods.mtcrl.regularizers import balance_entropy, beta_vae_terms, gaussian_kl
 from causalmtl.nn.base import seeded
 from causalmtl.nn.mtcrl import MTCRLNet
 from causalmtl.train import Trainer

@@ -17,7 +17,7 @@ import torch
 
 from causalmtl.experiments import hparams as hp
 from causalmtl.methods.mtcrl import MTCRL
-from causalmtl.methods.mtcrl_regularizers import decorrelation_penalty
+from causalmtl.methods.mtcrl.regularizers import decorrelation_penalty
 
 
 def _floor(k: int, m: int, b: int) -> float:

@@ -9,7 +9,7 @@ from torch import nn
 from causalmtl.data import MultiTaskDataset, Task
 from causalmtl.methods.batch import Batch
 from causalmtl.methods.mtcrl import MTCRL
-from causalmtl.methods.mtcrl_diagnostics import (
+from causalmtl.methods.mtcrl.diagnostics import (
     module_gradient_report,
     plot_graph,
     plot_heatmap,

@@ -11,7 +11,7 @@ import torch
 
 from causalmtl.data import make_multi_sem
 from causalmtl.methods.mtcrl import MTCRL
-from causalmtl.methods.mtcrl_diagnostics import module_factor_saliency, task_factor_weights
+from causalmtl.methods.mtcrl.diagnostics import module_factor_saliency, task_factor_weights
 from causalmtl.nn import MLPEncoder, seeded
 from causalmtl.nn.mtcrl import MTCRLNet
 from causalmtl.train import Trainer

@@ -9,7 +9,7 @@ from torch import nn
 from causalmtl.data import Task
 from causalmtl.methods.batch import Batch
 from causalmtl.methods.mtcrl import MTCRL
-from causalmtl.methods.mtcrl_regularizers import decorrelation_penalty, girm_norm, girm_variance
+from causalmtl.methods.mtcrl.regularizers import decorrelation_penalty, girm_norm, girm_variance
 from causalmtl.nn.base import masked_task_losses, seeded
 from causalmtl.nn.mtcrl import MTCRLNet
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from causalmtl.methods.mtcrl_regularizers import (
+from causalmtl.methods.mtcrl.regularizers import (
     balance_entropy,
     decorrelation_penalty,
     girm_norm,

@@ -12,7 +12,7 @@ from _torchvision_resnet_keys import RESNET18_KEYS, RESNET50_KEYS
 from torch import nn
 
 from causalmtl.data.base import Task
-from causalmtl.methods.mtcrl_regularizers import decorrelation_penalty, module_correlation
+from causalmtl.methods.mtcrl.regularizers import decorrelation_penalty, module_correlation
 from causalmtl.nn import (
     STL,
     CNNEncoder,
@@ -401,7 +401,7 @@ def test_task_module_gradients_on_map_models():
     per-row losses belong to the trainer's loss module); the MMoE value equals a direct
     computation of ∂R_t/∂s_{t,k} through the mixed maps."""
     from causalmtl.methods.batch import Batch
-    from causalmtl.methods.mtcrl_diagnostics import task_module_gradients
+    from causalmtl.methods.mtcrl.diagnostics import task_module_gradients
 
     tasks = (CLS, REG)
     x, (y_cls, _, _, y_reg) = _data()

@@ -1,8 +1,9 @@
 """Shared pieces of the built-in experiments: configs, model/method construction, training,
 evaluation, GMTL target-shift evaluation and report helpers.
 
-Method names used by the experiments (``METHODS``) map to an architecture, a training method
-and a hyperparameter family of :mod:`causalmtl.experiments.hparams`:
+Method names used by the experiments (``METHODS``, defined in :mod:`.method_table` and
+re-exported here) map to an architecture, a training method and a hyperparameter family of
+:mod:`causalmtl.experiments.hparams`:
 
 =============  ==================  =======================  ====================================
 name           architecture        training method          notes
@@ -30,52 +31,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
 from ..data.base import DatasetSplits, MultiTaskDataset, concatenate
 from . import hparams as hp
+from .method_table import METHODS, MethodDef, method_class, method_def
 from .store import MetricRow
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MethodDef:
-    arch: str
-    method: str
-    fixed: dict[str, Any] = field(default_factory=dict)
-    family: str = ""
-    label: str = ""
-
-
-METHODS: dict[str, MethodDef] = {
-    "stl": MethodDef("stl", "erm", family="stl", label="STL"),
-    "nps": MethodDef("stl", "erm", family="nps", label="NPS"),
-    "shared": MethodDef("shared", "erm", family="shared", label="Shared trunk"),
-    "mtl": MethodDef("mmoe", "erm", family="mtl", label="MTL"),
-    "mmoe": MethodDef("mmoe", "erm", family="mmoe", label="MMoE"),
-    "mtl-shared": MethodDef("shared", "erm", family="shared", label="MTL (shared-bottom)"),
-    "mmoe-k": MethodDef("mmoe-k", "erm", family="mtl", label="MTL (MMoE, K = MT-CRL's modules)"),
-    "cross_stitch": MethodDef("cross_stitch", "erm", family="cross_stitch", label="Cross-stitch"),
-    "fps": MethodDef("fps", "erm", family="fps", label="FPS"),
-    "pcgrad": MethodDef("mmoe", "pcgrad", family="pcgrad", label="PCGrad"),
-    "gradvac": MethodDef("mmoe", "gradvac", family="gradvac", label="GradVac"),
-    "irm": MethodDef("mmoe", "irm", family="irm", label="IRM"),
-    "vrex": MethodDef("mmoe", "vrex", family="vrex", label="VREx"),
-    "dann": MethodDef("mmoe", "dann", family="dann", label="DANN"),
-    "mtcrl": MethodDef("mtcrl", "mtcrl", {"girm": "var"}, family="mtcrl", label="MT-CRL"),
-    "mtcrl-var": MethodDef("mtcrl", "mtcrl", {"girm": "var"}, family="mtcrl", label="MT-CRL (G-IRM var)"),
-    "mtcrl-norm": MethodDef("mtcrl", "mtcrl", {"girm": "norm"}, family="mtcrl", label="MT-CRL (G-IRM norm)"),
-    "mtcrl-none": MethodDef("mtcrl", "mtcrl", {"girm": "none"}, family="mtcrl", label="MT-CRL w/o G-IRM"),
-}
-
-
-def method_def(name: str) -> MethodDef:
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; valid methods are: {', '.join(METHODS)}")
-    return METHODS[name]
 
 
 def label(name: str) -> str:
@@ -128,7 +93,7 @@ class ImageModelConfig(ModelConfig):
 
 @dataclass
 class TrainConfig:
-    """Trainer settings (the learning rate comes from the hyperparameter registry)."""
+    """Trainer settings (the learning rate comes from ``Trainer.HPARAMS`` through the hyperparameter search)."""
 
     epochs: int = 15
     batch_size: int = 128
@@ -178,19 +143,8 @@ def make_digits(cfg: DigitsConfig, protocol: str, seed: int, test_joint: Any = "
         tj = biased_joint(10, cfg.m) if isinstance(test_joint, str) and test_joint == "train" else test_joint
         return make_multi_digits("biased", cfg.n_train, cfg.n_valid, cfg.n_test, m=cfg.m,
                                  test_joint=tj, seed=seed)
-    return make_multi_digits(protocol, cfg.n_train, cfg.n_valid, cfg.n_test, seed=seed, valid_pairs=cfg.valid_pairs)
-
-
-def method_class(name: str) -> Any:
-    """The training-method class behind experiment method ``name`` (e.g. ``mtcrl-var`` → MTCRL)."""
-    from ..methods import METHODS as BASELINES
-
-    m = method_def(name).method
-    if m == "mtcrl":
-        from ..methods.mtcrl import MTCRL
-
-        return MTCRL
-    return BASELINES[m]
+    # make_multi_digits checks the protocol name
+    return make_multi_digits(cast(Literal["biased", "pairs"], protocol), cfg.n_train, cfg.n_valid, cfg.n_test, seed=seed, valid_pairs=cfg.valid_pairs)
 
 
 def method_overrides(methods: Sequence[str], overrides: Mapping[str, Any], where: str = "method") -> dict[str, dict[str, Any]]:
@@ -222,7 +176,7 @@ def method_overrides(methods: Sequence[str], overrides: Mapping[str, Any], where
     out: dict[str, dict[str, Any]] = {}
     allowed: set[str] = set()
     for m in methods:
-        keys = set(method_class(m).HPARAMS) | set(hp.REGISTRY[hp._base(method_def(m).family)])
+        keys = set(method_class(m).HPARAMS) | set(hp.space(method_def(m).family))
         allowed |= keys
         out[m] = {k: v for k, v in cleaned.items() if k in keys}
     unknown = sorted(set(cleaned) - allowed)
@@ -402,22 +356,19 @@ def build_model(arch: str, data: MultiTaskDataset, mcfg: ModelConfig, seed: int,
 
 
 def build_method(name: str, model: Any, method_hparams: dict[str, Any]) -> Any:
-    from ..methods import METHODS as BASELINES
+    from ..methods import METHODS as CLASSES
 
-    if name == "mtcrl":
-        from ..methods.mtcrl import MTCRL
-
-        return MTCRL(model, **method_hparams)
-    if name not in BASELINES:
-        raise ValueError(f"unknown training method {name!r}; valid: {sorted(BASELINES)} and 'mtcrl'")
-    return BASELINES[name](model, **method_hparams)
+    if name not in CLASSES:
+        raise ValueError(f"unknown training method {name!r}; valid: {sorted(CLASSES)}")
+    return CLASSES[name](model, **method_hparams)
 
 
 def split_hparams(h: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(trainer, model, method) parts of a hyperparameter dict."""
-    trainer = {k: v for k, v in h.items() if k in hp.TRAINER_KEYS}
-    model = {k: v for k, v in h.items() if k in hp.MODEL_KEYS}
-    method = {k: v for k, v in h.items() if k not in hp.TRAINER_KEYS and k not in hp.MODEL_KEYS}
+    tkeys, mkeys = hp.trainer_keys(), hp.model_keys()
+    trainer = {k: v for k, v in h.items() if k in tkeys}
+    model = {k: v for k, v in h.items() if k in mkeys}
+    method = {k: v for k, v in h.items() if k not in tkeys and k not in mkeys}
     return trainer, model, method
 
 
@@ -433,7 +384,7 @@ class Trained:
     seconds: float
 
 
-def protocol_for(method: str, protocol: str) -> str:
+def protocol_for(method: str, protocol: str) -> Literal["split", "mtcrl"]:
     """``"mtcrl"`` for MT-CRL (it needs train and valid as two environments), else ``protocol``."""
     return "mtcrl" if method_def(method).method == "mtcrl" or protocol == "mtcrl" else "split"
 
@@ -488,8 +439,8 @@ def train_method(
     def fit(model: Any, method_name: str, mh: dict[str, Any], tag: str) -> Any:
         method = build_method(method_name, model, mh)
         trainer = Trainer(
-            method, epochs=tcfg.epochs, batch_size=tcfg.batch_size, lr=float(trainer_h.get("lr", 1e-3)),
-            weight_decay=float(trainer_h.get("weight_decay", 0.0)), patience=tcfg.patience,
+            method, epochs=tcfg.epochs, batch_size=tcfg.batch_size, lr=float(trainer_h.get("lr", Trainer.HPARAMS["lr"].default)),
+            weight_decay=float(trainer_h.get("weight_decay", Trainer.HPARAMS["weight_decay"].default)), patience=tcfg.patience,
             select=tcfg.select, protocol=proto, device=device, seed=seed,
             checkpoint_dir=workdir / f"ckpt-{tag}", progress=progress,
             tensorboard_dir=tensorboard_dir(tag), num_workers=int(getattr(tcfg, "num_workers", 0)),
@@ -501,8 +452,8 @@ def train_method(
     if mdef.arch == "cross_stitch":
         stl = build_model("stl", splits.train, mcfg, seed)
         fit(stl, "erm", {}, "stl")
-        model = CrossStitchNetwork.from_stl(stl, stitch_lr_mult=float(model_h.get("stitch_lr_mult", 100.0)),
-                                            **resnet_stitch_points(stl.encoders[0]))
+        mult = model_h.get("stitch_lr_mult", CrossStitchNetwork.HPARAMS["stitch_lr_mult"].default)
+        model = CrossStitchNetwork.from_stl(stl, stitch_lr_mult=float(mult), **resnet_stitch_points(stl.encoders[0]))
         result = fit(model, "erm", {}, "cs")
     else:
         if mdef.method == "mtcrl" and method_h.get("disentangle") == "beta_vae":
@@ -572,7 +523,7 @@ def spurious_metrics(model: Any, data: MultiTaskDataset, causal_blocks: Sequence
 
         x = collate(read_rows(data.inputs, np.arange(n), data.transform), {})[0].astype(np.float32)  # type: ignore[arg-type]
     else:
-        x = np.asarray(data.inputs[:n], dtype=np.float32)
+        x = np.asarray(cast(np.ndarray, data.inputs)[:n], dtype=np.float32)  # array inputs (not streamed)
     sal = input_saliency(model.eval(), x, data.labels[:n], device=device)
     rho = spurious_score(sal, causal_blocks)
     rows = [MetricRow("rho_spur", float(r), task=t.name, split=split, higher_is_better=False)

@@ -1,5 +1,8 @@
 """Hyperparameters per method: documented defaults and a deterministic random search.
 
+Nothing is declared here: the space of an experiment method is derived from the ``HPARAMS``
+of the trainer, its architecture and its method class (:mod:`.method_table`).
+
 Trial 0 of every method is its documented default. Trial ``k > 0`` draws every
 hyperparameter from its search distribution with a generator seeded by
 ``(crc32(method), crc32(dataset), k)`` — never by the run seed, so all seeds of a trial share
@@ -11,104 +14,76 @@ trial with the best mean *validation* metric over seeds; test metrics are never 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class HParam:
-    """One hyperparameter: its default, a sampler for random search, and what it does."""
-
-    default: Any
-    sample: Callable[[np.random.Generator], Any]
-    doc: str
+from .._hparams import HParam, choice, log_uniform, uniform
+from . import method_table
 
 
-def log_uniform(low: float, high: float) -> Callable[[np.random.Generator], float]:
-    """A sampler of ``10 ** U(log10 low, log10 high)``."""
-    lo, hi = np.log10(low), np.log10(high)
-    return lambda rng: float(10 ** rng.uniform(lo, hi))
+def space(method: str) -> dict[str, HParam]:
+    """The search space of ``method`` (a family or an experiment method name such as ``mtcrl-var``):
+    ``Trainer.HPARAMS`` ∪ the architecture's ``HPARAMS`` ∪ the method class's ``HPARAMS``, the
+    searched ones, in that order (derived by :func:`.method_table.search_space`)."""
+    return method_table.search_space(_base(method))
 
 
-def uniform(low: float, high: float) -> Callable[[np.random.Generator], float]:
-    return lambda rng: float(rng.uniform(low, high))
+def trainer_keys() -> frozenset[str]:
+    """Hyperparameters applied to the trainer (``Trainer.HPARAMS``)."""
+    return frozenset(method_table.trainer_hparams())
 
 
-def choice(values: list[Any]) -> Callable[[np.random.Generator], Any]:
-    return lambda rng: values[int(rng.integers(len(values)))]
+def model_keys() -> frozenset[str]:
+    """Hyperparameters applied to the model (the ``HPARAMS`` of :data:`.method_table.ARCH_MODELS`)."""
+    return frozenset(k for arch in method_table.ARCH_MODELS for k in method_table.arch_hparams(arch))
 
 
-_COMMON: dict[str, HParam] = {
-    "lr": HParam(1e-3, log_uniform(1e-4, 1e-2), "Adam learning rate (trainer)"),
-    "weight_decay": HParam(0.0, choice([0.0, 1e-5, 1e-4, 1e-3]), "L2 regularisation (trainer)"),
-}
+class _Registry(Mapping[str, Mapping[str, HParam]]):
+    """Read-only view: family → its derived search space (:func:`space`)."""
 
-#: Hyperparameters applied to the trainer or the model rather than to the method.
-TRAINER_KEYS: frozenset[str] = frozenset({"lr", "weight_decay"})
-MODEL_KEYS: frozenset[str] = frozenset({"stitch_lr_mult"})
+    def __getitem__(self, family: str) -> Mapping[str, HParam]:
+        if family not in method_table.families():
+            raise KeyError(family)
+        return MappingProxyType(method_table.search_space(family))
 
-#: The registry: method family → hyperparameter name → :class:`HParam`. Names other than
-#: :data:`TRAINER_KEYS` / :data:`MODEL_KEYS` are the method class's own ``HPARAMS`` names.
-REGISTRY: dict[str, dict[str, HParam]] = {
-    "stl": dict(_COMMON),
-    "nps": dict(_COMMON),
-    "mtl": dict(_COMMON),
-    "shared": dict(_COMMON),
-    "mmoe": dict(_COMMON),
-    "fps": dict(_COMMON),
-    "cross_stitch": {
-        **_COMMON,
-        "stitch_lr_mult": HParam(100.0, log_uniform(10.0, 1000.0), "learning-rate multiplier of the stitch units"),
-    },
-    "pcgrad": dict(_COMMON),
-    "gradvac": {
-        **_COMMON,
-        "beta": HParam(0.01, log_uniform(1e-3, 1e-1), "EMA rate of GradVac's cosine targets"),
-    },
-    "irm": {
-        **_COMMON,
-        "lambda": HParam(1.0, log_uniform(1e-2, 1e2), "IRM penalty weight after annealing"),
-        "anneal_steps": HParam(0, choice([0, 50, 100, 500]), "steps with the warm-up weight"),
-    },
-    "vrex": {
-        **_COMMON,
-        "lambda": HParam(1.0, log_uniform(1e-2, 1e2), "VREx penalty weight after annealing"),
-        "anneal_steps": HParam(0, choice([0, 50, 100, 500]), "steps with the warm-up weight"),
-    },
-    "dann": {
-        **_COMMON,
-        "lambda_max": HParam(1.0, log_uniform(1e-2, 1.0), "final gradient-reversal strength λ"),
-        "weight": HParam(1.0, log_uniform(1e-1, 1e1), "weight of the discriminator loss"),
-    },
-    "mtcrl": {
-        **_COMMON,
-        "lambda_decor": HParam(1e-4, log_uniform(1e-5, 1e-3), "decorrelation weight (Eq. 2); Eq. 2 sums "
-                              "C(K,2)(d/K)^2 squared correlations, see docs/mtcrl.md"),
-        "lambda_sps": HParam(0.01, log_uniform(1e-4, 1e-1), "graph sparsity weight (Eq. 3)"),
-        "lambda_bal": HParam(0.1, log_uniform(1e-3, 1.0), "graph balance weight (Eq. 3)"),
-        "lambda_girm": HParam(1.0, log_uniform(1e-2, 1e2), "G-IRM weight (Eq. 7)"),
-        "graph_lr_mult": HParam(100.0, log_uniform(10.0, 300.0), "learning-rate multiplier of the graph "
-                                "logits θ (at 1, A stays near 0.5; docs/mtcrl.md)"),
-    },
-}
+    def __iter__(self) -> Iterator[str]:
+        return iter(method_table.families())
+
+    def __len__(self) -> int:
+        return len(method_table.families())
+
+
+#: family → hyperparameter name → :class:`HParam`, derived from the declarations (read-only)
+REGISTRY: Mapping[str, Mapping[str, HParam]] = _Registry()
+
+
+def __getattr__(name: str) -> frozenset[str]:
+    # TRAINER_KEYS / MODEL_KEYS stay importable; derived on first use so that importing the
+    # experiments does not import torch (the trainer and model classes declare them)
+    if name == "TRAINER_KEYS":
+        return trainer_keys()
+    if name == "MODEL_KEYS":
+        return model_keys()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _base(method: str) -> str:
     """``"mtcrl-var"`` → ``"mtcrl"``: variants share their family's hyperparameters."""
-    if method in REGISTRY:
+    fams = method_table.families()
+    if method in fams:
         return method
     head = method.replace("-", "_").split("_")[0]
-    if head in REGISTRY:
+    if head in fams:
         return head
-    raise ValueError(f"unknown method {method!r} for hyperparameters; known: {', '.join(sorted(REGISTRY))}")
+    raise ValueError(f"unknown method {method!r} for hyperparameters; known: {', '.join(sorted(fams))}")
 
 
 def defaults(method: str) -> dict[str, Any]:
-    """The documented default hyperparameters of ``method``."""
-    return {k: p.default for k, p in REGISTRY[_base(method)].items()}
+    """The documented default hyperparameters of ``method`` (the searched ones)."""
+    return {k: p.default for k, p in space(method).items()}
 
 
 def trial_seed(method: str, dataset: str, trial: int) -> list[int]:
@@ -120,12 +95,12 @@ def sample(method: str, dataset: str = "", trial: int = 0, **fixed: Any) -> dict
     """Hyperparameters of ``trial`` (0 = defaults); ``fixed`` values override the draw."""
     if int(trial) < 0:
         raise ValueError(f"trial must be >= 0, got {trial}")
-    space = REGISTRY[_base(method)]
+    params = space(method)
     if int(trial) == 0:
         out = defaults(method)
     else:
         rng = np.random.default_rng(trial_seed(method, dataset, trial))
-        out = {k: p.sample(rng) for k, p in space.items()}
+        out = {k: p.draw(rng) for k, p in params.items()}
     out.update(fixed)
     return out
 
@@ -165,4 +140,5 @@ def keep_best_trials(frame: Any, best: Mapping[tuple[Any, ...], int], by: tuple[
     return frame[np.asarray(mask, dtype=bool)]
 
 
-__all__ = ["HParam", "MODEL_KEYS", "REGISTRY", "TRAINER_KEYS", "defaults", "keep_best_trials", "sample", "select_best_trial", "trial_seed"]
+# TRAINER_KEYS / MODEL_KEYS are served by the module __getattr__ above
+__all__ = ["HParam", "MODEL_KEYS", "REGISTRY", "TRAINER_KEYS", "choice", "defaults", "log_uniform", "model_keys", "space", "trainer_keys", "uniform", "keep_best_trials", "sample", "select_best_trial", "trial_seed"]  # noqa: F822

@@ -7,12 +7,13 @@ from .erm import ERM
 from .gradients import per_task_gradients, write_flat_grad
 from .gradvac import GradVac, gradvac_aggregate, parameter_groups
 from .irm import IRM, irm_penalty, irm_penalty_linear_heads
+from .mtcrl import MTCRL
 from .pcgrad import PCGrad, pcgrad_aggregate, random_task_orders
 from .vrex import VREx, vrex_penalty
 
-#: the baseline methods by name (MT-CRL registers itself in its own module)
+#: the training methods by name (a new method class adds one line here)
 METHODS: dict[str, type[Method]] = {
-    "erm": ERM, "pcgrad": PCGrad, "gradvac": GradVac, "irm": IRM, "vrex": VREx, "dann": DANN,
+    "erm": ERM, "pcgrad": PCGrad, "gradvac": GradVac, "irm": IRM, "vrex": VREx, "dann": DANN, "mtcrl": MTCRL,
 }
 
 __all__ = [
@@ -23,5 +24,3 @@ __all__ = [
     "irm_penalty", "irm_penalty_linear_heads", "vrex_penalty", "GradientReversal", "grad_reverse", "dann_lambda",
     "per_task_gradients", "write_flat_grad", "MTCRL",
 ]
-
-from .mtcrl import MTCRL  # noqa: E402  (registers itself in METHODS)

@@ -28,7 +28,8 @@ Environment protocols (MT-CRL §4, "Experimental Setup")
 Hyperparameters
 ---------------
 Each subclass lists its hyperparameters in :attr:`Method.HPARAMS` as
-``name -> (default, description)``; the constructor takes them as keyword arguments and
+``name -> HParam(default, search sampler or None, description)`` (:mod:`causalmtl._hparams`;
+the experiments derive their random-search space from it); the constructor takes them as keyword arguments and
 rejects unknown names. ``method.hparams`` holds the resolved values.
 
 Distributed training (issue 9)
@@ -49,6 +50,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from .._hparams import HParam, defaults_of
 from .._parallel import average_across_ranks
 from ..nn.base import ModelInput, ModelOutput, MultiTaskModel
 from .batch import Batch
@@ -66,7 +68,7 @@ def cat_batches(batches: Sequence[Batch]) -> tuple[Batch, Tensor]:
         return b, torch.zeros(len(b), dtype=torch.long, device=b.y.device)
     first = batches[0].x
     if isinstance(first, dict):
-        x: ModelInput = {k: torch.cat([b.x[k] for b in batches]) for k in first}  # type: ignore[index]
+        x: ModelInput = {k: torch.cat([b.x[k] for b in batches]) for k in first}
     else:
         x = torch.cat([b.x for b in batches])  # type: ignore[misc]
     y = torch.cat([b.y for b in batches])
@@ -94,8 +96,10 @@ class Method(nn.Module):
     env_protocol: ClassVar[EnvProtocol] = "pooled"
     #: the least number of environments the method needs
     min_environments: ClassVar[int] = 1
-    #: hyperparameters: name -> (default, description)
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {}
+    #: hyperparameters: name -> HParam(default, search sampler or None, description)
+    HPARAMS: ClassVar[dict[str, HParam]] = {}
+    #: per-task loss weights (a buffer, registered in ``__init__``)
+    task_weights: Tensor
     #: the paper the method implements
     citation: ClassVar[str] = ""
 
@@ -117,7 +121,7 @@ class Method(nn.Module):
                 f"{type(self).__name__} got unknown hyperparameter(s) {unknown}; "
                 f"valid ones are {sorted(self.HPARAMS)}"
             )
-        self.hparams: dict[str, Any] = {k: v[0] for k, v in self.HPARAMS.items()}
+        self.hparams: dict[str, Any] = defaults_of(self.HPARAMS)
         self.hparams.update(hparams)
         n_tasks = model.n_tasks
         if task_weights is None:
@@ -141,7 +145,7 @@ class Method(nn.Module):
     @classmethod
     def default_hparams(cls) -> dict[str, Any]:
         """The default hyperparameters of this method."""
-        return {k: v[0] for k, v in cls.HPARAMS.items()}
+        return defaults_of(cls.HPARAMS)
 
     def _nonneg(self, name: str) -> float:
         v = float(self.hparams[name])
@@ -214,7 +218,7 @@ class Method(nn.Module):
         The default differentiates :meth:`objective`.
         """
         loss, logs = self.objective(batches)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         return logs
 
     def objective(self, batches: Sequence[Batch]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -261,7 +265,8 @@ class Method(nn.Module):
             self.train(was)
 
     def forward(self, x: ModelInput) -> list[Tensor]:
-        return self.model(x)
+        out: list[Tensor] = self.model(x)
+        return out
 
     def get_extra_state(self) -> dict[str, Any]:
         """Non-tensor state saved in ``state_dict`` (subclasses extend the dict)."""
@@ -292,8 +297,10 @@ class GradientMethod(Method):
     own task's gradient, unchanged.
     """
 
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
-        "jacobian": ("auto", "how per-task gradients are computed: 'batched' (one vmapped "
+    #: (trainable-parameter ids, shared, own), computed at the first step (:meth:`_partition`)
+    _partition_cache: tuple[tuple[int, ...], list[nn.Parameter], list[nn.Parameter]] | None
+    HPARAMS: ClassVar[dict[str, HParam]] = {
+        "jacobian": HParam("auto", None, "how per-task gradients are computed: 'batched' (one vmapped "
                      "autograd.grad), 'loop' (T autograd.grad calls) or 'auto' (loop on CPU, "
                      "where it measured faster; batched on CUDA, falling back to loop)"),
     }

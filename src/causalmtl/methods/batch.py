@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -158,11 +158,12 @@ class Batch:
         """
         rows = np.arange(len(data)) if idx is None else np.arange(len(data))[idx]
         targets = data.targets if idx is None else data.targets[idx]
-        env = data.env if idx is None else data.env[idx]
+        env_all = cast(np.ndarray, data.env)  # MultiTaskDataset.__post_init__ fills env (zeros when None)
+        env = env_all if idx is None else env_all[idx]
         if data.streamed:
             samples = read_rows(data.inputs, rows, data.transform)  # type: ignore[arg-type]
-            x, maps = collate(samples, data.dense_tasks)
-            return batch_from_arrays(x, targets, env, maps, data.tasks, device)
+            x, streamed_maps = collate(samples, data.dense_tasks)
+            return batch_from_arrays(x, targets, env, streamed_maps, data.tasks, device)
         inputs = data.inputs if idx is None else index_inputs(data.inputs, idx)
         maps = None if data.maps is None else (data.maps if idx is None else {k: v[idx] for k, v in data.maps.items()})
         return batch_from_arrays(inputs, targets, env, maps, data.tasks, device)

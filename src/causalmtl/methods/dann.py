@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
 
+from .._hparams import HParam, log_uniform
 from .._parallel import global_sum
 from ..nn.base import MultiTaskModel
-from .base import Method
+from .base import EnvProtocol, Method
 from .batch import Batch
 
 __all__ = ["DANN", "GradientReversal", "grad_reverse", "dann_lambda"]
@@ -32,7 +33,8 @@ class GradientReversal(torch.autograd.Function):
 
 def grad_reverse(x: Tensor, lam: float = 1.0) -> Tensor:
     """The gradient reversal layer ``R_λ``: ``R_λ(x) = x``, ``dR_λ/dx = −λ I``."""
-    return GradientReversal.apply(x, float(lam))
+    out: Tensor = GradientReversal.apply(x, float(lam))  # type: ignore[no-untyped-call]  # autograd.Function.apply is unannotated
+    return out
 
 
 def dann_lambda(progress: float, gamma: float = 10.0, lambda_max: float = 1.0) -> float:
@@ -52,14 +54,14 @@ class DANN(Method):
     unknown). One batch per environment; the environment label is the batch's position.
     """
 
-    env_protocol: ClassVar[str] = "per_env"  # type: ignore[misc]
+    env_protocol: ClassVar[EnvProtocol] = "per_env"
     min_environments: ClassVar[int] = 2
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
-        "n_environments": (2, "number of environments the discriminator separates"),
-        "disc_hidden": ((64,), "hidden widths of the discriminator MLP"),
-        "gamma": (10.0, "steepness γ of the λ schedule"),
-        "lambda_max": (1.0, "final reversal strength λ"),
-        "weight": (1.0, "weight μ of the discriminator loss"),
+    HPARAMS: ClassVar[dict[str, HParam]] = {
+        "n_environments": HParam(2, None, "number of environments the discriminator separates"),
+        "disc_hidden": HParam((64,), None, "hidden widths of the discriminator MLP"),
+        "gamma": HParam(10.0, None, "steepness γ of the λ schedule"),
+        "lambda_max": HParam(1.0, log_uniform(1e-2, 1.0), "final reversal strength λ"),
+        "weight": HParam(1.0, log_uniform(1e-1, 1e1), "weight μ of the discriminator loss"),
     }
     citation: ClassVar[str] = "Ganin et al., Domain-Adversarial Training of Neural Networks, JMLR 2016"
 
@@ -95,7 +97,8 @@ class DANN(Method):
         if out.features is None:
             raise ValueError(f"{type(self.model).__name__}.forward_full returns no features; DANN needs them")
         task = self.task_loss(risks)
-        logits = self.discriminator(grad_reverse(out.features.to(self.discriminator[-1].weight.dtype), self.reversal_strength()))
+        logits = self.discriminator(grad_reverse(out.features.to(cast(nn.Linear, self.discriminator[-1]).weight.dtype),  # the MLP ends in a Linear
+                                                 self.reversal_strength()))
         # mean over the (global, under data parallelism) batch: Σ CE / B
         disc = global_sum(nn.functional.cross_entropy(logits, which, reduction="sum")) / global_sum(
             logits.new_tensor(float(len(which))))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from torch import Tensor
 
-from .base import Method
+from .._hparams import HParam
+from .base import EnvProtocol, Method
 from .batch import Batch
 
 __all__ = ["ERM"]
@@ -21,8 +22,8 @@ class ERM(Method):
     DMTL training objective of GMTL §3). Environments are ignored ("pooled" protocol).
     """
 
-    env_protocol: ClassVar[str] = "pooled"  # type: ignore[misc]
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {}
+    env_protocol: ClassVar[EnvProtocol] = "pooled"
+    HPARAMS: ClassVar[dict[str, HParam]] = {}
     citation: ClassVar[str] = "Vapnik, The Nature of Statistical Learning Theory (1998); vanilla MTL"
 
     def objective(self, batches: Sequence[Batch]) -> tuple[Tensor, dict[str, Tensor]]:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from .._hparams import HParam, log_uniform
 from ..nn.base import MultiTaskModel
 from .base import GradientMethod
 from .pcgrad import random_task_orders
@@ -40,7 +41,7 @@ def _group_gram(grads: Tensor, sizes: Sequence[int]) -> Tensor:
     """Per-group Gram matrices ``M_k = G_k G_kᵀ``: ``(T, P) -> (K, T, T)`` (one matmul per group)."""
     if len(sizes) == 1:
         return (grads @ grads.T).unsqueeze(0)
-    return torch.stack([g @ g.T for g in grads.split(list(sizes), dim=1)])
+    return torch.stack([g @ g.T for g in torch.split(grads, list(sizes), dim=1)])
 
 
 def gradvac_aggregate(
@@ -113,7 +114,7 @@ def gradvac_aggregate(
     weights = coef.sum(1)  # (K, T): the update is Σ_k (1ᵀ C_k) G_k on group k
     if len(sizes) == 1:
         return weights[0] @ grads, new_targets
-    return torch.cat([w @ g for w, g in zip(weights, grads.split(sizes, dim=1))]), new_targets
+    return torch.cat([w @ g for w, g in zip(weights, torch.split(grads, list(sizes), dim=1))]), new_targets
 
 
 class GradVac(GradientMethod):
@@ -126,11 +127,13 @@ class GradVac(GradientMethod):
     "tensor"``), stored as the buffer ``targets`` ``(T, T, K)``.
     """
 
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
+    #: the EMA cosine targets φ̂ ``(T, T, K)`` (a buffer, registered in ``__init__``)
+    targets: Tensor
+    HPARAMS: ClassVar[dict[str, HParam]] = {
         **GradientMethod.HPARAMS,
-        "beta": (0.01, "EMA rate β of the cosine targets, in [0, 1]"),
-        "group": ("whole", "parameter groups with their own targets: 'whole', 'module' or 'tensor'"),
-        "seed": (0, "seed of the random task order"),
+        "beta": HParam(0.01, log_uniform(1e-3, 1e-1), "EMA rate β of the cosine targets, in [0, 1]"),
+        "group": HParam("whole", None, "parameter groups with their own targets: 'whole', 'module' or 'tensor'"),
+        "seed": HParam(0, None, "seed of the random task order"),
     }
     citation: ClassVar[str] = ("Wang et al., Gradient Vaccine: Investigating and Improving Multi-task "
                                "Optimization in Massively Multilingual Models, ICLR 2021")

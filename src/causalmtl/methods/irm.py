@@ -25,12 +25,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from .._hparams import HParam, choice, log_uniform
 from .._parallel import global_gradient, global_sums
 from ..data.base import Task
 from ..nn.base import MultiTaskModel, loss_precision
 from ..nn.heads import ClassificationHead, RegressionHead
 from ._penalty import annealed_weight, maybe_reset_optimizer
-from .base import Method, cat_batches
+from .base import EnvProtocol, Method, cat_batches
 from .batch import Batch
 
 __all__ = ["IRM", "half_index", "irm_penalty", "irm_penalty_linear_heads", "linear_heads"]
@@ -234,16 +235,16 @@ class IRM(Method):
     predictors, or ``penalty="autograd"``, use :func:`irm_penalty`.
     """
 
-    env_protocol: ClassVar[str] = "per_env"  # type: ignore[misc]
+    env_protocol: ClassVar[EnvProtocol] = "per_env"
     min_environments: ClassVar[int] = 2
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
-        "lambda": (1.0, "penalty weight after annealing"),
-        "anneal_steps": (0, "steps with the warm-up weight before switching to lambda"),
-        "warmup": (1.0, "penalty weight during annealing"),
-        "reset_optimizer": (True, "clear Adam's moments when the weight switches"),
-        "penalty": ("auto", "'auto': closed form for linear heads, autograd otherwise; "
+    HPARAMS: ClassVar[dict[str, HParam]] = {
+        "lambda": HParam(1.0, log_uniform(1e-2, 1e2), "penalty weight after annealing"),
+        "anneal_steps": HParam(0, choice([0, 50, 100, 500]), "steps with the warm-up weight before switching to lambda"),
+        "warmup": HParam(1.0, None, "penalty weight during annealing"),
+        "reset_optimizer": HParam(True, None, "clear Adam's moments when the weight switches"),
+        "penalty": HParam("auto", None, "'auto': closed form for linear heads, autograd otherwise; "
                     "'autograd': always the double backward (same value)"),
-        "estimator": ("full", "'full': Eq. (6), the squared norm of each environment's batch gradient "
+        "estimator": HParam("full", None, "'full': Eq. (6), the squared norm of each environment's batch gradient "
                       "(biased upward by the gradient's variance); 'split': the unbiased split-batch "
                       "estimator, the product of the gradients on two halves of the batch"),
     }

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from .._hparams import HParam
 from ..nn.base import MultiTaskModel
 from .base import GradientMethod
 
@@ -66,9 +67,9 @@ class PCGrad(GradientMethod):
     With no conflict the update is the plain sum of the task gradients (ERM).
     """
 
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
+    HPARAMS: ClassVar[dict[str, HParam]] = {
         **GradientMethod.HPARAMS,
-        "seed": (0, "seed of the random task order (a torch.Generator saved in the state dict)"),
+        "seed": HParam(0, None, "seed of the random task order (a torch.Generator saved in the state dict)"),
     }
     citation: ClassVar[str] = "Yu et al., Gradient Surgery for Multi-Task Learning, NeurIPS 2020"
 

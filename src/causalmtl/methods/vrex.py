@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
+from .._hparams import HParam, choice, log_uniform
 from ..nn.base import MultiTaskModel
 from ._penalty import annealed_weight, maybe_reset_optimizer, population_variance
-from .base import Method
+from .base import EnvProtocol, Method
 from .batch import Batch
 
 __all__ = ["VREx", "vrex_penalty"]
@@ -35,14 +36,14 @@ class VREx(Method):
     total risk). ``λ_s`` is annealed as for IRM. One batch per environment (at least two).
     """
 
-    env_protocol: ClassVar[str] = "per_env"  # type: ignore[misc]
+    env_protocol: ClassVar[EnvProtocol] = "per_env"
     min_environments: ClassVar[int] = 2
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
-        "lambda": (1.0, "variance penalty weight β after annealing"),
-        "anneal_steps": (0, "steps with the warm-up weight before switching to lambda"),
-        "warmup": (1.0, "penalty weight during annealing"),
-        "reset_optimizer": (True, "clear Adam's moments when the weight switches"),
-        "per_task": (True, "variance per task summed (True) or of the total risk (False)"),
+    HPARAMS: ClassVar[dict[str, HParam]] = {
+        "lambda": HParam(1.0, log_uniform(1e-2, 1e2), "variance penalty weight β after annealing"),
+        "anneal_steps": HParam(0, choice([0, 50, 100, 500]), "steps with the warm-up weight before switching to lambda"),
+        "warmup": HParam(1.0, None, "penalty weight during annealing"),
+        "reset_optimizer": HParam(True, None, "clear Adam's moments when the weight switches"),
+        "per_task": HParam(True, None, "variance per task summed (True) or of the total risk (False)"),
     }
     citation: ClassVar[str] = "Krueger et al., Out-of-Distribution Generalization via Risk Extrapolation (REx), ICML 2021"
 

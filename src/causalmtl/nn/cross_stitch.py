@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
 
+from .._hparams import HParam, log_uniform
 from ..data.base import Task
 from .base import ModelInput, ModelOutput, MultiTaskModel
 from .dense import (
@@ -103,6 +104,11 @@ class CrossStitchNetwork(MultiTaskModel):
         the input resolution and ``features`` concatenates the pooled columns.
     dense_hidden, decoder : map heads, as in :class:`~causalmtl.nn.SharedTrunk`
     """
+
+    #: hyperparameters the experiments search for this architecture (read by the trainer's param groups)
+    HPARAMS: ClassVar[dict[str, HParam]] = {
+        "stitch_lr_mult": HParam(100.0, log_uniform(10.0, 1000.0), "learning-rate multiplier of the stitch units"),
+    }
 
     def __init__(
         self,

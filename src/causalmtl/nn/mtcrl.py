@@ -22,7 +22,7 @@ concat lifts MT-CRL's pair-disjoint accuracy on the quickstart from 0.794 to 0.8
 Multi-MNIST from 0.753 to 0.793 (2 seeds).
 
 The module outputs ``Z``, the graph ``A`` and the routed representations are returned in
-``ModelOutput.extra`` so that the regularisers of :mod:`causalmtl.methods.mtcrl_regularizers`
+``ModelOutput.extra`` so that the regularisers of :mod:`causalmtl.methods.mtcrl.regularizers`
 need one forward pass; :meth:`MTCRLNet.predict_from_mixed` can run the predictors with their
 parameters detached, which G-IRM (Eq. 7–9) needs (f_t held fixed).
 
@@ -124,7 +124,7 @@ class MTCRLNet(MultiTaskModel):
         (:mod:`causalmtl.nn.dense`), outputs are at the input resolution and ``features`` is
         the pooled module maps ``(B, d)``. ``extra["z"]`` is ``(B, K, d/K, h, w)``; the
         decorrelation of Eq. (1)–(2) then correlates module channels over batch × pixels
-        (:func:`~causalmtl.methods.mtcrl_regularizers.decorrelation_penalty`, docs/mtcrl.md).
+        (:func:`~causalmtl.methods.mtcrl.regularizers.decorrelation_penalty`, docs/mtcrl.md).
     dense_hidden, decoder : map heads (defaults only), as in :class:`~causalmtl.nn.SharedTrunk`
 
     Notes

@@ -41,7 +41,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,7 @@ import torch
 from torch import Tensor
 from torch.optim.lr_scheduler import LRScheduler
 
+from .._hparams import HParam, choice, log_uniform
 from ..data.base import DatasetSplits, MultiTaskDataset, concatenate
 from ..methods.base import Method
 from ..methods.batch import Batch
@@ -268,6 +269,12 @@ class Trainer:
         (faster convolutions on tensor-core GPUs)
     compile : ``torch.compile`` the model's forward pass (the method and its losses stay eager)
     """
+
+    #: the trainer's searched hyperparameters (the experiments' random search draws them first)
+    HPARAMS: ClassVar[dict[str, HParam]] = {
+        "lr": HParam(1e-3, log_uniform(1e-4, 1e-2), "Adam learning rate (trainer)"),
+        "weight_decay": HParam(0.0, choice([0.0, 1e-5, 1e-4, 1e-3]), "L2 regularisation (trainer)"),
+    }
 
     def __init__(
         self,

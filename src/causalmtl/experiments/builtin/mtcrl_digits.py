@@ -190,7 +190,7 @@ def run(cfg: MtcrlDigitsConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
         sp, _ = spurious_metrics(trained.model, splits.test, splits.meta["causal_blocks"], ctx.device)
         rows += sp
         if cfg.diagnostics and method_def(spec.method).arch in ("mmoe", "mmoe-k", "mtcrl"):
-            from ...methods.mtcrl_diagnostics import module_gradient_report
+            from ...methods.mtcrl.diagnostics import module_gradient_report
 
             g = module_gradient_report(trained.model, splits.train, splits.valid, device=ctx.device)
             arrays["grad_train"] = np.asarray(g.train)

@@ -105,7 +105,7 @@ def run(cfg: MultiSemConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
     sp, sal = spurious_metrics(trained.model, splits.test, splits.meta["causal_blocks"], ctx.device)
     arrays = {"saliency": sal.astype(np.float32)}
     if hasattr(trained.model, "graph"):  # MT-CRL: the graph and its task-to-factor weights, before → after
-        from ...methods.mtcrl_diagnostics import task_factor_weights
+        from ...methods.mtcrl.diagnostics import task_factor_weights
         from ..common import build_model
 
         blocks = splits.meta["causal_blocks"]
@@ -217,7 +217,7 @@ def report(ctx: Any) -> list[Any]:
 
 def graph_truth_figure(panels: dict[str, np.ndarray], n_tasks: int) -> bytes:
     """Heat maps: the graph A (T × K) before and after training, the task-to-factor weights
-    W = A·S (T × T, see :func:`~causalmtl.methods.mtcrl_diagnostics.task_factor_weights`)
+    W = A·S (T × T, see :func:`~causalmtl.methods.mtcrl.diagnostics.task_factor_weights`)
     before and after, and the truth (task t is caused by factor t alone)."""
     from matplotlib.figure import Figure as MplFigure
 

@@ -22,18 +22,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.base import MultiTaskDataset
-from ..nn.base import MultiTaskModel, row_losses
-from ..nn.dense import spatial_size
-from ..nn.mmoe import MMoE
-from ..nn.mtcrl import MTCRLNet
-from .batch import Batch
+from ...data.base import MultiTaskDataset
+from ...nn.base import MultiTaskModel, row_losses
+from ...nn.dense import spatial_size
+from ...nn.mmoe import MMoE
+from ...nn.mtcrl import MTCRLNet
+from ..batch import Batch
 
 __all__ = ["ModuleGradients", "module_factor_saliency", "module_gradient_report", "plot_graph", "plot_heatmap",
            "task_factor_weights", "task_module_gradients"]
@@ -107,7 +107,8 @@ def task_module_gradients(
     try:
         for part in Batch.chunks(data, batch_size, dev):
             if wrt == "graph":
-                scale = model.graph.detach().clone().requires_grad_(True)  # type: ignore[union-attr]
+                # wrt='graph' was checked to come with an MTCRLNet above
+                scale = cast(MTCRLNet, model).graph.detach().clone().requires_grad_(True)
             else:
                 scale = torch.ones(n_tasks, n_modules, dtype=dtype, device=dev, requires_grad=True)
             outs = _routed_outputs(model, _as_dtype(part.x, dtype), scale, wrt)
@@ -142,7 +143,8 @@ class ModuleGradients:
     @property
     def valid_minus_train(self) -> np.ndarray:
         """``valid − train`` ``(T, K)``: positive where a module helps less (hurts) on valid."""
-        return self.valid - self.train
+        diff: np.ndarray = self.valid - self.train
+        return diff
 
     def to_frame(self) -> Any:
         """A long pandas table: task, module, train, valid, valid_minus_train."""
@@ -272,12 +274,14 @@ def module_factor_saliency(model: MTCRLNet, data: MultiTaskDataset, blocks: Sequ
     from torch.func import jacrev, vmap
 
     n = min(len(data), int(max_rows))
-    x = torch.as_tensor(np.asarray(data.inputs[:n], dtype=np.float32), device=device)
+    # array inputs (Multi-SEM's factor vectors); a dict input has no row slice
+    x = torch.as_tensor(np.asarray(cast(np.ndarray, data.inputs)[:n], dtype=np.float32), device=device)
     model = model.to(device).eval()
     jac = vmap(jacrev(lambda xi: model.encode(xi[None])[0]))(x)  # (B, K, m, *input)
     mass = jac.detach().abs().sum(2).mean(0).reshape(model.n_modules, -1).cpu().numpy()  # (K, D)
     sal = np.stack([mass[:, np.asarray(b)].sum(1) for b in blocks], axis=1)  # (K, F)
-    return sal / np.maximum(sal.sum(1, keepdims=True), 1e-30)
+    out: np.ndarray = sal / np.maximum(sal.sum(1, keepdims=True), 1e-30)
+    return out
 
 
 def task_factor_weights(model: MTCRLNet, data: MultiTaskDataset, blocks: Sequence[Any], device: str = "cpu",
@@ -291,4 +295,5 @@ def task_factor_weights(model: MTCRLNet, data: MultiTaskDataset, blocks: Sequenc
     """
     a = model.graph.detach().cpu().numpy()
     s = module_factor_saliency(model, data, blocks, device, max_rows)
-    return (a @ s) / np.maximum(a.sum(1, keepdims=True), 1e-30)
+    w: np.ndarray = (a @ s) / np.maximum(a.sum(1, keepdims=True), 1e-30)
+    return w

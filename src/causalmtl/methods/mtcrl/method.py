@@ -23,17 +23,18 @@ risks ``R_t^e`` whose graph gradients G-IRM penalises), ONE ``autograd.grad`` ca
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor
 
-from .._parallel import global_gradient, global_sum
-from ..nn.base import ModelOutput, MultiTaskModel, grouped_risks, row_losses
-from ..nn.mtcrl import MTCRLNet
-from .base import Method, cat_batches
-from .batch import Batch
-from .mtcrl_regularizers import (
+from ..._hparams import HParam, log_uniform
+from ..._parallel import global_gradient, global_sum
+from ...nn.base import ModelOutput, MultiTaskModel, grouped_risks, row_losses
+from ...nn.mtcrl import MTCRLNet
+from ..base import EnvProtocol, Method, cat_batches
+from ..batch import Batch
+from .regularizers import (
     balance_entropy,
     beta_vae_terms,
     decorrelation_penalty,
@@ -75,31 +76,32 @@ class MTCRL(Method):
     boolean from the device per step; ``check_labels=False`` skips it.
     """
 
-    env_protocol: ClassVar[str] = "per_env_train_loss"  # type: ignore[misc]
+    env_protocol: ClassVar[EnvProtocol] = "per_env_train_loss"
+    model: MTCRLNet  # checked in __init__
     min_environments: ClassVar[int] = 2
     citation: ClassVar[str] = (
         "Hu, Zhao, Yi, Yao, Hong, Sun & Chi. Improving Multi-Task Generalization via Regularizing "
         "Spurious Correlation. NeurIPS 2022"
     )
-    HPARAMS: ClassVar[dict[str, tuple[Any, str]]] = {
-        "lambda_decor": (1e-4, "λ_decor of the decorrelation regulariser, Eq. (2) (a sum of "
+    HPARAMS: ClassVar[dict[str, HParam]] = {
+        "lambda_decor": HParam(1e-4, log_uniform(1e-5, 1e-3), "λ_decor of the decorrelation regulariser, Eq. (2) (a sum of "
                                  "C(K,2)·(d/K)² squared correlations; see docs/mtcrl.md)"),
-        "lambda_sps": (0.01, "λ_sps of the graph sparsity term ‖A‖₁, Eq. (3)"),
-        "lambda_bal": (0.1, "λ_bal of the graph balance (entropy) term, Eq. (3)"),
-        "lambda_girm": (1.0, "λ of the G-IRM invariance penalty, Eq. (7)"),
-        "girm": ("var", "G-IRM form: 'var' (Eq. 9), 'norm' (Eq. 8) or 'none' (no invariance)"),
-        "disentangle": ("decor", "disentanglement regulariser: 'decor' (Eq. 2), 'beta_vae' (β-VAE, "
+        "lambda_sps": HParam(0.01, log_uniform(1e-4, 1e-1), "λ_sps of the graph sparsity term ‖A‖₁, Eq. (3)"),
+        "lambda_bal": HParam(0.1, log_uniform(1e-3, 1.0), "λ_bal of the graph balance (entropy) term, Eq. (3)"),
+        "lambda_girm": HParam(1.0, log_uniform(1e-2, 1e2), "λ of the G-IRM invariance penalty, Eq. (7)"),
+        "girm": HParam("var", None, "G-IRM form: 'var' (Eq. 9), 'norm' (Eq. 8) or 'none' (no invariance)"),
+        "disentangle": HParam("decor", None, "disentanglement regulariser: 'decor' (Eq. 2), 'beta_vae' (β-VAE, "
                                  "Higgins et al. 2017 Eq. 4; Table 3) or 'none'"),
-        "beta": (4.0, "β of the β-VAE KL term (Higgins et al. 2017; used with disentangle='beta_vae')"),
-        "lambda_vae": (0.01, "weight of the whole β-VAE objective (reconstruction + β·KL, per-example "
+        "beta": HParam(4.0, None, "β of the β-VAE KL term (Higgins et al. 2017; used with disentangle='beta_vae')"),
+        "lambda_vae": HParam(0.01, None, "weight of the whole β-VAE objective (reconstruction + β·KL, per-example "
                              "sums averaged over the batch) against the task risks"),
-        "decorrelation": (True, "ablation switch: use the decorrelation regulariser "
+        "decorrelation": HParam(True, None, "ablation switch: use the decorrelation regulariser "
                                 "(False = disentangle='none'; read only when disentangle='decor')"),
-        "sparsity": (True, "ablation switch: use the sparsity term λ_sps ‖A‖₁"),
-        "balance": (True, "ablation switch: use the balance term −λ_bal Entropy(...)"),
-        "decor_eps": (1e-8, "added to the variances inside the Pearson correlation, Eq. (1)"),
-        "check_labels": (True, "raise when an environment batch lacks labels for a task"),
-        "graph_lr_mult": (100.0, "learning-rate multiplier of the graph logits θ (A = sigmoid(θ)); Adam moves "
+        "sparsity": HParam(True, None, "ablation switch: use the sparsity term λ_sps ‖A‖₁"),
+        "balance": HParam(True, None, "ablation switch: use the balance term −λ_bal Entropy(...)"),
+        "decor_eps": HParam(1e-8, None, "added to the variances inside the Pearson correlation, Eq. (1)"),
+        "check_labels": HParam(True, None, "raise when an environment batch lacks labels for a task"),
+        "graph_lr_mult": HParam(100.0, log_uniform(10.0, 300.0), "learning-rate multiplier of the graph logits θ (A = sigmoid(θ)); Adam moves "
                                "each θ by about lr per step, so at lr 1e-3 A cannot leave [0.2, 0.8] in "
                                "1,500 steps; 100 lets A reach 0 or 1 (docs/mtcrl.md, 'The graph learns')"),
     }
@@ -163,7 +165,7 @@ class MTCRL(Method):
         form = self.hparams["disentangle"]
         if form == "decor" and not self.hparams["decorrelation"]:
             return "none"
-        return form
+        return str(form)
 
     @property
     def uses_girm(self) -> bool:
@@ -197,7 +199,7 @@ class MTCRL(Method):
     def objective(self, batches: Sequence[Batch]) -> tuple[Tensor, dict[str, Tensor]]:
         """The MT-CRL loss of one step (see the module docstring) and its parts to log."""
         self.check_batches(batches)
-        model: MTCRLNet = self.model  # type: ignore[assignment]
+        model: MTCRLNet = self.model
         hp = self.hparams
         use_girm = self.uses_girm
         n_env = len(batches)
@@ -236,7 +238,7 @@ class MTCRL(Method):
 
             if use_vae and hp["lambda_vae"] > 0:
                 # β-VAE (Higgins et al. 2017, Eq. 4) on the training rows, in float32 under autocast
-                x_train = batch.x[:n_train]
+                x_train = cast(Tensor, batch.x)[:n_train]  # a Tensor: checked above when use_vae
                 x_hat = _wide(model.decode(z[:n_train]))
                 recon, kl = beta_vae_terms(_wide(x_train), x_hat, _wide(mu[:n_train]), _wide(logvar[:n_train]))
                 vae = recon + float(hp["beta"]) * kl
@@ -261,7 +263,7 @@ class MTCRL(Method):
             if use_girm:
                 observed = ~torch.isnan(batch.y)
                 if hp["check_labels"]:
-                    self._check_env_labels(observed, which, n_env)
+                    self._check_env_labels(observed, cast(Tensor, which), n_env)  # set by cat_batches when use_girm
                 # f_t held fixed: the predictors run on detached parameters (Eq. 7-9)
                 out_fixed = model.predict_from_mixed(mixed, detach_heads=True)
                 env_risks = grouped_risks(
@@ -279,15 +281,3 @@ def _wide(t: Tensor) -> Tensor:
     """``t`` in float32 unless it already is float32 or float64 (autocast gives bfloat16)."""
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
-
-def _register() -> None:
-    """Add MTCRL to ``causalmtl.methods.METHODS`` (as the package expects of it); works whether
-    this module is imported after the package or from the package's ``__init__``."""
-    import sys
-
-    registry = getattr(sys.modules[__package__], "METHODS", None)
-    if registry is not None:
-        registry.setdefault("mtcrl", MTCRL)
-
-
-_register()

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .. import _parallel
-from .._validation import check_nonnegative
+from ... import _parallel
+from ..._validation import check_nonnegative
 
 __all__ = [
     "balance_entropy",
@@ -160,7 +160,8 @@ def balance_entropy(graph: Tensor) -> Tensor:
     """Entropy (nats) of the module-usage distribution ``Σ_t A_{t,·} / Σ_{t,i} A_{t,i}``, Eq. (3)."""
     usage = graph.sum(dim=0)
     p = usage / usage.sum()
-    return -(torch.special.xlogy(p, p)).sum()
+    ent: Tensor = -(torch.special.xlogy(p, p)).sum()
+    return ent
 
 
 def graph_regularizer(graph: Tensor, lambda_sps: float, lambda_bal: float) -> Tensor:
