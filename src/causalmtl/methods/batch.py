@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -158,7 +158,7 @@ class Batch:
         """
         rows = np.arange(len(data)) if idx is None else np.arange(len(data))[idx]
         targets = data.targets if idx is None else data.targets[idx]
-        env_all = cast(np.ndarray, data.env)  # MultiTaskDataset.__post_init__ fills env (zeros when None)
+        env_all = data.env  # MultiTaskDataset.__post_init__ fills env (zeros when None)
         env = env_all if idx is None else env_all[idx]
         if data.streamed:
             samples = read_rows(data.inputs, rows, data.transform)  # type: ignore[arg-type]

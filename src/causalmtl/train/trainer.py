@@ -41,7 +41,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -612,9 +612,7 @@ class Trainer:
                 row: dict[str, Any] = {"epoch": epoch, "step": state["step"],
                                        "lr": optimizer.param_groups[0]["lr"]}
                 row.update({f"train/{k}": float(v) / n_steps for k, v in dp.reduce_logs(sums).items()})
-                # `task_weights` is the buffer Method.__init__ registers; an nn.Module attribute
-                # is typed as Tensor | Module
-                weights = cast(Tensor, method.task_weights)
+                weights = method.task_weights  # the buffer Method.__init__ registers (typed on Method)
                 metrics = dp.evaluate(method.model, valid_t, self.eval_batch_size, weights)
                 row.update({f"valid/{k}": v for k, v in metrics.items()})
                 row["time_s"] = time.perf_counter() - t0
