@@ -119,7 +119,7 @@ class CrossStitchNetwork(MultiTaskModel):
         channels: Sequence[int] | None = None,
         example_input: ModelInput | None = None,
         init_self: float = 0.9,
-        stitch_lr_mult: float = 100.0,
+        stitch_lr_mult: float = HPARAMS["stitch_lr_mult"].default,  # declared once, in HPARAMS
         head_hidden: Sequence[int] = (),
         feature_maps: bool | None = None,
         dense_hidden: Sequence[int] | None = None,

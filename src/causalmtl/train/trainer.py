@@ -282,8 +282,8 @@ class Trainer:
         *,
         epochs: int = 20,
         batch_size: int = 128,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
+        lr: float = HPARAMS["lr"].default,  # declared once, in HPARAMS
+        weight_decay: float = HPARAMS["weight_decay"].default,
         decoupled: bool = False,
         cosine: bool = False,
         patience: int | None = None,
