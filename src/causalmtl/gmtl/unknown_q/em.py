@@ -354,6 +354,19 @@ def estimate_prior_em(
     converged = diverged = False
     n_iter = 0
     slack = 1e-12  # relative round-off allowance of the objective
+
+    def record(q_at: torch.Tensor, f: float) -> bool:
+        """Log the objective ``f`` at ``q_at``: keep the best q, flag a decrease beyond
+        round-off as divergence; True when ``f`` moved less than ``tol · n`` (converged)."""
+        nonlocal best_q, best_f, diverged
+        f_prev = history[-1] if history else None
+        history.append(f)
+        if f_prev is not None and f < f_prev - slack * max(1.0, abs(f_prev)) * 1e3:
+            diverged = True
+        if f > best_f:
+            best_q, best_f = q_at, f
+        return f_prev is not None and abs(f - f_prev) < tol * n
+
     while n_iter < max_iter:
         if accelerate and n_iter + 3 <= max_iter:
             q1, f0 = step(q)
@@ -380,26 +393,14 @@ def estimate_prior_em(
                     n_iter += 1
                     if fx >= f1 - slack * max(1.0, abs(f1)):  # monotone safeguard
                         cand_q = q3
-            f_prev = history[-1] if history else None
-            history.append(f0)
-            if f_prev is not None and f0 < f_prev - slack * max(1.0, abs(f_prev)) * 1e3:
-                diverged = True
-            if f0 > best_f:
-                best_q, best_f = q, f0
-            if f_prev is not None and abs(f0 - f_prev) < tol * n:
+            if record(q, f0):
                 converged = True
                 break
             q = cand_q
         else:
             q_new, f = step(q)
             n_iter += 1
-            f_prev = history[-1] if history else None
-            history.append(f)
-            if f_prev is not None and f < f_prev - slack * max(1.0, abs(f_prev)) * 1e3:
-                diverged = True
-            if f > best_f:
-                best_q, best_f = q, f
-            if f_prev is not None and abs(f - f_prev) < tol * n:
+            if record(q, f):
                 converged = True
                 break
             q = q_new
