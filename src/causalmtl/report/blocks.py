@@ -118,11 +118,16 @@ def mean_std(values: Sequence[float] | np.ndarray, digits: int = 3) -> str:
     """``"0.912 ± 0.018"`` (sample std over seeds; no ± for one value)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
-    if v.size == 0:
+    std = float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return format_mean_std(float(v.mean()) if v.size else 0.0, std, int(v.size), digits)
+
+
+def format_mean_std(mean: float, std: float, n: int, digits: int = 3) -> str:
+    """:func:`mean_std` from its summary: ``mean ± std`` over ``n`` seeds (no ± for one seed,
+    ``–`` for none)."""
+    if not n:
         return "–"
-    if v.size == 1:
-        return f"{v[0]:.{digits}f}"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 #: Verdict classes: how a verdict string is coloured and counted in the "At a glance" summary.
@@ -352,6 +357,7 @@ __all__ = [
     "figure_png",
     "fmt_value",
     "mean_std",
+    "format_mean_std",
     "render_html",
     "render_markdown",
 ]

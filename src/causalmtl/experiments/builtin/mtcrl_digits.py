@@ -200,17 +200,10 @@ def run(cfg: MtcrlDigitsConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
     return RunResult(rows, arrays, info={"hparams": spec.params["hparams"], "best_epoch": trained.best_epoch})
 
 
-def _ms(mean: float, std: float, n: int) -> str:
-    """``mean ± std`` over ``n`` seeds (no ± for one seed; – for none)."""
-    if not n:
-        return "–"
-    return f"{mean:.3f}" if n == 1 else f"{mean:.3f} ± {std:.3f}"
-
-
 def report(ctx: Any) -> list[Any]:
     import pandas as pd
 
-    from ...report.blocks import Comparison, Figure, PaperComparison, Table, Text
+    from ...report.blocks import Comparison, Figure, PaperComparison, Table, Text, format_mean_std
     from ...report.tables import seed_mean
     from ..reporting import (
         accuracy_table,
@@ -285,7 +278,7 @@ def report(ctx: Any) -> list[Any]:
         else:
             sub = ab[[p.get("ablation") == a for p in ab["params"]]] if not ab.empty else ab
         mean, std, n = seed_mean(sub, "acc_mean", "test") if len(sub) else (float("nan"), float("nan"), 0)
-        rows.append({"variant": spec["what"], "accuracy (ours)": _ms(mean, std, n) if n else "not run",
+        rows.append({"variant": spec["what"], "accuracy (ours)": format_mean_std(mean, std, n) if n else "not run",
                      "accuracy (paper)": f"{spec['paper'][0]:.3f} ± {spec['paper'][1]:.3f}", "seeds": n})
         comps.append(Comparison(spec["what"], spec["paper"][0], mean if n else None, std, n,
                                 verdict="" if n else "not run"))
@@ -302,7 +295,7 @@ def report(ctx: Any) -> list[Any]:
             mean, std, n = seed_mean(sub, "acc_mean", "test")
             ms.append(mean)
             ss.append(std)
-            rows.append({"K": k, "accuracy (ours)": _ms(mean, std, n) if n else "not run",
+            rows.append({"K": k, "accuracy (ours)": format_mean_std(mean, std, n) if n else "not run",
                          "accuracy (paper)": PAPER_TABLE11.get(k), "seeds": n})
         blocks.append(Table(pd.DataFrame(rows), caption=f"Table 11: number of modules K at total width "
                             f"{cfg.model.width} (paper: width 128, best K = 8)"))

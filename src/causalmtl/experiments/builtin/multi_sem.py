@@ -122,17 +122,10 @@ def run(cfg: MultiSemConfig, spec: RunSpec, ctx: RunContext) -> RunResult:
                      info={"hparams": spec.params["hparams"], "m": splits.meta.get("m")})
 
 
-def _ms(mean: float, std: float, n: int) -> str:
-    """``mean ± std`` over ``n`` seeds (no ± for one seed; – for none)."""
-    if not n:
-        return "–"
-    return f"{mean:.3f}" if n == 1 else f"{mean:.3f} ± {std:.3f}"
-
-
 def report(ctx: Any) -> list[Any]:
     import pandas as pd
 
-    from ...report.blocks import Comparison, Figure, PaperComparison, Table, Text
+    from ...report.blocks import Comparison, Figure, PaperComparison, Table, Text, format_mean_std
     from ...report.tables import seed_mean
     from ..reporting import (
         environment_blocks,
@@ -194,8 +187,8 @@ def report(ctx: Any) -> list[Any]:
             pa = PAPER_TABLE5.get(pk, {}).get("acc", [None] * 7)[t - 2]
             pr = PAPER_TABLE5.get(pk, {}).get("rho", [None] * 7)[t - 2]
             rows.append({"method": label(m), "tasks": t,
-                         "Acc_OOD ours": _ms(*a),
-                         "Acc_OOD paper": pa, "ρ_spur ours": _ms(*r),
+                         "Acc_OOD ours": format_mean_std(*a),
+                         "Acc_OOD paper": pa, "ρ_spur ours": format_mean_std(*r),
                          "ρ_spur paper": pr, "seeds": a[2]})
         series_acc[label(m)] = (np.array([a[0] for a in accs]), np.array([a[1] for a in accs]))
         series_rho[label(m)] = (np.array([r[0] for r in rhos]), np.array([r[1] for r in rhos]))
